@@ -1,0 +1,5 @@
+import sys
+
+from discover.cli import main
+
+sys.exit(main())

@@ -1,0 +1,66 @@
+"""Events extracted from packets: the only records that leave the packet readers.
+
+Times are float seconds since the Unix epoch (UTC), as pcap and the kernel give them;
+later stages convert to `datetime` where a person reads them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+
+IPAddress = IPv4Address | IPv6Address
+
+
+class Protocol(enum.StrEnum):
+    TCP = "TCP"
+    UDP = "UDP"
+
+
+class DirectionEvidence(enum.StrEnum):
+    """How the client/server direction of a connection was decided, most certain first."""
+
+    SYN = "syn"  # the client's SYN was seen
+    SYN_ACK = "syn-ack"  # only the server's SYN-ACK was seen
+    UDP_FIRST = "udp-first"  # first datagram of a UDP flow: its sender is the client
+    INFERRED = "inferred"  # mid-connection capture: decided from ports and later packets
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionOpen:
+    """One connection set-up (or, for UDP, the first datagram of a flow)."""
+
+    time: float
+    client_ip: IPAddress
+    client_port: int
+    server_ip: IPAddress
+    server_port: int
+    protocol: Protocol
+    evidence: DirectionEvidence
+
+
+@dataclass(frozen=True, slots=True)
+class DnsRecordAddress:
+    address: IPAddress
+    ttl: int
+
+
+@dataclass(frozen=True, slots=True)
+class DnsAnswer:
+    """A DNS response that carried addresses, as the client that asked received it.
+
+    `query_name` is what the client asked (lower case, no trailing dot); `cname_chain` the
+    CNAME targets in order from the query name to the name that holds the addresses.
+    """
+
+    time: float
+    client_ip: IPAddress
+    server_ip: IPAddress
+    query_name: str
+    cname_chain: tuple[str, ...]
+    addresses: tuple[DnsRecordAddress, ...]
+    transport: Protocol
+
+
+Event = ConnectionOpen | DnsAnswer

@@ -1,0 +1,1 @@
+"""What people read: HTML and Markdown reports, tables, the service graph picture."""

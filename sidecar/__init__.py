@@ -1,0 +1,1 @@
+"""The live capture agent: kernel-filtered capture, learning window, checkpoints, HTTP."""
