@@ -63,4 +63,22 @@ class DnsAnswer:
     transport: Protocol
 
 
-Event = ConnectionOpen | DnsAnswer
+@dataclass(frozen=True, slots=True)
+class EdgePackets:
+    """Packets counted for one edge (client, server, protocol, server port) over a span.
+
+    The offline decoder emits these per chunk for packets of connections whose direction it
+    knows, so packet counts cost one record per edge and chunk, not one per packet. The live
+    agent only sees set-up packets, so its counts are those.
+    """
+
+    first_time: float
+    last_time: float
+    client_ip: IPAddress
+    server_ip: IPAddress
+    protocol: Protocol
+    server_port: int
+    packets: int
+
+
+Event = ConnectionOpen | DnsAnswer | EdgePackets

@@ -40,6 +40,7 @@ class Peer:
 
     kind: PeerKind
     workload: WorkloadRef | None = None
+    pod_name: str | None = None  # the very pod, for WORKLOAD peers resolved from an IP
     ip: IPAddress | None = None
     node_name: str | None = None
     host_network: bool = False
