@@ -1,0 +1,167 @@
+"""Sets of allowed connections: protocol -> port ranges, and NetworkPolicy rule ports.
+
+A rule's `ports` entry is resolved against the DESTINATION pod: a named port becomes
+that pod's container port with the same name and protocol, or nothing when the pod has
+none (and always nothing for an IP destination, which has no named ports).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from discover.inventory.model import ContainerPort
+from discover.netpol.selectors import InvalidPolicyError
+
+PROTOCOLS = ("SCTP", "TCP", "UDP")  # what NetworkPolicy can express, in output order
+MIN_PORT = 1
+MAX_PORT = 65535
+
+PortRanges = tuple[tuple[int, int], ...]  # sorted, disjoint, non-adjacent, inclusive
+ALL_PORTS: PortRanges = ((MIN_PORT, MAX_PORT),)
+
+
+def normalize(ranges: Iterable[tuple[int, int]]) -> PortRanges:
+    merged: list[tuple[int, int]] = []
+    for low, high in sorted(ranges):
+        if merged and low <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+        else:
+            merged.append((low, high))
+    return tuple(merged)
+
+
+def intersect(left: PortRanges, right: PortRanges) -> PortRanges:
+    out: list[tuple[int, int]] = []
+    i = j = 0
+    while i < len(left) and j < len(right):
+        low = max(left[i][0], right[j][0])
+        high = min(left[i][1], right[j][1])
+        if low <= high:
+            out.append((low, high))
+        if left[i][1] < right[j][1]:
+            i += 1
+        else:
+            j += 1
+    return tuple(out)
+
+
+def format_ranges(ranges: PortRanges) -> str:
+    return ",".join(str(low) if low == high else f"{low}-{high}" for low, high in ranges)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSet:
+    """Allowed (protocol, port) pairs. `ports` maps a protocol to its ranges; absent = none."""
+
+    ports: Mapping[str, PortRanges]
+
+    @classmethod
+    def none(cls) -> ConnectionSet:
+        return cls({})
+
+    @classmethod
+    def all(cls) -> ConnectionSet:
+        return cls({protocol: ALL_PORTS for protocol in PROTOCOLS})
+
+    @classmethod
+    def of(cls, pairs: Iterable[tuple[str, PortRanges]]) -> ConnectionSet:
+        collected: dict[str, list[tuple[int, int]]] = {}
+        for protocol, ranges in pairs:
+            collected.setdefault(protocol, []).extend(ranges)
+        return cls({p: normalize(r) for p, r in collected.items() if r})
+
+    def union(self, other: ConnectionSet) -> ConnectionSet:
+        return ConnectionSet.of([*self.ports.items(), *other.ports.items()])
+
+    def intersection(self, other: ConnectionSet) -> ConnectionSet:
+        out = {}
+        for protocol, ranges in self.ports.items():
+            both = intersect(ranges, other.ports.get(protocol, ()))
+            if both:
+                out[protocol] = both
+        return ConnectionSet(out)
+
+    def contains(self, protocol: str, port: int) -> bool:
+        return any(low <= port <= high for low, high in self.ports.get(protocol.upper(), ()))
+
+    @property
+    def is_all(self) -> bool:
+        return all(self.ports.get(protocol) == ALL_PORTS for protocol in PROTOCOLS)
+
+    @property
+    def is_empty(self) -> bool:
+        return not any(self.ports.values())
+
+    def __str__(self) -> str:
+        """The np-guard connlist form: "All Connections", "TCP 80,8080-8081,UDP 53"."""
+        if self.is_all:
+            return "All Connections"
+        if self.is_empty:
+            return "No Connections"
+        return ",".join(
+            f"{protocol} {format_ranges(self.ports[protocol])}"
+            for protocol in sorted(self.ports)
+            if self.ports[protocol]
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RulePort:
+    """One `ports` entry of a rule: protocol (default TCP), a number, a name or nothing."""
+
+    protocol: str
+    port: int | str | None = None
+    end_port: int | None = None
+
+    def resolve(self, destination_ports: Sequence[ContainerPort] | None) -> PortRanges:
+        """The ports this entry allows towards a destination.
+
+        `destination_ports` are the destination pod's container ports, or None when the
+        destination is an IP (no named ports there).
+        """
+        if self.port is None:
+            return ALL_PORTS
+        if isinstance(self.port, int):
+            return ((self.port, self.end_port if self.end_port is not None else self.port),)
+        for container_port in destination_ports or ():
+            # Container port names are unique in a pod; the protocol must agree too.
+            if container_port.name == self.port:
+                if container_port.protocol.upper() == self.protocol:
+                    return ((container_port.port, container_port.port),)
+                return ()
+        return ()
+
+    def __str__(self) -> str:
+        if self.port is None:
+            return f"{self.protocol} (all ports)"
+        if self.end_port is not None:
+            return f"{self.protocol} {self.port}-{self.end_port}"
+        return f"{self.protocol} {self.port}"
+
+
+def parse_rule_port(raw: Any, *, policy: str, field: str) -> RulePort:
+    if not isinstance(raw, Mapping):
+        raise InvalidPolicyError(policy, field, f"expected a port entry, got {raw!r}")
+    protocol = str(raw.get("protocol") or "TCP").upper()
+    if protocol not in PROTOCOLS:
+        raise InvalidPolicyError(policy, f"{field}.protocol", f"unsupported protocol {protocol}")
+    port = raw.get("port")
+    end_port = raw.get("endPort")
+    if isinstance(port, str) and port.isdigit():
+        port = int(port)  # an IntOrString given as a quoted number
+    if port is not None and not isinstance(port, int | str) or isinstance(port, bool):
+        raise InvalidPolicyError(policy, f"{field}.port", f"expected a number or name: {port!r}")
+    if isinstance(port, int) and not MIN_PORT <= port <= MAX_PORT:
+        raise InvalidPolicyError(policy, f"{field}.port", f"port {port} out of range 1-65535")
+    if end_port is not None:
+        if not isinstance(port, int):
+            raise InvalidPolicyError(policy, f"{field}.endPort", "endPort needs a numeric port")
+        if not isinstance(end_port, int) or isinstance(end_port, bool):
+            raise InvalidPolicyError(policy, f"{field}.endPort", f"expected a number: {end_port!r}")
+        if not port <= end_port <= MAX_PORT:
+            raise InvalidPolicyError(
+                policy, f"{field}.endPort", f"endPort {end_port} must be in {port}-65535"
+            )
+    return RulePort(protocol, port, end_port)
