@@ -1,0 +1,97 @@
+"""The kernel BPF filter: which packets reach Python at all.
+
+The capture socket is an AF_PACKET SOCK_DGRAM socket, so every packet starts at its IP
+header whatever the interface's link layer (Ethernet, a tunnel, `any`), and a VLAN tag is
+never in the way: the kernel strips it on receive (or keeps it in front of the network
+header on send, which a cooked socket skips). The filter is therefore compiled for
+LINKTYPE_RAW, where libpcap tells IPv4 from IPv6 by the version nibble.
+
+What passes:
+- TCP segments with SYN set (SYN and SYN-ACK). `tcp[tcpflags]` matches IPv4 only, so IPv6
+  has its own clause, valid when TCP follows the fixed header directly (no extension
+  headers, the common case on pod networks).
+- TCP from port 53: DNS answers over TCP are data segments, not set-ups.
+- All UDP: a stateless filter can't pick a flow's first datagram, so user space dedupes
+  per flow (the decoder) and samples under load (the capture loop).
+What never passes: data segments of TCP connections (the bulk of traffic), and the
+agent's own HTTP port, so that probes and scrapes don't show up as edges.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import socket
+
+from discover.errors import ConfigurationError
+
+LINKTYPE_RAW = 101  # packets begin with the IPv4 or IPv6 header
+SO_ATTACH_FILTER = 26  # <asm-generic/socket.h>
+
+TCP_SYN_IPV4 = "(ip and tcp[tcpflags] & tcp-syn != 0)"
+TCP_SYN_IPV6 = "(ip6 and ip6[6] == 6 and ip6[53] & 0x02 != 0)"
+DNS_OVER_TCP = "(tcp src port 53)"
+ALL_UDP = "udp"
+
+
+class FilterError(ConfigurationError):
+    """libpcap rejected the filter expression (or could not be loaded)."""
+
+    def __init__(self, expression: str, reason: str) -> None:
+        self.expression = expression
+        self.reason = reason
+        super().__init__(f"BPF filter {expression!r}: {reason}")
+
+
+def filter_expression(exclude_tcp_ports: tuple[int, ...] = ()) -> str:
+    """The libpcap expression for connection set-ups, DNS answers and UDP.
+
+    `exclude_tcp_ports` are the agent's own listening ports (its HTTP endpoint).
+    """
+    wanted = " or ".join((TCP_SYN_IPV4, TCP_SYN_IPV6, DNS_OVER_TCP, ALL_UDP))
+    if not exclude_tcp_ports:
+        return wanted
+    excluded = " or ".join(f"tcp port {port}" for port in sorted(set(exclude_tcp_ports)))
+    return f"({wanted}) and not ({excluded})"
+
+
+def compile_expression(expression: str) -> list[tuple[int, int, int, int]]:
+    """BPF instructions `(code, jt, jf, k)` for `expression`, compiled by libpcap.
+
+    scapy's `compile_filter` drives libpcap through ctypes (no tcpdump process), with a
+    "dead" handle for LINKTYPE_RAW, so compiling needs no interface and no privilege.
+    """
+    from scapy.arch.common import compile_filter, free_filter
+    from scapy.error import Scapy_Exception
+
+    try:
+        program = compile_filter(expression, linktype=LINKTYPE_RAW)
+    except (ImportError, Scapy_Exception, OSError) as error:
+        raise FilterError(expression, str(error)) from error
+    try:
+        instructions = [
+            (int(i.code), int(i.jt), int(i.jf), int(i.k))
+            for i in program.bf_insns[: program.bf_len]
+        ]
+    finally:
+        free_filter(program)
+    return instructions
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [
+        ("code", ctypes.c_uint16),
+        ("jt", ctypes.c_uint8),
+        ("jf", ctypes.c_uint8),
+        ("k", ctypes.c_uint32),
+    ]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def attach(sock: socket.socket, instructions: list[tuple[int, int, int, int]]) -> None:
+    """Attach the program in the kernel (SO_ATTACH_FILTER needs no capability)."""
+    array = (_SockFilter * len(instructions))(*(_SockFilter(*i) for i in instructions))
+    program = _SockFprog(len(instructions), array)
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(program))
