@@ -1,0 +1,318 @@
+"""Enrichment: an IP address seen at a time -> what it was (contract 8).
+
+Order of questions for an address: a pod's (by time, see `inventory/index.py`), a Service
+ClusterIP (destinations expand to the backing workloads on the targetPort), a node's
+(kubelet probes, host-network pods), a load balancer's, NodeLocal DNSCache's, inside the
+cluster's ranges without an object, else external with the name this client resolved.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from discover.enrich_dns import NameIndex
+from discover.events import IPAddress
+from discover.inventory.index import PodIndex
+from discover.inventory.model import (
+    ContainerPort,
+    EndpointSlice,
+    Inventory,
+    Node,
+    Pod,
+    Service,
+    ServicePort,
+)
+from discover.inventory.ranges import cluster_ranges
+from discover.peers import Peer, PeerKind, ServiceRef
+
+NODELOCAL_DNS = ipaddress.ip_address("169.254.20.10")
+DNS_APP_LABELS = ("kube-dns", "coredns", "node-local-dns")
+DNS_SERVICE_NAMES = ("kube-dns", "coredns", "rke2-coredns-rke2-coredns")
+
+Resolved = tuple[Peer, int, str | None]
+
+
+def selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def declared_port(pod: Pod, port: int, protocol: str) -> ContainerPort | None:
+    return next((c for c in pod.ports if c.port == port and c.protocol == protocol), None)
+
+
+class Resolver:
+    def __init__(self, inventory: Inventory, dns: pd.DataFrame | None = None) -> None:
+        self.inventory = inventory
+        self.pods = PodIndex(inventory.pods)
+        self.names = NameIndex(dns)
+        self.ranges = cluster_ranges(inventory)
+        self._services: dict[IPAddress, Service] = {
+            ip: s for s in inventory.services for ip in s.cluster_ips}
+        self._lb: dict[IPAddress, Service] = {
+            ip: s for s in inventory.services for ip in (*s.load_balancer_ips, *s.external_ips)}
+        self._nodes: dict[IPAddress, Node] = {
+            ip: n for n in inventory.nodes for ip in n.addresses}
+        self._host_pods: dict[IPAddress, list[Pod]] = {}
+        for pod in inventory.pods:
+            if pod.host_network:
+                for ip in pod.ips:
+                    self._host_pods.setdefault(ip, []).append(pod)
+        self._pods_by_name = {(p.namespace, p.name): p for p in inventory.pods}
+        self._slices: dict[tuple[str, str], list[EndpointSlice]] = {}
+        for s in inventory.endpoint_slices:
+            if s.service_name:
+                self._slices.setdefault((s.namespace, s.service_name), []).append(s)
+        self._dns_services = {(s.namespace, s.name) for s in inventory.services
+                              if s.namespace == "kube-system" and (
+                                  s.name in DNS_SERVICE_NAMES
+                                  or s.labels.get("k8s-app") in DNS_APP_LABELS)}
+        self._dns_workloads = {p.workload for p in inventory.pods if self._is_dns_pod(p)}
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return self.ranges.notes
+
+    # ---------------------------------------------------------------- sources
+
+    def resolve_source(self, ip: IPAddress, when: datetime) -> Peer:
+        pod_peer = self._pod_peer(ip, when)
+        if pod_peer is not None:
+            return pod_peer
+        node = self._nodes.get(ip)
+        if node is not None or ip in self._host_pods:
+            return self._node_peer(ip, node, None)
+        service = self._services.get(ip)
+        if service is not None:
+            return Peer(PeerKind.CLUSTER_UNKNOWN, ip=ip,
+                        note=f"ClusterIP of Service {service.namespace}/{service.name} as a source")
+        return self._outside(ip, when, client=None)
+
+    # ----------------------------------------------------------- destinations
+
+    def resolve_destination(self, ip: IPAddress, protocol: str, port: int, when: datetime,
+                            client_ip: IPAddress | None = None) -> list[Resolved]:
+        protocol = protocol.upper()
+        pod_peer = self._pod_peer(ip, when)
+        if pod_peer is not None:
+            pod = self.pod_for(pod_peer)
+            declared = declared_port(pod, port, protocol) if pod else None
+            return [(pod_peer, port, declared.name if declared else None)]
+        service = self._services.get(ip)
+        if service is not None:
+            return self._via_service(service, ip, protocol, port, when)
+        node = self._nodes.get(ip)
+        if node is not None or ip in self._host_pods:
+            peer = self._node_peer(ip, node, (protocol, port))
+            return [(peer, port, self._host_port_name(ip, protocol, port))]
+        lb = self._lb.get(ip)
+        if lb is not None:
+            sport = _service_port(lb, protocol, port)
+            ref = (ServiceRef(lb.namespace, lb.name, port, _numeric(sport.target_port, port))
+                   if sport else None)
+            return [(Peer(PeerKind.LOAD_BALANCER, ip=ip, via_service=ref,
+                          note=f"load balancer of Service {lb.namespace}/{lb.name}"), port, None)]
+        if ip == NODELOCAL_DNS:
+            return [(self._nodelocal_peer(client_ip, when), port, None)]
+        return [(self._outside(ip, when, client=client_ip), port, None)]
+
+    def pod_for(self, peer: Peer) -> Pod | None:
+        """The pod behind a WORKLOAD (or host-network NODE) peer: the very pod when the peer
+        names it, else the newest pod of its workload."""
+        if peer.workload is None:
+            return None
+        if peer.pod_name:
+            found = self._pods_by_name.get((peer.workload.namespace, peer.pod_name))
+            if found is not None:
+                return found
+        candidates = [p for p in self.inventory.pods if p.workload == peer.workload]
+        if not candidates:
+            return None
+        return max(candidates, key=lambda p: (p.deleted is None, p.created or _MIN, p.name))
+
+    # ---------------------------------------------------------------- helpers
+
+    def _is_dns_pod(self, pod: Pod) -> bool:
+        if pod.namespace != "kube-system":
+            return False
+        if pod.labels.get("k8s-app") in DNS_APP_LABELS:
+            return True
+        return any(s.selector and selects(s.selector, pod.labels)
+                   for s in self.inventory.services
+                   if (s.namespace, s.name) in self._dns_services)
+
+    def _workload_peer(self, pod: Pod, ip: IPAddress | None, *, with_pod: bool = True) -> Peer:
+        return Peer(PeerKind.WORKLOAD, workload=pod.workload,
+                    pod_name=pod.name if with_pod else None, ip=ip, node_name=pod.node_name,
+                    is_cluster_dns=pod.workload in self._dns_workloads)
+
+    def _pod_peer(self, ip: IPAddress, when: datetime) -> Peer | None:
+        found = self.pods.lookup(ip, when)
+        if found is None:
+            return None
+        if found.pod is not None:
+            return self._workload_peer(found.pod, ip)
+        return Peer(PeerKind.EARLIER_POD, ip=ip, note=found.note)
+
+    def _node_peer(self, ip: IPAddress, node: Node | None,
+                   serving: tuple[str, int] | None) -> Peer:
+        name = node.name if node else None
+        host_pods = self._host_pods.get(ip, [])
+        if serving is not None:
+            protocol, port = serving
+            server = sorted((p for p in host_pods if declared_port(p, port, protocol)),
+                            key=lambda p: p.name)
+            if server:
+                pod = server[0]
+                return Peer(PeerKind.NODE, workload=pod.workload, pod_name=pod.name, ip=ip,
+                            node_name=name or pod.node_name, host_network=True,
+                            is_cluster_dns=pod.workload in self._dns_workloads,
+                            note=f"host-network pod {pod.namespace}/{pod.name} serves "
+                                 f"{port}/{protocol}")
+        if name is None and host_pods:
+            name = host_pods[0].node_name
+        return Peer(PeerKind.NODE, ip=ip, node_name=name)
+
+    def _host_port_name(self, ip: IPAddress, protocol: str, port: int) -> str | None:
+        for pod in sorted(self._host_pods.get(ip, []), key=lambda p: p.name):
+            declared = declared_port(pod, port, protocol)
+            if declared is not None:
+                return declared.name
+        return None
+
+    def _nodelocal_peer(self, client_ip: IPAddress | None, when: datetime) -> Peer:
+        client_node = None
+        if client_ip is not None:
+            found = self.pods.lookup(client_ip, when)
+            client_node = found.pod.node_name if found and found.pod else None
+        cache = sorted((p for p in self.inventory.pods
+                        if p.labels.get("k8s-app") == "node-local-dns"),
+                       key=lambda p: (p.node_name != client_node, p.name))
+        if cache:
+            pod = cache[0]
+            return Peer(PeerKind.NODE, workload=pod.workload, pod_name=pod.name,
+                        ip=NODELOCAL_DNS, node_name=client_node or pod.node_name,
+                        host_network=pod.host_network, is_cluster_dns=True,
+                        note="NodeLocal DNSCache")
+        return Peer(PeerKind.CLUSTER_UNKNOWN, ip=NODELOCAL_DNS, is_cluster_dns=True,
+                    note="NodeLocal DNSCache address (its pods are not in the inventory)")
+
+    def _outside(self, ip: IPAddress, when: datetime, client: IPAddress | None) -> Peer:
+        pod_range = self.ranges.in_pod_range(ip)
+        if pod_range is not None:
+            return Peer(PeerKind.CLUSTER_UNKNOWN, ip=ip,
+                        note=f"in pod range {pod_range}, no pod in the inventory holds it")
+        service_range = self.ranges.in_service_range(ip)
+        if service_range is not None:
+            return Peer(PeerKind.CLUSTER_UNKNOWN, ip=ip,
+                        note=f"in service range {service_range}, no Service has this ClusterIP")
+        match = self.names.lookup(client, ip, when)
+        if match is None:
+            return Peer(PeerKind.EXTERNAL, ip=ip)
+        return Peer(PeerKind.EXTERNAL, ip=ip, fqdn=match.name, cname_chain=match.cname_chain,
+                    note=match.note)
+
+    def _via_service(self, service: Service, ip: IPAddress, protocol: str, port: int,
+                     when: datetime) -> list[Resolved]:
+        sport = _service_port(service, protocol, port)
+        label = f"Service {service.namespace}/{service.name}"
+        is_dns = (service.namespace, service.name) in self._dns_services
+        if sport is None:
+            return [(Peer(PeerKind.CLUSTER_UNKNOWN, ip=ip, is_cluster_dns=is_dns,
+                          note=f"{label} has no port {port}/{protocol}"), port, None)]
+        backends = self._backends(service, sport, protocol, when)
+        if not backends:
+            return [(Peer(PeerKind.CLUSTER_UNKNOWN, ip=ip, is_cluster_dns=is_dns,
+                          via_service=ServiceRef(service.namespace, service.name, port,
+                                                 _numeric(sport.target_port, port)),
+                          note=f"{label} had no backend known to the inventory"), port, None)]
+        out: dict[tuple[Peer, int], str | None] = {}
+        for peer, target, name in backends:
+            ref = ServiceRef(service.namespace, service.name, port, target, name)
+            if peer.workload is not None and peer.kind is PeerKind.WORKLOAD:
+                peer = Peer(PeerKind.WORKLOAD, workload=peer.workload,
+                            is_cluster_dns=peer.is_cluster_dns or is_dns, via_service=ref,
+                            note=peer.note)
+            else:
+                peer = Peer(peer.kind, workload=peer.workload, pod_name=peer.pod_name,
+                            ip=peer.ip, node_name=peer.node_name, host_network=peer.host_network,
+                            is_cluster_dns=peer.is_cluster_dns or is_dns, via_service=ref,
+                            note=peer.note)
+            out.setdefault((peer, target), name)
+        return sorted(((p, t, n) for (p, t), n in out.items()),
+                      key=lambda r: (r[0].label(), r[1]))
+
+    def _backends(self, service: Service, sport: ServicePort, protocol: str,
+                  when: datetime) -> list[Resolved]:
+        """(peer, target port, port name) of every backend at `when`.
+
+        With a selector: the pods it matched that were alive then. When none was (the
+        inventory was taken after a rollout), the workloads it matches now, with a note:
+        the Service, not the pod IP, says where the traffic went. Without a selector (or
+        no pod matches at all): the EndpointSlices' addresses, resolved at `when`."""
+        if service.selector:
+            matched = [p for p in self.inventory.pods if p.namespace == service.namespace
+                       and p.ips and selects(service.selector, p.labels)]
+            alive = [p for p in matched if self._held_at(p, when)]
+            found: list[Resolved] = []
+            for pod in alive or matched:
+                target = _target_for(pod, sport, protocol)
+                if target is None:
+                    continue
+                peer = self._workload_peer(pod, None, with_pod=False)
+                if not alive:
+                    peer = Peer(peer.kind, workload=peer.workload,
+                                is_cluster_dns=peer.is_cluster_dns,
+                                note="no backend pod of the time is in the inventory; "
+                                     "workload from the Service's selector")
+                found.append((peer, *target))
+            if found:
+                return found
+        resolved: list[Resolved] = []
+        for slice_ in self._slices.get((service.namespace, service.name), []):
+            eport = next((p for p in slice_.ports if p.protocol == protocol
+                          and p.name == sport.name), None)
+            if eport is None:
+                continue
+            for endpoint in slice_.endpoints:
+                for address in endpoint.addresses:
+                    resolved.extend(self.resolve_destination(address, protocol, eport.port, when))
+        return resolved
+
+    def _held_at(self, pod: Pod, when: datetime) -> bool:
+        if pod.host_network:
+            return _alive(pod, when)
+        return any(h.pod is pod and h.contains(when)
+                   for ip in pod.ips for h in self.pods.holdings(ip))
+
+
+_MIN = datetime.min.replace(tzinfo=UTC)
+
+
+def _alive(pod: Pod, when: datetime) -> bool:
+    return (pod.created is None or pod.created <= when) and (pod.deleted is None
+                                                             or when < pod.deleted)
+
+
+def _numeric(target: int | str | None, port: int) -> int:
+    return target if isinstance(target, int) else port
+
+
+def _service_port(service: Service, protocol: str, port: int) -> ServicePort | None:
+    return next((p for p in service.ports if p.port == port and p.protocol == protocol), None)
+
+
+def _target_for(pod: Pod, sport: ServicePort, protocol: str) -> tuple[int, str | None] | None:
+    """The port `pod` listens on for `sport`, and its declared name; None when a named
+    targetPort is not declared by this pod (the Service sends it nothing)."""
+    target = sport.target_port
+    if isinstance(target, str):
+        named = next((c for c in pod.ports if c.name == target and c.protocol == protocol), None)
+        return (named.port, named.name) if named else None
+    number = target if isinstance(target, int) else sport.port
+    declared = declared_port(pod, number, protocol)
+    return number, declared.name if declared else None
+

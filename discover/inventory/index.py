@@ -1,0 +1,109 @@
+"""IP -> pod at a given time: the intervals in which each pod held each of its addresses.
+
+A pod holds its IP from its creation until it is deleted. Kubernetes never gives one IP to
+two live pods, so when a finished pod (Succeeded/Failed, whose status still shows the
+released IP) shares an address with a later pod, the finished one held it at most until
+the later one was created. A snapshot only knows pods alive when it was taken: a time
+before the first known holder's creation (or in a gap between holders) belongs to some
+pod the inventory never saw, which `lookup` reports as such instead of guessing.
+Host-network pods are not indexed: their address is the node's (see the Resolver).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from discover.inventory.fields import format_time
+from discover.inventory.model import IPAddress, Pod
+
+_FINISHED = ("Succeeded", "Failed")
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """`pod` held `ip` from `start` (None: since ever) until `end` (None: still)."""
+
+    ip: IPAddress
+    pod: Pod
+    start: datetime | None
+    end: datetime | None
+
+    def contains(self, when: datetime) -> bool:
+        return (self.start is None or self.start <= when) and (self.end is None or when < self.end)
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """The answer for one IP at one time: `pod` when known, else why not in `note`."""
+
+    pod: Pod | None
+    earlier: bool = False  # the IP was held by some pod the inventory does not have
+    note: str = ""
+
+
+class PodIndex:
+    def __init__(self, pods: Iterable[Pod]) -> None:
+        by_ip: dict[IPAddress, list[Pod]] = {}
+        for pod in pods:
+            if pod.host_network:
+                continue
+            for ip in pod.ips:
+                by_ip.setdefault(ip, []).append(pod)
+        self._holdings: dict[IPAddress, list[Holding]] = {
+            ip: _intervals(ip, holders) for ip, holders in by_ip.items()
+        }
+
+    def __contains__(self, ip: IPAddress) -> bool:
+        return ip in self._holdings
+
+    def holdings(self, ip: IPAddress) -> list[Holding]:
+        return list(self._holdings.get(ip, ()))
+
+    def lookup(self, ip: IPAddress, when: datetime) -> Lookup | None:
+        """None when no known pod ever held `ip`."""
+        holdings = self._holdings.get(ip)
+        if not holdings:
+            return None
+        matching = [h for h in holdings if h.contains(when)]
+        if matching:
+            # Overlaps only come from inconsistent inputs: prefer the newest live pod.
+            best = max(matching, key=lambda h: (h.pod.phase not in _FINISHED,
+                                                 h.start or _EPOCH))
+            return Lookup(best.pod)
+        first = holdings[0]
+        if first.start is not None and when < first.start:
+            return Lookup(None, earlier=True, note=(
+                f"{ip} is held by pod {first.pod.namespace}/{first.pod.name} created "
+                f"{format_time(first.start)}; earlier traffic came from a pod the "
+                "inventory does not have"))
+        before = [h for h in holdings if h.end is not None and h.end <= when]
+        last = max(before, key=lambda h: h.end or when)
+        after = [h for h in holdings if h.start is not None and h.start > when]
+        if after:
+            nxt = min(after, key=lambda h: h.start or when)
+            return Lookup(None, earlier=True, note=(
+                f"{ip} was released by pod {last.pod.namespace}/{last.pod.name} at "
+                f"{format_time(last.end or when)} and taken by pod "
+                f"{nxt.pod.namespace}/{nxt.pod.name} at {format_time(nxt.start or when)}; "
+                "in between it belonged to a pod the inventory does not have"))
+        return Lookup(None, earlier=True, note=(
+            f"{ip} was released by pod {last.pod.namespace}/{last.pod.name} at "
+            f"{format_time(last.end or when)}; later traffic came from a pod the inventory "
+            "does not have"))
+
+
+def _intervals(ip: IPAddress, holders: list[Pod]) -> list[Holding]:
+    ordered = sorted(holders, key=lambda p: (p.created or _EPOCH, p.name))
+    out: list[Holding] = []
+    for i, pod in enumerate(ordered):
+        end = pod.deleted
+        later = [p.created for p in ordered[i + 1:] if p.created is not None
+                 and (pod.created is None or p.created > pod.created)]
+        if later and (pod.phase in _FINISHED or end is None or min(later) < end):
+            # The next holder's creation bounds this one: no two live pods share an IP.
+            end = min(later) if end is None else min(end, min(later))
+        out.append(Holding(ip, pod, pod.created, end))
+    return out

@@ -1,0 +1,252 @@
+"""The workload graph: flow-table rows (contract 4) resolved into who talks to whom (contract 8).
+
+Each flow row is resolved at its first and at its last time (an IP that changed owner in
+between gives an edge for each owner, said in the notes). A client's row to a Service
+ClusterIP and its row to the backing pod after DNAT (a node capture sees both) land on the
+same edge; per client address the edge counts the larger of the two, never their sum.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import pandas as pd
+
+from discover.enrich import Resolver, declared_port
+from discover.enrich_dns import times
+from discover.events import IPAddress
+from discover.inventory.model import Inventory, WorkloadRef
+from discover.peers import FlowKey, GraphEdge, Peer, PeerKind, ServiceRef
+
+GRAPH_COLUMNS = [
+    "source", "destination", "source_kind", "destination_kind", "source_namespace",
+    "destination_namespace", "source_workload", "destination_workload", "source_ip",
+    "destination_ip", "service", "fqdn", "cname_chain", "protocol", "port", "port_name",
+    "connections", "packets", "first_seen", "last_seen", "evidence_count", "evidence",
+    "note",
+]
+T = TypeVar("T")
+_FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class UndeclaredPort:
+    """Traffic reached `workload` on a port none of its containers declares (an admin or
+    debug port, or a pod that declares no ports at all: `pod_declares_ports` says which)."""
+
+    workload: WorkloadRef
+    protocol: str
+    port: int
+    pod_declares_ports: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadGraph:
+    edges: tuple[GraphEdge, ...]
+    window_start: datetime | None
+    window_end: datetime | None
+    notes: tuple[str, ...]
+    undeclared_ports: tuple[UndeclaredPort, ...] = field(default=())
+
+
+@dataclass(slots=True)
+class _Counts:
+    connections: int = 0
+    packets: int = 0
+
+
+@dataclass(slots=True)
+class _EdgeAcc:
+    source: Peer
+    destination: Peer
+    port_name: str | None = None
+    first: datetime | None = None
+    last: datetime | None = None
+    evidence: set[FlowKey] = field(default_factory=set)
+    services: set[ServiceRef] = field(default_factory=set)
+    notes: set[str] = field(default_factory=set)
+    source_notes: set[str] = field(default_factory=set)
+    # per client address: counts of rows to the ClusterIP, counts of rows to the pod itself
+    via_service: dict[IPAddress, _Counts] = field(default_factory=dict)
+    direct: dict[IPAddress, _Counts] = field(default_factory=dict)
+
+
+def _identity(peer: Peer) -> Peer:
+    """What makes two peers the same graph node: a workload by its workload alone."""
+    if peer.kind is PeerKind.WORKLOAD:
+        return Peer(PeerKind.WORKLOAD, workload=peer.workload, is_cluster_dns=peer.is_cluster_dns)
+    return replace(peer, via_service=None, note="", pod_name=peer.pod_name
+                   if peer.kind is PeerKind.NODE else None)
+
+
+def build_graph(flows: pd.DataFrame, dns: pd.DataFrame | None, inventory: Inventory,
+                resolver: Resolver | None = None) -> WorkloadGraph:
+    resolver = resolver or Resolver(inventory, dns)
+    notes: set[str] = set(resolver.notes)
+    edges: dict[tuple[Peer, Peer, str, int], _EdgeAcc] = {}
+    rows = _rows(flows, inventory, notes)
+    for src_ip, dst_ip, protocol, dst_port, connections, packets, first, last in rows:
+        flow = FlowKey(src_ip, dst_ip, protocol, dst_port)
+        instants = (first,) if first == last else (first, last)
+        sources = _unique(resolver.resolve_source(src_ip, t) for t in instants)
+        destinations = _unique(
+            r for t in instants
+            for r in resolver.resolve_destination(dst_ip, protocol, dst_port, t, src_ip))
+        if len(sources) > 1:
+            notes.add(f"{src_ip} changed owner between {first.isoformat()} and "
+                      f"{last.isoformat()}: the flow to {dst_ip}/{protocol}/{dst_port} is "
+                      f"counted for each of {', '.join(sorted(p.label() for p in sources))}")
+        backends = {_identity(p) for p, _, _ in destinations}
+        if len(backends) > 1 and any(p.via_service for p, _, _ in destinations):
+            notes.add(f"{dst_ip}/{protocol}/{dst_port} is served by {len(backends)} workloads: "
+                      "each edge carries the flow's full counts")
+        for source in sources:
+            for destination, port, port_name in destinations:
+                key = (_identity(source), _identity(destination), protocol, port)
+                acc = edges.get(key)
+                if acc is None:
+                    acc = edges[key] = _EdgeAcc(key[0], key[1])
+                acc.port_name = acc.port_name or port_name
+                acc.first = first if acc.first is None else min(acc.first, first)
+                acc.last = last if acc.last is None else max(acc.last, last)
+                acc.evidence.add(flow)
+                if source.note:
+                    acc.source_notes.add(source.note)
+                if destination.note:
+                    acc.notes.add(destination.note)
+                bucket = acc.via_service if destination.via_service else acc.direct
+                if destination.via_service:
+                    acc.services.add(destination.via_service)
+                counts = bucket.setdefault(src_ip, _Counts())
+                counts.connections += connections
+                counts.packets += packets
+    graph_edges = sorted((_finish(acc, key[2], key[3]) for key, acc in edges.items()),
+                         key=edge_sort_key)
+    firsts = [e.first_seen for e in graph_edges]
+    lasts = [e.last_seen for e in graph_edges]
+    return WorkloadGraph(
+        edges=tuple(graph_edges),
+        window_start=min(firsts) if firsts else None,
+        window_end=max(lasts) if lasts else None,
+        notes=tuple(sorted(notes)),
+        undeclared_ports=_undeclared(graph_edges, resolver),
+    )
+
+
+def edge_sort_key(edge: GraphEdge) -> tuple[str, str, str, int, str, str]:
+    return (edge.source.label(), edge.destination.label(), edge.protocol, edge.port,
+            edge.source.kind.value, edge.destination.kind.value)
+
+
+def _finish(acc: _EdgeAcc, protocol: str, port: int) -> GraphEdge:
+    connections = packets = 0
+    for client in set(acc.via_service) | set(acc.direct):
+        # One connection seen before DNAT (to the ClusterIP) and after (to the pod).
+        svc, direct = acc.via_service.get(client, _Counts()), acc.direct.get(client, _Counts())
+        connections += max(svc.connections, direct.connections)
+        packets += max(svc.packets, direct.packets)
+    service = min(acc.services, key=lambda s: (s.namespace, s.name, s.port)) if acc.services \
+        else None
+    destination = replace(acc.destination, via_service=service, note="; ".join(sorted(acc.notes)))
+    source = replace(acc.source, note="; ".join(sorted(acc.source_notes)))
+    assert acc.first is not None and acc.last is not None
+    return GraphEdge(
+        source=source, destination=destination, protocol=protocol, port=port,
+        port_name=acc.port_name, connections=connections, packets=packets,
+        first_seen=acc.first, last_seen=acc.last,
+        evidence=tuple(sorted(acc.evidence, key=_flow_sort_key)),
+    )
+
+
+def _flow_sort_key(flow: FlowKey) -> tuple[int, IPAddress, int, IPAddress, str, int]:
+    return (flow.src_ip.version, flow.src_ip, flow.dst_ip.version, flow.dst_ip, flow.protocol,
+            flow.dst_port)
+
+
+def _undeclared(edges: Iterable[GraphEdge], resolver: Resolver) -> tuple[UndeclaredPort, ...]:
+    found: set[UndeclaredPort] = set()
+    for edge in edges:
+        if edge.destination.kind is not PeerKind.WORKLOAD or edge.destination.workload is None:
+            continue
+        pod = resolver.pod_for(edge.destination)
+        if pod is None or declared_port(pod, edge.port, edge.protocol) is not None:
+            continue
+        found.add(UndeclaredPort(edge.destination.workload, edge.protocol, edge.port,
+                                 bool(pod.ports)))
+    return tuple(sorted(found, key=lambda u: (u.workload, u.protocol, u.port)))
+
+
+def _unique(items: Iterable[T]) -> list[T]:
+    out: list[T] = []
+    for item in items:
+        if item not in out:
+            out.append(item)
+    return out
+
+
+Row = tuple[IPAddress, IPAddress, str, int, int, int, datetime, datetime]
+
+
+def _rows(flows: pd.DataFrame, inventory: Inventory, notes: set[str]) -> list[Row]:
+    if flows.empty:
+        return []
+    count = len(flows)
+    connections = (flows["connections"].fillna(1).astype(int).tolist()
+                   if "connections" in flows else [1] * count)
+    packets = (flows["packets"].fillna(0).astype(int).tolist()
+               if "packets" in flows else [0] * count)
+    if "first_seen" in flows and flows["first_seen"].notna().all():
+        firsts = times(flows["first_seen"])
+        lasts = times(flows["last_seen"]) if "last_seen" in flows else firsts
+    else:
+        when = inventory.collected_at or _FAR_FUTURE
+        notes.add("flows without times: resolved against the inventory as it was taken")
+        firsts = lasts = [when] * count
+    return [
+        (ipaddress.ip_address(str(s)), ipaddress.ip_address(str(d)), str(p).upper(), int(port),
+         c, k, f, max(f, last))
+        for s, d, p, port, c, k, f, last in zip(
+            flows["src_ip"], flows["dst_ip"], flows["protocol"], flows["dst_port"],
+            connections, packets, firsts, lasts, strict=True)
+    ]
+
+
+def _peer_columns(peer: Peer) -> tuple[str, str, str, str, str]:
+    workload = peer.workload
+    return (peer.label(), peer.kind.value, workload.namespace if workload else "",
+            f"{workload.kind}/{workload.name}" if workload else "",
+            str(peer.ip) if peer.ip is not None else "")
+
+
+def graph_frame(graph: WorkloadGraph) -> pd.DataFrame:
+    records = []
+    for edge in graph.edges:
+        s_label, s_kind, s_ns, s_wl, s_ip = _peer_columns(edge.source)
+        d_label, d_kind, d_ns, d_wl, d_ip = _peer_columns(edge.destination)
+        svc = edge.destination.via_service
+        records.append({
+            "source": s_label, "destination": d_label, "source_kind": s_kind,
+            "destination_kind": d_kind, "source_namespace": s_ns, "destination_namespace": d_ns,
+            "source_workload": s_wl, "destination_workload": d_wl, "source_ip": s_ip,
+            "destination_ip": d_ip,
+            "service": f"{svc.namespace}/{svc.name}:{svc.port}" if svc else "",
+            "fqdn": edge.destination.fqdn or "",
+            "cname_chain": " > ".join(edge.destination.cname_chain),
+            "protocol": edge.protocol, "port": edge.port, "port_name": edge.port_name or "",
+            "connections": edge.connections, "packets": edge.packets,
+            "first_seen": edge.first_seen, "last_seen": edge.last_seen,
+            "evidence_count": len(edge.evidence),
+            "evidence": ";".join(f"{f.src_ip}>{f.dst_ip}/{f.protocol}/{f.dst_port}"
+                                 for f in edge.evidence),
+            "note": "; ".join(n for n in (edge.source.note, edge.destination.note) if n),
+        })
+    frame = pd.DataFrame.from_records(records, columns=GRAPH_COLUMNS)
+    for column in ("port", "connections", "packets", "evidence_count"):
+        frame[column] = frame[column].astype("int64")
+    for column in ("first_seen", "last_seen"):
+        frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[ns, UTC]")
+    return frame
