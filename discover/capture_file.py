@@ -1,0 +1,84 @@
+"""A pcap or pcapng file as a stream of connection events.
+
+`CaptureFile(path)` reads the file chunk by chunk (`pcap_format`), decodes each chunk
+with one `PacketDecoder` and yields its events. A bad file header raises `ReadError` when
+iteration starts; damage later in the file ends the stream with a warning that names the
+record and byte, and `complete` False; everything read before it is kept.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from discover.errors import ReadError
+from discover.linklayer import SUPPORTED
+from discover.packets import DecodeStats, Output, PacketDecoder
+from discover.pcap_format import CHUNK_BYTES, RecordWalker
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class CaptureFile:
+    """Streaming reader of one capture; iterate once."""
+
+    def __init__(
+        self, path: Path, on_progress: Callable[[int, int], None] | None = None,
+        *, chunk_bytes: int = CHUNK_BYTES,
+    ) -> None:
+        self.path = Path(path)
+        self.on_progress = on_progress
+        self.chunk_bytes = chunk_bytes
+        self.decoder = PacketDecoder()
+        self.warnings: list[str] = []
+        self.complete = True
+        self.records = 0
+        self.format = ""
+        self.linktypes: set[int] = set()
+
+    @property
+    def stats(self) -> DecodeStats:
+        return self.decoder.stats
+
+    def __iter__(self) -> Iterator[Output]:
+        name = str(self.path)
+        try:
+            total = self.path.stat().st_size
+            raw_stream = self.path.open("rb")
+        except OSError as error:
+            raise ReadError(name, f"cannot open: {error.strerror or error}") from error
+        with raw_stream:
+            stream: BinaryIO = raw_stream
+            if raw_stream.read(2) == GZIP_MAGIC:
+                stream = gzip.GzipFile(fileobj=raw_stream, mode="rb")  # type: ignore[assignment]
+            raw_stream.seek(0)
+            walker = RecordWalker(name, stream, chunk_bytes=self.chunk_bytes)
+            for batch in walker.batches():
+                yield from self.decoder.decode_batch(
+                    batch.raw, batch.data, batch.starts, batch.caplens, batch.linktypes,
+                    batch.times,
+                )
+                if self.on_progress is not None:
+                    self.on_progress(min(raw_stream.tell(), total), total)
+            yield from self.decoder.flush()
+        self.records = walker.records
+        self.format = walker.format
+        self.linktypes = set(walker.linktypes_seen)
+        if walker.problem is not None:
+            p = walker.problem
+            self.complete = False
+            self.warnings.append(
+                f"{name}: record {p.record} at byte {p.offset}: {p.message}; "
+                f"kept the {p.record - 1} records before it"
+            )
+        unknown = sorted(self.linktypes - SUPPORTED)
+        if unknown and self.stats.unsupported_link:
+            shown = ", ".join(str(lt) for lt in unknown)
+            self.warnings.append(
+                f"{name}: {self.stats.unsupported_link} packets of link type {shown} skipped "
+                "(not Ethernet, Linux cooked, raw IP or BSD loopback)"
+            )
+        if self.on_progress is not None:
+            self.on_progress(total, total)

@@ -1,0 +1,260 @@
+"""Connection tracking over batches of decoded headers: one Python step per flow, not per
+packet.
+
+The packets of a batch are grouped by their flow (the 5-tuple with its two ends in a
+canonical order) with one stable numpy sort; each group then updates the flow table once.
+TCP set-up packets (SYN, SYN-ACK), a few per connection, are looked at one by one, in
+order, so that a SYN seen on two interfaces or retransmitted opens one connection.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from functools import lru_cache
+from ipaddress import IPv4Address, IPv6Address
+
+import numpy as np
+import numpy.typing as npt
+
+from discover.events import ConnectionOpen, DirectionEvidence, EdgePackets, IPAddress, Protocol
+from discover.packet_headers import TCP, Headers
+
+F64Array = npt.NDArray[np.float64]
+SYN, ACK = 0x02, 0x10
+WELL_KNOWN_END = 1024
+EPHEMERAL_START = 32768  # Linux's default ip_local_port_range starts here
+MAX_LISTENERS = 200_000
+
+# Flow state: a small list for speed [client_is_a, last_seen, last_syn, opened, evidence].
+_CLIENT, _LAST, _LAST_SYN, _OPENED, _EVIDENCE = range(5)
+FlowKey = tuple[int, int, int, int, int, int, int, int]  # proto, family, a(hi, lo, port), b
+_PROTOCOLS = {TCP: Protocol.TCP, 17: Protocol.UDP}
+
+
+@lru_cache(maxsize=65536)
+def address(family: int, hi: int, lo: int) -> IPAddress:
+    return IPv4Address(lo) if family == 4 else IPv6Address((hi << 64) | lo)
+
+
+class ConnectionTracker:
+    def __init__(
+        self, *, syn_window: float, udp_idle: float, tcp_idle: float, max_flows: int
+    ) -> None:
+        self.syn_window = syn_window
+        self.udp_idle = udp_idle
+        self.tcp_idle = tcp_idle
+        self.max_flows = max_flows
+        self._flows: dict[FlowKey, list[float]] = {}
+        self._listeners: set[tuple[int, int, int, int, int]] = set()
+        self._last_prune = float("-inf")
+
+    def __len__(self) -> int:
+        return len(self._flows)
+
+    def clear(self) -> None:
+        self._flows.clear()
+        self._listeners.clear()
+
+    def track(
+        self, h: Headers, when: F64Array, counts: Counter[str]
+    ) -> tuple[list[ConnectionOpen], list[EdgePackets]]:
+        n = len(h.index)
+        if n == 0:
+            return [], []
+        # Canonical order of the two ends: "a" is the smaller (address, port).
+        swap = (h.src_hi > h.dst_hi) | (
+            (h.src_hi == h.dst_hi)
+            & ((h.src_lo > h.dst_lo) | ((h.src_lo == h.dst_lo) & (h.sport > h.dport)))
+        )
+        a_hi = np.where(swap, h.dst_hi, h.src_hi)
+        a_lo = np.where(swap, h.dst_lo, h.src_lo)
+        b_hi = np.where(swap, h.src_hi, h.dst_hi)
+        b_lo = np.where(swap, h.src_lo, h.dst_lo)
+        a_port = np.where(swap, h.dport, h.sport)
+        b_port = np.where(swap, h.sport, h.dport)
+        tag = (h.proto << 40 | h.family << 32 | a_port << 16 | b_port).astype(np.uint64)
+        mixed = (a_hi * np.uint64(0x9E3779B97F4A7C15)) ^ (a_lo * np.uint64(0xC2B2AE3D27D4EB4F))
+        mixed ^= (b_hi * np.uint64(0x165667B19E3779F9)) ^ (b_lo * np.uint64(0xD6E8FEB86659FD93))
+        mixed ^= tag * np.uint64(0xFF51AFD7ED558CCD)
+        order = np.argsort(mixed, kind="stable")
+        cols = [c[order] for c in (h.proto, h.family, a_hi, a_lo, a_port, b_hi, b_lo, b_port)]
+        t = when[order]
+        # A new group where any key field changes (exact even if two keys share a hash), or
+        # where a UDP flow was idle long enough to count as a new flow.
+        change = np.zeros(n, dtype=np.bool_)
+        change[0] = True
+        for c in cols:
+            change[1:] |= c[1:] != c[:-1]
+        udp_gap = (cols[0][1:] != TCP) & (np.diff(t) > self.udp_idle)
+        change[1:] |= udp_gap
+        first = np.flatnonzero(change)
+        sizes = np.diff(np.append(first, n))
+        t_first = np.minimum.reduceat(t, first)
+        t_last = np.maximum.reduceat(t, first)
+        flags = h.flags[order]
+        sender_b = swap[order]
+        setup = np.flatnonzero((cols[0] == TCP) & ((flags & SYN) != 0))
+        setups: dict[int, list[tuple[float, int, bool]]] = {}
+        if len(setup):
+            group_of = np.searchsorted(first, setup, side="right") - 1
+            for g, ts, fl, sb in zip(
+                group_of.tolist(), t[setup].tolist(), flags[setup].tolist(),
+                sender_b[setup].tolist(), strict=True,
+            ):
+                setups.setdefault(g, []).append((ts, fl, sb))
+        keys = zip(*(c[first].tolist() for c in cols), strict=True)
+        opens: list[ConnectionOpen] = []
+        edges: dict[tuple[int, int, int, int, int, int, int], list[float]] = {}
+        for g, (key, tf, tl, size, fflags, fsender_b) in enumerate(zip(
+            keys, t_first.tolist(), t_last.tolist(), sizes.tolist(),
+            flags[first].tolist(), sender_b[first].tolist(), strict=True,
+        )):
+            if key[0] == TCP:
+                state = self._tcp(key, tf, fflags, fsender_b, setups.get(g), opens, counts)
+            else:
+                state = self._udp(key, tf, fsender_b, opens, counts)
+            if tl > state[_LAST]:
+                state[_LAST] = tl
+            proto, fam, ahi, alo, aport, bhi, blo, bport = key
+            if state[_CLIENT]:
+                edge = (fam, ahi, alo, bhi, blo, proto, bport)
+            else:
+                edge = (fam, bhi, blo, ahi, alo, proto, aport)
+            seen = edges.get(edge)
+            if seen is None:
+                edges[edge] = [tf, tl, size]
+            else:
+                seen[0] = min(seen[0], tf)
+                seen[1] = max(seen[1], tl)
+                seen[2] += size
+        self._prune(float(t_last.max()), counts)
+        return opens, [
+            EdgePackets(
+                first_time=v[0], last_time=v[1], client_ip=address(k[0], k[1], k[2]),
+                server_ip=address(k[0], k[3], k[4]), protocol=_PROTOCOLS[k[5]],
+                server_port=k[6], packets=int(v[2]),
+            )
+            for k, v in edges.items()
+        ]
+
+    def _tcp(
+        self, key: FlowKey, tf: float, fflags: int, fsender_b: bool,
+        setups: list[tuple[float, int, bool]] | None, opens: list[ConnectionOpen],
+        counts: Counter[str],
+    ) -> list[float]:
+        state = self._flows.get(key)
+        if state is not None and tf - state[_LAST] > self.tcp_idle:
+            state = None
+        if state is None and not fflags & SYN:
+            # Mid-connection: nobody saw this connection start.
+            client_is_a = self._infer(key, not fsender_b, counts)
+            state = self._open(key, tf, client_is_a, DirectionEvidence.INFERRED, opens)
+            counts["connections_inferred"] += 1
+        for ts, fl, sender_b in setups or ():
+            if fl & ACK:  # SYN-ACK: its receiver is the client
+                client_is_a = sender_b
+                if state is None or bool(state[_CLIENT]) != client_is_a:
+                    state = self._open(key, ts, client_is_a, DirectionEvidence.SYN_ACK, opens)
+                    counts["connections_syn_ack"] += 1
+                    self._listen(key, client_is_a)
+                continue
+            client_is_a = not sender_b
+            if state is not None and bool(state[_CLIENT]) == client_is_a and (
+                ts - state[_LAST_SYN] <= self.syn_window
+                or (state[_EVIDENCE] == 1 and ts - state[_OPENED] <= self.syn_window)
+            ):
+                counts["duplicate_syns"] += 1
+                state[_LAST_SYN] = max(state[_LAST_SYN], ts)
+                continue
+            state = self._open(key, ts, client_is_a, DirectionEvidence.SYN, opens)
+            state[_LAST_SYN] = ts
+            counts["connections_syn"] += 1
+            self._listen(key, client_is_a)
+        if state is None:  # unreachable: a group starting with a SYN has it in `setups`
+            state = self._open(key, tf, not fsender_b, DirectionEvidence.INFERRED, opens)
+        return state
+
+    def _udp(
+        self, key: FlowKey, tf: float, fsender_b: bool, opens: list[ConnectionOpen],
+        counts: Counter[str],
+    ) -> list[float]:
+        state = self._flows.get(key)
+        if state is not None and tf - state[_LAST] <= self.udp_idle:
+            return state
+        counts["udp_flows"] += 1
+        sender_is_a = not fsender_b
+        sport, dport = (key[4], key[7]) if sender_is_a else (key[7], key[4])
+        if sport < WELL_KNOWN_END <= dport:
+            # A reply (a DNS answer whose query came before the capture): the receiver asked.
+            counts["inferred_by_well_known_port"] += 1
+            return self._open(key, tf, not sender_is_a, DirectionEvidence.INFERRED, opens)
+        return self._open(key, tf, sender_is_a, DirectionEvidence.UDP_FIRST, opens)
+
+    def _open(
+        self, key: FlowKey, when: float, client_is_a: bool, evidence: DirectionEvidence,
+        opens: list[ConnectionOpen],
+    ) -> list[float]:
+        code = (DirectionEvidence.SYN, DirectionEvidence.SYN_ACK, DirectionEvidence.UDP_FIRST,
+                DirectionEvidence.INFERRED).index(evidence)
+        state = [float(client_is_a), when, float("-inf"), when, float(code)]
+        self._flows[key] = state
+        proto, fam, ahi, alo, aport, bhi, blo, bport = key
+        a, b = address(fam, ahi, alo), address(fam, bhi, blo)
+        opens.append(ConnectionOpen(
+            time=when,
+            client_ip=a if client_is_a else b,
+            client_port=aport if client_is_a else bport,
+            server_ip=b if client_is_a else a,
+            server_port=bport if client_is_a else aport,
+            protocol=_PROTOCOLS[proto],
+            evidence=evidence,
+        ))
+        return state
+
+    def _listen(self, key: FlowKey, client_is_a: bool) -> None:
+        if len(self._listeners) >= MAX_LISTENERS:
+            self._listeners.clear()
+        proto, fam, ahi, alo, aport, bhi, blo, bport = key
+        server = (proto, fam, bhi, blo, bport) if client_is_a else (proto, fam, ahi, alo, aport)
+        self._listeners.add(server)
+
+    def _infer(self, key: FlowKey, sender_is_a: bool, counts: Counter[str]) -> bool:
+        """Which end is the client of a connection seen mid-way; True for end "a".
+
+        The server is, in this order: an end already seen accepting connections, the end
+        on a well-known port, the end outside the ephemeral range, the lower port; with
+        equal ports, the receiver of the first packet seen."""
+        proto, fam, ahi, alo, aport, bhi, blo, bport = key
+        a_listens = (proto, fam, ahi, alo, aport) in self._listeners
+        b_listens = (proto, fam, bhi, blo, bport) in self._listeners
+        if a_listens != b_listens:
+            counts["inferred_by_listener"] += 1
+            return b_listens
+        if (aport < WELL_KNOWN_END) != (bport < WELL_KNOWN_END):
+            counts["inferred_by_well_known_port"] += 1
+            return bport < WELL_KNOWN_END
+        if (aport >= EPHEMERAL_START) != (bport >= EPHEMERAL_START):
+            counts["inferred_by_ephemeral_port"] += 1
+            return aport >= EPHEMERAL_START
+        if aport != bport:
+            counts["inferred_by_lower_port"] += 1
+            return bport < aport
+        counts["inferred_by_first_packet"] += 1
+        return sender_is_a
+
+    def _prune(self, now: float, counts: Counter[str]) -> None:
+        """Forget idle flows, so memory follows concurrent flows, not packets."""
+        if now - self._last_prune < min(self.udp_idle, 30.0) and len(self._flows) < self.max_flows:
+            return
+        self._last_prune = now
+        udp_before, tcp_before = now - self.udp_idle, now - self.tcp_idle
+        before = len(self._flows)
+        self._flows = {
+            k: s for k, s in self._flows.items()
+            if s[_LAST] >= (tcp_before if k[0] == TCP else udp_before)
+        }
+        if len(self._flows) >= self.max_flows:
+            # Still too many live flows: keep the most recently active half.
+            recent = sorted(self._flows.items(), key=lambda kv: kv[1][_LAST])
+            self._flows = dict(recent[len(recent) // 2 :])
+        counts["flows_pruned"] += before - len(self._flows)

@@ -1,0 +1,215 @@
+"""IPv4/IPv6 and TCP/UDP header fields of a batch of frames, gathered as numpy arrays.
+
+The common shapes (IPv4, IPv6 without extension headers) are handled for all frames at
+once; IPv6 extension-header chains, rare in practice, are walked one frame at a time.
+Addresses are two uint64 halves (IPv4 in the low half), so both families share arrays.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from discover.linklayer import (
+    NET_IPV4,
+    NET_IPV6,
+    NET_MALFORMED,
+    NET_OTHER,
+    NET_TRUNCATED,
+    NET_UNSUPPORTED,
+    read_u8,
+    read_u16,
+    read_u32,
+)
+
+U8Array = npt.NDArray[np.uint8]
+U64Array = npt.NDArray[np.uint64]
+I64Array = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+TCP, UDP = 6, 17
+# Extension headers walked in IPv6: hop-by-hop, routing, fragment, AH, destination options,
+# mobility, HIP, shim6.
+IPV6_EXTENSIONS = (0, 43, 44, 51, 60, 135, 139, 140)
+MAX_EXTENSIONS = 12
+
+
+@dataclass(slots=True)
+class Headers:
+    """One entry per TCP/UDP packet whose ports could be read."""
+
+    index: I64Array  # position of the frame in its batch
+    family: I64Array  # 4 or 6
+    src_hi: U64Array
+    src_lo: U64Array
+    dst_hi: U64Array
+    dst_lo: U64Array
+    proto: I64Array  # TCP or UDP
+    sport: I64Array
+    dport: I64Array
+    flags: I64Array  # TCP flags; 0 for UDP
+    payload: I64Array  # absolute offset of the L4 payload in the batch buffer
+    payload_end: I64Array  # where it ends (IP/UDP lengths bounded by the captured bytes)
+    incomplete: BoolArray  # the payload was cut (snap length) or is the first fragment
+
+
+def _address_halves(data: U8Array, at: I64Array) -> tuple[U64Array, U64Array]:
+    """IPv6 addresses at offsets `at` (all known to be inside the buffer)."""
+    rows = data[at[:, None] + np.arange(16, dtype=np.int64)]
+    halves = np.ascontiguousarray(rows).view(">u8").astype(np.uint64)
+    return halves[:, 0], halves[:, 1]
+
+
+def extract(
+    raw: bytes, data: U8Array, ends: I64Array, l3: I64Array, net: I64Array,
+    counts: Counter[str],
+) -> Headers:
+    """Header fields of every TCP/UDP frame; everything else is tallied in `counts`."""
+    counts["non_ip"] += int(np.count_nonzero(net == NET_OTHER))
+    counts["truncated"] += int(np.count_nonzero(net == NET_TRUNCATED))
+    counts["malformed"] += int(np.count_nonzero(net == NET_MALFORMED))
+    counts["unsupported_link"] += int(np.count_nonzero(net == NET_UNSUPPORTED))
+
+    parts = [p for p in (_ipv4(data, ends, l3, net, counts),
+                         _ipv6(raw, data, ends, l3, net, counts)) if p is not None]
+    if not parts:
+        return _empty()
+    idx, fam, shi, slo, dhi, dlo, proto, l4, ipend, cut = (
+        np.concatenate(cols) for cols in zip(*parts, strict=True)
+    )
+    counts["other_protocol"] += int(np.count_nonzero((proto != TCP) & (proto != UDP)))
+    tcp, udp = proto == TCP, proto == UDP
+    need = np.where(tcp, 14, 8)
+    short = (tcp | udp) & (l4 + need > ipend)
+    counts["truncated"] += int(np.count_nonzero(short))
+    keep = np.flatnonzero((tcp | udp) & ~short)
+    idx, fam, shi, slo, dhi, dlo, proto, l4, ipend, cut = (
+        a[keep] for a in (idx, fam, shi, slo, dhi, dlo, proto, l4, ipend, cut)
+    )
+    tcp = proto == TCP
+    counts["tcp"] += int(np.count_nonzero(tcp))
+    counts["udp"] += len(tcp) - int(np.count_nonzero(tcp))
+    sport, dport = read_u16(data, l4), read_u16(data, l4 + 2)
+    flags = np.where(tcp, read_u8(data, l4 + 13), 0)
+    doff = (read_u8(data, l4 + 12) >> 4) * 4
+    udp_len = read_u16(data, l4 + 4)
+    payload = np.where(tcp, l4 + doff, l4 + 8)
+    udp_end = l4 + np.maximum(udp_len, 8)
+    payload_end = np.where(tcp, ipend, np.minimum(udp_end, ipend))
+    cut = cut | (~tcp & (udp_end > ipend))
+    payload_end = np.maximum(payload_end, np.minimum(payload, payload_end))
+    return Headers(idx, fam, shi, slo, dhi, dlo, proto, sport, dport, flags,
+                   np.minimum(payload, payload_end), payload_end, cut)
+
+
+_Part = tuple[I64Array, I64Array, U64Array, U64Array, U64Array, U64Array, I64Array,
+              I64Array, I64Array, BoolArray]
+
+
+def _ipv4(
+    data: U8Array, ends: I64Array, l3: I64Array, net: I64Array, counts: Counter[str]
+) -> _Part | None:
+    idx = np.flatnonzero(net == NET_IPV4)
+    if not len(idx):
+        return None
+    a, e = l3[idx], ends[idx]
+    ihl = (read_u8(data, a) & 0x0F) * 4
+    total = read_u16(data, a + 2)
+    short = a + np.maximum(ihl, 20) > e
+    bad = ~short & ((ihl < 20) | ((total != 0) & (total < ihl)))
+    frag = read_u16(data, a + 6)
+    fragment = ~short & ~bad & ((frag & 0x3FFF) != 0)
+    later = fragment & ((frag & 0x1FFF) != 0)
+    counts["ipv4"] += len(idx)
+    counts["truncated"] += int(np.count_nonzero(short))
+    counts["malformed"] += int(np.count_nonzero(bad))
+    counts["fragments"] += int(np.count_nonzero(fragment))
+    counts["later_fragments"] += int(np.count_nonzero(later))
+    keep = np.flatnonzero(~short & ~bad & ~later)
+    a, e, ihl, total, idx = a[keep], e[keep], ihl[keep], total[keep], idx[keep]
+    full_end = np.where(total == 0, e, a + total)  # 0: TCP segmentation offload
+    ipend = np.minimum(full_end, e)
+    zero = np.zeros(len(idx), dtype=np.uint64)
+    return (
+        idx, np.full(len(idx), 4, dtype=np.int64),
+        zero, read_u32(data, a + 12).astype(np.uint64),
+        zero, read_u32(data, a + 16).astype(np.uint64),
+        read_u8(data, a + 9), a + ihl, ipend, fragment[keep] | (full_end > e),
+    )
+
+
+def _ipv6(
+    raw: bytes, data: U8Array, ends: I64Array, l3: I64Array, net: I64Array,
+    counts: Counter[str],
+) -> _Part | None:
+    idx = np.flatnonzero(net == NET_IPV6)
+    if not len(idx):
+        return None
+    a, e = l3[idx], ends[idx]
+    counts["ipv6"] += len(idx)
+    short = a + 40 > e
+    counts["truncated"] += int(np.count_nonzero(short))
+    keep = np.flatnonzero(~short)
+    idx, a, e = idx[keep], a[keep], e[keep]
+    plen = read_u16(data, a + 4)
+    full_end = np.where(plen == 0, e, a + 40 + plen)  # 0: jumbogram or offload
+    ipend = np.minimum(full_end, e)
+    nh = read_u8(data, a + 6)
+    l4 = a + 40
+    cut = full_end > e
+    ext = np.flatnonzero(np.isin(nh, IPV6_EXTENSIONS))
+    drop = np.zeros(len(idx), dtype=np.bool_)
+    for i in ext.tolist():
+        proto, offset, state = walk_ipv6_extensions(raw, int(nh[i]), int(l4[i]), int(ipend[i]))
+        nh[i], l4[i] = proto, offset
+        if state == "truncated":
+            counts["truncated"] += 1
+            drop[i] = True
+        elif state in ("first-fragment", "later-fragment"):
+            counts["fragments"] += 1
+            cut[i] = True
+            if state == "later-fragment":
+                counts["later_fragments"] += 1
+                drop[i] = True
+    counts["ipv6_extension_headers"] += len(ext)
+    keep = np.flatnonzero(~drop)
+    shi, slo = _address_halves(data, a[keep] + 8)
+    dhi, dlo = _address_halves(data, a[keep] + 24)
+    return (
+        idx[keep], np.full(len(keep), 6, dtype=np.int64), shi, slo, dhi, dlo,
+        nh[keep], l4[keep], ipend[keep], cut[keep],
+    )
+
+
+def walk_ipv6_extensions(raw: bytes, nh: int, at: int, end: int) -> tuple[int, int, str]:
+    """Follow an IPv6 extension-header chain: (upper protocol, its offset, state), state
+    being "ok", "truncated", "first-fragment" or "later-fragment"."""
+    state = "ok"
+    for _ in range(MAX_EXTENSIONS):
+        if nh not in IPV6_EXTENSIONS:
+            return nh, at, state
+        if at + 8 > end:
+            return nh, at, "truncated"
+        if nh == 44:  # fragment header: fixed 8 bytes
+            offset = int.from_bytes(raw[at + 2 : at + 4], "big") >> 3
+            more = raw[at + 3] & 1
+            if offset:
+                return raw[at], at + 8, "later-fragment"
+            if more:
+                state = "first-fragment"
+            size = 8
+        elif nh == 51:  # AH counts 4-byte words, minus 2
+            size = (raw[at + 1] + 2) * 4
+        else:
+            size = (raw[at + 1] + 1) * 8
+        nh, at = raw[at], at + size
+    return nh, at, "truncated"
+
+
+def _empty() -> Headers:
+    i = np.empty(0, dtype=np.int64)
+    u = np.empty(0, dtype=np.uint64)
+    return Headers(i, i, u, u, u, u, i, i, i, i, i, i, np.empty(0, dtype=np.bool_))
