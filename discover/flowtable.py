@@ -244,6 +244,10 @@ class FlowTable:
     def edge_count(self) -> int:
         return len(self._edges)
 
+    def __len__(self) -> int:
+        """The number of edges (DNS rows: `dns_row_count`)."""
+        return len(self._edges)
+
     @property
     def dns_row_count(self) -> int:
         return len(self._dns)

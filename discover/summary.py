@@ -1,0 +1,508 @@
+"""The agent summary: a versioned JSON document holding a FlowTable and where it came from.
+
+An agent serves and checkpoints one; `collect`, `analyze` and the other commands read them
+(`discover/sources.py` sniffs them by their leading `{`). Conversions come in pairs:
+`summary_to_dict` / `summary_from_dict`. Reading is strict: every field is checked and a
+bad one raises `SummaryError` naming the source and the JSON path ("summary.json:
+flows[3].dst_port: expected an integer"). Older documents are brought up to date one
+version at a time by `MIGRATIONS` before they are checked. docs/summary-format.md
+describes every field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from ipaddress import ip_address
+from pathlib import Path
+from typing import Any, NoReturn
+
+from discover import __version__
+from discover.errors import ReadError
+from discover.events import DirectionEvidence, IPAddress, Protocol
+from discover.flowtable import DnsRow, FlowRow, FlowTable
+
+KIND = "netpol-discover-summary"
+SCHEMA_VERSION = 1
+# Counters a table contributes when the meta doesn't carry them already.
+TABLE_COUNTERS = ("edges_dropped", "dns_rows_dropped")
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class SummaryError(ReadError):
+    """A summary document that is not what its version says; `json_path` says where."""
+
+    def __init__(self, source: str, json_path: str, message: str) -> None:
+        self.json_path = json_path
+        super().__init__(source, f"{json_path}: {message}" if json_path else message)
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryMeta:
+    """Who wrote a summary and over which window; `counters` are free-form totals
+    (packets, kernel_drops, parse_errors, edges_dropped, ...)."""
+
+    node_name: str = ""
+    interface: str = ""
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    counters: Mapping[str, int] = field(default_factory=dict)
+    agent_name: str = ""  # the agent's pod; for a sidecar, the pod it watches
+    agent_version: str = __version__
+
+    @classmethod
+    def for_agent(
+        cls,
+        *,
+        node_name: str,
+        interface: str,
+        window_start: float | datetime | None,
+        window_end: float | datetime | None,
+        counters: Mapping[str, int],
+        agent_name: str = "",
+    ) -> SummaryMeta:
+        """Meta for a live agent, which keeps its window as epoch seconds."""
+        return cls(
+            node_name=node_name,
+            interface=interface,
+            window_start=_as_datetime(window_start),
+            window_end=_as_datetime(window_end),
+            counters=dict(counters),
+            agent_name=agent_name,
+        )
+
+
+def summary_to_dict(table: FlowTable, meta: SummaryMeta) -> dict[str, Any]:
+    """The current-version document; rows sorted, so equal tables give equal documents."""
+    counters = {key: int(value) for key, value in meta.counters.items()}
+    for key in TABLE_COUNTERS:
+        counters.setdefault(key, getattr(table, key))
+    return {
+        "kind": KIND,
+        "schema_version": SCHEMA_VERSION,
+        "agent": {
+            "name": meta.agent_name,
+            "node": meta.node_name,
+            "interface": meta.interface,
+            "version": meta.agent_version,
+        },
+        "window": {
+            "start": _datetime_text(meta.window_start),
+            "end": _datetime_text(meta.window_end),
+        },
+        "counters": dict(sorted(counters.items())),
+        "flows": [
+            {
+                "src_ip": str(row.src_ip),
+                "dst_ip": str(row.dst_ip),
+                "protocol": row.protocol.value,
+                "dst_port": row.dst_port,
+                "connections": row.connections,
+                "packets": row.packets,
+                "first_seen": time_text(row.first_seen),
+                "last_seen": time_text(row.last_seen),
+                "direction": row.direction.value,
+            }
+            for row in table.flow_rows()
+        ],
+        "dns": [
+            {
+                "client_ip": str(row.client_ip),
+                "name": row.name,
+                "address": str(row.address),
+                "cname_chain": list(row.cname_chain),
+                "server_ip": str(row.server_ip),
+                "ttl": row.ttl,
+                "answers": row.answers,
+                "first_seen": time_text(row.first_seen),
+                "last_seen": time_text(row.last_seen),
+            }
+            for row in table.dns_rows()
+        ],
+    }
+
+
+def summary_from_dict(doc: object, source: str) -> tuple[FlowTable, SummaryMeta]:
+    """Check a document (any version this code knows) and turn it into a table and meta.
+
+    The table's drop counters start at zero: what the agent dropped is in
+    `meta.counters["edges_dropped"]`, so a resumed agent doesn't count it twice.
+    """
+    current = migrate(doc, source)
+    f = Fields(source)
+    check_keys(
+        f, current, "", {"kind", "schema_version", "agent", "window", "counters", "flows", "dns"}
+    )
+    if current["kind"] != KIND:
+        raise SummaryError(source, "kind", f"expected {KIND!r}, got {current['kind']!r}")
+    agent = f.mapping(current["agent"], "agent")
+    check_keys(f, agent, "agent", {"name", "node", "interface", "version"})
+    window = f.mapping(current["window"], "window")
+    check_keys(f, window, "window", {"start", "end"})
+    start = f.optional_time(window["start"], "window.start")
+    end = f.optional_time(window["end"], "window.end")
+    if start is not None and end is not None and start > end:
+        raise SummaryError(source, "window", "start is after end")
+    counters = f.mapping(current["counters"], "counters")
+    meta = SummaryMeta(
+        node_name=f.string(agent["node"], "agent.node"),
+        interface=f.string(agent["interface"], "agent.interface"),
+        window_start=_as_datetime(start),
+        window_end=_as_datetime(end),
+        counters={k: f.count(v, f"counters.{k}") for k, v in counters.items()},
+        agent_name=f.string(agent["name"], "agent.name"),
+        agent_version=f.string(agent["version"], "agent.version"),
+    )
+    table = FlowTable()
+    for index, item in enumerate(f.array(current["flows"], "flows")):
+        table.add_flow_row(_flow_row(f, item, f"flows[{index}]"))
+    for index, item in enumerate(f.array(current["dns"], "dns")):
+        table.add_dns_row(f.dns_row(item, f"dns[{index}]"))
+    return table, meta
+
+
+def read_summary(path: Path | str) -> tuple[FlowTable, SummaryMeta]:
+    """A summary file from disk (see `summary_from_dict`)."""
+    name = str(path)
+    try:
+        text = Path(path).read_bytes().decode("utf-8-sig")
+    except OSError as error:
+        raise ReadError(name, f"cannot read: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        raise ReadError(name, f"not UTF-8 text (byte {error.start})") from error
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ReadError(
+            name, f"line {error.lineno} column {error.colno}: invalid JSON: {error.msg}"
+        ) from error
+    return summary_from_dict(doc, name)
+
+
+def write_summary(table: FlowTable, meta: SummaryMeta, path: Path | str) -> None:
+    """Write a summary as deterministic JSON (sorted keys, indented)."""
+    Path(path).write_text(dumps_summary(summary_to_dict(table, meta)))
+
+
+def dumps_summary(doc: Mapping[str, Any]) -> str:
+    return json.dumps(doc, indent=1, sort_keys=True) + "\n"
+
+
+def merge_summaries(
+    parts: Iterable[tuple[FlowTable, SummaryMeta]],
+) -> tuple[FlowTable, SummaryMeta]:
+    """One table and meta for several agents: tables merged, the window spanning them all,
+    counters summed, node/interface/agent names listed (sorted, comma-separated)."""
+    table = FlowTable()
+    metas: list[SummaryMeta] = []
+    for part_table, part_meta in parts:
+        table.merge(part_table)
+        metas.append(part_meta)
+    counters: dict[str, int] = {}
+    for meta in metas:
+        for key, value in meta.counters.items():
+            counters[key] = counters.get(key, 0) + value
+    starts = [m.window_start for m in metas if m.window_start is not None]
+    ends = [m.window_end for m in metas if m.window_end is not None]
+    return table, SummaryMeta(
+        node_name=_joined(m.node_name for m in metas),
+        interface=_joined(m.interface for m in metas),
+        window_start=min(starts) if starts else None,
+        window_end=max(ends) if ends else None,
+        counters=counters,
+        agent_name=_joined(m.agent_name for m in metas),
+    )
+
+
+# -- migrations ------------------------------------------------------------------------
+
+
+def migrate(doc: object, source: str) -> dict[str, Any]:
+    """Bring a document of any known version to SCHEMA_VERSION, one step at a time."""
+    f = Fields(source)
+    current = f.mapping(doc, "")
+    if "schema_version" not in current:
+        raise SummaryError(source, "schema_version", "missing; is this a netpol-discover summary?")
+    version = f.integer(current["schema_version"], "schema_version")
+    if version > SCHEMA_VERSION:
+        raise SummaryError(
+            source,
+            "schema_version",
+            f"version {version} is newer than this netpol-discover ({__version__}) reads "
+            f"(up to {SCHEMA_VERSION}); upgrade netpol-discover",
+        )
+    if version not in MIGRATIONS and version != SCHEMA_VERSION:
+        raise SummaryError(source, "schema_version", f"unknown version {version}")
+    while version < SCHEMA_VERSION:
+        current = MIGRATIONS[version](current, f)
+        version = current["schema_version"]
+    return current
+
+
+def _v0_to_v1(doc: dict[str, Any], f: Fields) -> dict[str, Any]:
+    """Version 0, the pre-release draft: epoch-second times, edges as arrays, one DNS entry
+    per answer. Its agent only counted SYNs, so each connection was one SYN packet."""
+    check_keys(
+        f,
+        doc,
+        "",
+        {"schema_version", "node", "interface", "started", "ended", "stats", "edges", "dns"},
+    )
+    stats = f.mapping(doc["stats"], "stats")
+    renamed = {"drops": "kernel_drops", "errors": "parse_errors"}
+    flows = []
+    for index, edge in enumerate(f.array(doc["edges"], "edges")):
+        path = f"edges[{index}]"
+        values = f.array(edge, path)
+        if len(values) != 7:
+            raise SummaryError(
+                f.source, path, "expected [src, dst, proto, port, count, first, last]"
+            )
+        src, dst, proto, port, count, first, last = values
+        flows.append(
+            {
+                "src_ip": src,
+                "dst_ip": dst,
+                "protocol": proto.upper() if isinstance(proto, str) else proto,
+                "dst_port": port,
+                "connections": count,
+                "packets": count,
+                "first_seen": _epoch_text(f, first, f"{path}[5]"),
+                "last_seen": _epoch_text(f, last, f"{path}[6]"),
+                "direction": DirectionEvidence.SYN.value,
+            }
+        )
+    dns = []
+    for index, entry in enumerate(f.array(doc["dns"], "dns")):
+        path = f"dns[{index}]"
+        item = f.mapping(entry, path)
+        check_keys(f, item, path, {"client", "qname", "answers", "cnames", "ttl", "server", "time"})
+        when = _epoch_text(f, item["time"], f"{path}.time")
+        chain = [
+            _draft_name(f, c, f"{path}.cnames") for c in f.array(item["cnames"], f"{path}.cnames")
+        ]
+        for address in f.array(item["answers"], f"{path}.answers"):
+            dns.append(
+                {
+                    "client_ip": item["client"],
+                    "name": _draft_name(f, item["qname"], f"{path}.qname"),
+                    "address": address,
+                    "cname_chain": chain,
+                    "server_ip": item["server"],
+                    "ttl": item["ttl"],
+                    "answers": 1,
+                    "first_seen": when,
+                    "last_seen": when,
+                }
+            )
+    return {
+        "kind": KIND,
+        "schema_version": 1,
+        "agent": {
+            "name": "",
+            "node": doc["node"],
+            "interface": doc["interface"],
+            "version": "0 (draft)",
+        },
+        "window": {
+            "start": _epoch_text(f, doc["started"], "started", nullable=True),
+            "end": _epoch_text(f, doc["ended"], "ended", nullable=True),
+        },
+        "counters": {renamed.get(key, key): value for key, value in stats.items()},
+        "flows": flows,
+        "dns": dns,
+    }
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any], Fields], dict[str, Any]]] = {0: _v0_to_v1}
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _flow_row(f: Fields, item: object, path: str) -> FlowRow:
+    row = f.mapping(item, path)
+    check_keys(
+        f,
+        row,
+        path,
+        {
+            "src_ip",
+            "dst_ip",
+            "protocol",
+            "dst_port",
+            "connections",
+            "packets",
+            "first_seen",
+            "last_seen",
+            "direction",
+        },
+    )
+    first = f.time(row["first_seen"], f"{path}.first_seen")
+    last = f.time(row["last_seen"], f"{path}.last_seen")
+    if first > last:
+        raise SummaryError(f.source, f"{path}.first_seen", "is after last_seen")
+    return FlowRow(
+        src_ip=f.ip(row["src_ip"], f"{path}.src_ip"),
+        dst_ip=f.ip(row["dst_ip"], f"{path}.dst_ip"),
+        protocol=Protocol(f.choice(row["protocol"], f"{path}.protocol", list(Protocol))),
+        dst_port=f.port(row["dst_port"], f"{path}.dst_port"),
+        connections=f.count(row["connections"], f"{path}.connections"),
+        packets=f.count(row["packets"], f"{path}.packets"),
+        first_seen=first,
+        last_seen=last,
+        direction=DirectionEvidence(
+            f.choice(row["direction"], f"{path}.direction", list(DirectionEvidence))
+        ),
+    )
+
+
+def _epoch_text(f: Fields, value: object, path: str, *, nullable: bool = False) -> str | None:
+    if value is None and nullable:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SummaryError(f.source, path, "expected epoch seconds (a number)")
+    return time_text(float(value))
+
+
+def _draft_name(f: Fields, value: object, path: str) -> str:
+    return f.string(value, path).rstrip(".").lower()
+
+
+def _as_datetime(value: float | datetime | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromtimestamp(value, UTC)
+
+
+def _datetime_text(value: datetime | None) -> str | None:
+    return None if value is None else time_text(value.timestamp())
+
+
+def _joined(names: Iterable[str]) -> str:
+    return ",".join(sorted({name for name in names if name}))
+
+
+def time_text(seconds: float) -> str:
+    """Epoch seconds as ISO-8601 UTC with microseconds, e.g. 2026-01-02T03:04:05.000000Z."""
+    return datetime.fromtimestamp(seconds, UTC).strftime(TIME_FORMAT)
+
+
+def check_keys(f: Fields, obj: Mapping[str, Any], path: str, keys: set[str]) -> None:
+    """Every key present, no other: fields that this version doesn't define are refused."""
+    prefix = f"{path}." if path else ""
+    for key in sorted(keys - obj.keys()):
+        raise SummaryError(f.source, prefix + key, "missing")
+    for key in sorted(obj.keys() - keys):
+        raise SummaryError(f.source, prefix + str(key), "unknown field")
+
+
+class Fields:
+    """Typed reads of JSON values; a wrong value raises SummaryError with its JSON path."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, path: str, message: str) -> NoReturn:
+        raise SummaryError(self.source, path, message)
+
+    def mapping(self, value: object, path: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(path, "expected an object" if path else "expected a JSON object")
+        return value
+
+    def array(self, value: object, path: str) -> list[Any]:
+        if not isinstance(value, list):
+            self.fail(path, "expected an array")
+        return value
+
+    def string(self, value: object, path: str) -> str:
+        if not isinstance(value, str):
+            self.fail(path, "expected a string")
+        return value
+
+    def integer(self, value: object, path: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(path, "expected an integer")
+        return value
+
+    def count(self, value: object, path: str) -> int:
+        number = self.integer(value, path)
+        if number < 0:
+            self.fail(path, f"expected an integer >= 0, got {number}")
+        return number
+
+    def port(self, value: object, path: str) -> int:
+        number = self.integer(value, path)
+        if not 0 <= number <= 65535:
+            self.fail(path, f"expected a port number 0-65535, got {number}")
+        return number
+
+    def choice(self, value: object, path: str, choices: Iterable[str]) -> str:
+        allowed = [str(c) for c in choices]
+        if value not in allowed:
+            self.fail(path, f"expected one of {', '.join(allowed)}, got {value!r}")
+        return str(value)
+
+    def ip(self, value: object, path: str) -> IPAddress:
+        try:
+            return ip_address(self.string(value, path))
+        except ValueError:
+            self.fail(path, f"expected an IP address, got {value!r}")
+
+    def time(self, value: object, path: str) -> float:
+        text = self.string(value, path)
+        try:
+            stamp = datetime.fromisoformat(text)
+        except ValueError:
+            self.fail(path, f"expected an ISO-8601 time, got {text!r}")
+        if stamp.tzinfo is None:
+            self.fail(path, f"expected a time with a zone (…Z), got {text!r}")
+        return stamp.timestamp()
+
+    def optional_time(self, value: object, path: str) -> float | None:
+        return None if value is None else self.time(value, path)
+
+    def dns_row(self, item: object, path: str) -> DnsRow:
+        row = self.mapping(item, path)
+        check_keys(
+            self,
+            row,
+            path,
+            {
+                "client_ip",
+                "name",
+                "address",
+                "cname_chain",
+                "server_ip",
+                "ttl",
+                "answers",
+                "first_seen",
+                "last_seen",
+            },
+        )
+        name = self.string(row["name"], f"{path}.name")
+        if not name or name != name.lower() or name.endswith("."):
+            self.fail(
+                f"{path}.name", f"expected a lower-case name without trailing dot, got {name!r}"
+            )
+        chain = self.array(row["cname_chain"], f"{path}.cname_chain")
+        first = self.time(row["first_seen"], f"{path}.first_seen")
+        last = self.time(row["last_seen"], f"{path}.last_seen")
+        if first > last:
+            self.fail(f"{path}.first_seen", "is after last_seen")
+        return DnsRow(
+            client_ip=self.ip(row["client_ip"], f"{path}.client_ip"),
+            name=name,
+            address=self.ip(row["address"], f"{path}.address"),
+            cname_chain=tuple(
+                self.string(c, f"{path}.cname_chain[{i}]") for i, c in enumerate(chain)
+            ),
+            server_ip=self.ip(row["server_ip"], f"{path}.server_ip"),
+            ttl=self.count(row["ttl"], f"{path}.ttl"),
+            answers=self.count(row["answers"], f"{path}.answers"),
+            first_seen=first,
+            last_seen=last,
+        )
