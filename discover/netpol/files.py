@@ -1,0 +1,117 @@
+"""Reading NetworkPolicies from a YAML or JSON file (several documents, `List`s).
+
+Other kinds are skipped with a note, so `kubectl get -A -o yaml` output or a whole
+manifest directory dump can be used as is. A broken document is an error naming the
+file and the document number (1-based), never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from discover.errors import ReadError
+from discover.netpol.policy import Policy, parse_policy
+from discover.netpol.selectors import InvalidPolicyError
+
+
+class PolicyFileError(ReadError):
+    """A policy file that can't be read; `document` is the 1-based YAML document number."""
+
+    def __init__(self, path: str, message: str, *, document: int | None = None) -> None:
+        self.document = document
+        where = f"document {document}: " if document is not None else ""
+        super().__init__(path, where + message)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyFile:
+    path: str
+    policies: tuple[Policy, ...]
+    notes: tuple[str, ...] = ()
+
+
+def load_policy_file(path: Path | str) -> PolicyFile:
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise PolicyFileError(name, f"cannot read: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        raise PolicyFileError(name, "not a text file (UTF-8 expected)") from error
+    return parse_policy_text(text, name)
+
+
+def parse_policy_text(text: str, source: str) -> PolicyFile:
+    policies: list[Policy] = []
+    seen: dict[str, int] = {}
+    ignored: Counter[str] = Counter()
+    for number, document in _documents(text, source):
+        for obj in _objects(document, source, number):
+            kind = obj.get("kind")
+            if kind != "NetworkPolicy":
+                ignored[str(kind)] += 1
+                continue
+            try:
+                policy = parse_policy(obj)
+            except InvalidPolicyError as error:
+                raise PolicyFileError(source, str(error), document=number) from error
+            if policy.ref in seen:
+                raise PolicyFileError(
+                    source,
+                    f"NetworkPolicy {policy.ref} appears twice (also document {seen[policy.ref]})",
+                    document=number,
+                )
+            seen[policy.ref] = number
+            policies.append(policy)
+    notes = []
+    if ignored:
+        kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(ignored.items()))
+        notes.append(f"{source}: ignored objects that are not NetworkPolicies: {kinds}")
+    if not policies:
+        notes.append(f"{source}: no NetworkPolicy found: every connection is allowed")
+    ordered = tuple(sorted(policies, key=lambda p: (p.namespace, p.name)))
+    return PolicyFile(source, ordered, tuple(notes))
+
+
+def _documents(text: str, source: str) -> Iterator[tuple[int, Any]]:
+    number = 0
+    loader = yaml.safe_load_all(text)
+    while True:
+        try:
+            document = next(loader)
+        except StopIteration:
+            return
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            line = f" at line {mark.line + 1}" if mark is not None else ""
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise PolicyFileError(
+                source, f"invalid YAML{line}: {problem}", document=number + 1
+            ) from error
+        number += 1
+        if document is not None:
+            yield number, document
+
+
+def _objects(document: Any, source: str, number: int) -> Iterator[dict[str, Any]]:
+    if not isinstance(document, dict):
+        raise PolicyFileError(
+            source, f"expected a Kubernetes object, got {type(document).__name__}", document=number
+        )
+    kind = str(document.get("kind", ""))
+    if kind.endswith("List") and isinstance(document.get("items"), list):
+        item_kind = kind[: -len("List")] or None
+        for item in document["items"]:
+            if isinstance(item, dict) and "kind" not in item and item_kind:
+                item = {**item, "kind": item_kind}  # items of a typed list carry no kind
+            yield from _objects(item, source, number)
+        return
+    if not kind:
+        raise PolicyFileError(source, "object without kind", document=number)
+    yield document

@@ -1,0 +1,288 @@
+"""Verification: would these NetworkPolicies allow the flows that were observed?
+
+Each flow's addresses are resolved to endpoints at the flow's time with the enrichment
+Resolver (contract 8): a pod IP becomes the pod (its labels, namespace labels, container
+ports), anything else an IP endpoint. A flow to a Service ClusterIP is a flow to the
+Service's backing pods on the targetPort, and is allowed only if allowed for every backend.
+
+Two exemptions the Kubernetes docs state and the evaluator can't see on its own:
+traffic between a pod and the node it runs on is always allowed, and host-network pods
+share their node's address, so they are treated as that IP (policies don't select them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from ipaddress import ip_address
+from typing import TYPE_CHECKING, Any, Protocol
+
+from discover.events import IPAddress
+from discover.inventory.model import Inventory, Pod, WorkloadRef
+from discover.netpol import ConnectionSet, IpEndpoint, PodEndpoint, PolicyEvaluator, Verdict
+from discover.netpol.evaluate import Endpoint
+from discover.peers import Peer, PeerKind
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+class EndpointResolver(Protocol):
+    """What verification needs of the enrichment Resolver (contract 8)."""
+
+    def resolve_source(self, ip: IPAddress, when: datetime) -> Peer: ...
+
+    def resolve_destination(
+        self,
+        ip: IPAddress,
+        protocol: str,
+        port: int,
+        when: datetime,
+        client_ip: IPAddress | None = None,
+    ) -> list[tuple[Peer, int, str | None]]: ...
+
+    def pod_for(self, peer: Peer) -> Pod | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FlowVerdict:
+    src_ip: IPAddress
+    dst_ip: IPAddress
+    protocol: str
+    dst_port: int
+    allowed: bool
+    reason: str
+    source: str  # who the source was, as a person reads it
+    destinations: tuple[str, ...]  # what was checked: the pod, or every Service backend
+    time: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `verify --format json` record."""
+        return {
+            "src_ip": str(self.src_ip),
+            "dst_ip": str(self.dst_ip),
+            "protocol": self.protocol,
+            "dst_port": self.dst_port,
+            "allowed": self.allowed,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixCell:
+    source: WorkloadRef
+    destination: WorkloadRef
+    allowed: ConnectionSet
+
+
+def default_resolver(inventory: Inventory) -> EndpointResolver:
+    from discover.enrich import Resolver  # enrichment pulls in pandas: load it when used
+
+    resolver: EndpointResolver = Resolver(inventory)
+    return resolver
+
+
+def verify_flows(
+    flows: pd.DataFrame,
+    evaluator: PolicyEvaluator,
+    inventory: Inventory,
+    *,
+    resolver: EndpointResolver | None = None,
+) -> list[FlowVerdict]:
+    """A verdict for every row of `flows` (columns src_ip, dst_ip, protocol, dst_port; an
+    optional first_seen gives the time at which IPs are resolved), in row order."""
+    resolver = resolver if resolver is not None else default_resolver(inventory)
+    endpoints = _EndpointBuilder(inventory, resolver)
+    default_time = inventory.collected_at or datetime.now(UTC)
+    times = _times(flows, default_time)
+    verdicts = []
+    columns = zip(
+        flows["src_ip"], flows["dst_ip"], flows["protocol"], flows["dst_port"], times, strict=True
+    )
+    for src_raw, dst_raw, protocol_raw, port_raw, when in columns:
+        src_ip, dst_ip = ip_address(str(src_raw)), ip_address(str(dst_raw))
+        protocol, port = str(protocol_raw).upper(), int(port_raw)
+        verdicts.append(
+            _verify_one(evaluator, resolver, endpoints, src_ip, dst_ip, protocol, port, when)
+        )
+    return verdicts
+
+
+def _verify_one(
+    evaluator: PolicyEvaluator,
+    resolver: EndpointResolver,
+    endpoints: _EndpointBuilder,
+    src_ip: IPAddress,
+    dst_ip: IPAddress,
+    protocol: str,
+    port: int,
+    when: datetime,
+) -> FlowVerdict:
+    source_peer = resolver.resolve_source(src_ip, when)
+    source = endpoints.endpoint(source_peer, src_ip)
+    targets = resolver.resolve_destination(dst_ip, protocol, port, when, client_ip=src_ip)
+    checks: list[tuple[str, Verdict]] = []
+    for peer, target_port, _name in targets or [(Peer(PeerKind.EXTERNAL, ip=dst_ip), port, None)]:
+        destination = endpoints.endpoint(peer, peer.ip if peer.ip is not None else dst_ip)
+        exempt = _node_local(source_peer, source, peer, destination)
+        verdict = exempt or evaluator.check(source, destination, protocol, target_port)
+        checks.append((f"{destination.label()}:{target_port}", verdict))
+    allowed = all(verdict.allowed for _, verdict in checks)
+    return FlowVerdict(
+        src_ip=src_ip,
+        dst_ip=dst_ip,
+        protocol=protocol,
+        dst_port=port,
+        allowed=allowed,
+        reason=_combine(checks, targets[0][0] if targets else None, allowed),
+        source=source.label(),
+        destinations=tuple(label for label, _ in checks),
+        time=when,
+    )
+
+
+def _combine(checks: list[tuple[str, Verdict]], first: Peer | None, allowed: bool) -> str:
+    service = first.via_service if first is not None else None
+    if service is None and len(checks) == 1:
+        return checks[0][1].reason
+    # Replicas of one workload give the same reason: say it once.
+    distinct: dict[str, list[str]] = {}
+    for label, verdict in checks:
+        if verdict.allowed == allowed:
+            # "allowed: ..." once for the whole flow, not again for each backend
+            text = verdict.reason.removeprefix("allowed: ").removeprefix("denied: ")
+            distinct.setdefault(text, []).append(label)
+    via = f"via Service {service.namespace}/{service.name} port {service.port}: " if service else ""
+    if allowed:
+        head = f"allowed for all {len(checks)} backend(s)"
+    else:
+        denied = sum(1 for _, verdict in checks if not verdict.allowed)
+        head = f"denied for {denied} of {len(checks)} backend(s)"
+    details = "; ".join(
+        f"[{', '.join(sorted(set(labels)))}] {text}" for text, labels in distinct.items()
+    )
+    return f"{'allowed' if allowed else 'denied'}: {via}{head}: {details}"
+
+
+def _node_local(
+    source_peer: Peer, source: Endpoint, destination_peer: Peer, destination: Endpoint
+) -> Verdict | None:
+    """The Kubernetes exemption: a pod and its own node may always talk."""
+    if isinstance(destination, PodEndpoint) and source_peer.kind is PeerKind.NODE:
+        node, pod_node = source_peer.node_name, destination_peer.node_name
+        if node and node == pod_node:
+            return Verdict(
+                True,
+                f"allowed: from node {node}, the node {destination.label()} "
+                "runs on (always allowed)",
+            )
+    if isinstance(source, PodEndpoint) and destination_peer.kind is PeerKind.NODE:
+        node, pod_node = destination_peer.node_name, source_peer.node_name
+        if node and node == pod_node:
+            return Verdict(
+                True, f"allowed: to node {node}, the node {source.label()} runs on (always allowed)"
+            )
+    return None
+
+
+class _EndpointBuilder:
+    def __init__(self, inventory: Inventory, resolver: EndpointResolver) -> None:
+        self.resolver = resolver
+        self.namespace_labels = {
+            ns.name: ns_labels(ns.name, ns.labels) for ns in inventory.namespaces
+        }
+
+    def endpoint(self, peer: Peer, ip: IPAddress) -> Endpoint:
+        if peer.kind is not PeerKind.WORKLOAD or peer.host_network:
+            return IpEndpoint(ip)  # nodes, host-network pods, external and unknown addresses
+        pod = self.resolver.pod_for(peer)
+        if pod is None or pod.host_network:
+            return IpEndpoint(ip)
+        return pod_endpoint(pod, self.namespace_labels.get(pod.namespace), ip=peer.ip)
+
+
+def ns_labels(name: str, labels: Mapping[str, str]) -> dict[str, str]:
+    """A namespace's labels with the `kubernetes.io/metadata.name` label the API server
+    sets on every namespace (since 1.22), also when an older dump lacks it."""
+    out = dict(labels)
+    out.setdefault(NAMESPACE_NAME_LABEL, name)
+    return out
+
+
+def pod_endpoint(
+    pod: Pod, namespace_labels: dict[str, str] | None, *, ip: IPAddress | None = None
+) -> PodEndpoint:
+    """The evaluator's view of a pod; `ip` defaults to the pod's first address."""
+    return PodEndpoint(
+        namespace=pod.namespace,
+        labels=dict(pod.labels),
+        namespace_labels=namespace_labels or ns_labels(pod.namespace, {}),
+        ip=ip if ip is not None else (pod.ips[0] if pod.ips else None),
+        ports=pod.ports,
+        name=pod.workload.name,
+    )
+
+
+def workload_matrix(evaluator: PolicyEvaluator, inventory: Inventory) -> list[MatrixCell]:
+    """Allowed connections between every ordered pair of workloads (one pod each; pods
+    of a workload share a template), self-pairs left out. Host-network pods are skipped:
+    policies don't apply to them."""
+    labels = {ns.name: ns_labels(ns.name, ns.labels) for ns in inventory.namespaces}
+    representatives: dict[WorkloadRef, Pod] = {}
+    for pod in sorted(inventory.pods, key=lambda p: (p.workload, p.deleted is not None, p.name)):
+        if not pod.host_network:
+            representatives.setdefault(pod.workload, pod)
+    endpoints = {
+        ref: pod_endpoint(pod, labels.get(pod.namespace)) for ref, pod in representatives.items()
+    }
+    ordered = sorted(endpoints)
+    return [
+        MatrixCell(src, dst, evaluator.connections(endpoints[src], endpoints[dst]))
+        for src in ordered
+        for dst in ordered
+        if src != dst
+    ]
+
+
+def _times(flows: pd.DataFrame, default: datetime) -> Sequence[datetime]:
+    if "first_seen" not in flows.columns:
+        return [default] * len(flows)
+    out = []
+    for value in flows["first_seen"]:
+        if value is None or value != value:  # None, NaN or NaT
+            out.append(default)
+        else:
+            stamp = value.to_pydatetime() if hasattr(value, "to_pydatetime") else value
+            out.append(stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC))
+    return out
+
+
+def render_matrix(cells: Sequence[MatrixCell]) -> str:
+    """A text truth table: a row per source workload, a column per destination (numbered,
+    names in the row labels), each cell the allowed ports, `all` or `-`."""
+    refs = sorted({c.source for c in cells} | {c.destination for c in cells})
+    if not refs:
+        return "no workloads in the inventory"
+    number = {ref: index + 1 for index, ref in enumerate(refs)}
+    grid = {(c.source, c.destination): _cell(c.allowed) for c in cells}
+    rows = [
+        [f"{number[src]}. {src}"] + [grid.get((src, dst), "self") for dst in refs] for src in refs
+    ]
+    header = ["source \\ destination"] + [str(number[dst]) for dst in refs]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
+    return "\n".join(lines)
+
+
+def _cell(allowed: ConnectionSet) -> str:
+    if allowed.is_all:
+        return "all"
+    if allowed.is_empty:
+        return "-"
+    return str(allowed).replace(" ", ":")
