@@ -1,0 +1,150 @@
+"""`netpol-discover agent`: the live capture agent (DaemonSet or sidecar)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import socket
+from pathlib import Path
+
+from discover.errors import ConfigurationError
+
+DESCRIPTION = """\
+Capture connection set-ups (TCP SYN / SYN-ACK), UDP flow starts and DNS answers on an
+interface during a learning window, keep a bounded summary, checkpoint it to
+STATE_DIR/summary.json, and serve /summary, /healthz and /metrics over HTTP.
+
+A restarted agent resumes from its checkpoint (window start and counts kept). When the
+window ends the agent writes a final checkpoint and keeps serving (a DaemonSet must not
+crash-loop) unless --exit-after-window. SIGTERM / SIGINT write a final checkpoint.
+Needs CAP_NET_RAW.
+"""
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float | None:
+    """`90`, `90s`, `30m`, `24h`, `7d`, `1h30m` -> seconds; `none`/`0` -> until stopped."""
+    value = text.strip().lower()
+    if value in ("", "none", "0", "forever"):
+        return None
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([smhdw])", value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        raise ConfigurationError(f"--duration {text!r}: expected e.g. 90s, 30m, 24h, 7d")
+    return sum(float(number) * UNITS[unit] for number, unit in parts)
+
+
+def _duration(text: str) -> float | None:
+    try:
+        return parse_duration(text)
+    except ConfigurationError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "agent",
+        help="run the live capture agent (learning window, checkpoints, HTTP)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--interface",
+        "-i",
+        default="any",
+        help="interface to capture on (default: any = all interfaces)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=_duration,
+        default=None,
+        metavar="D",
+        help="learning window length, e.g. 24h, 7d (default: until stopped)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path("/var/lib/netpol-discover"),
+        metavar="DIR",
+        help="where summary.json is checkpointed (default: /var/lib/netpol-discover)",
+    )
+    parser.add_argument(
+        "--listen",
+        default="0.0.0.0:9808",
+        metavar="HOST:PORT",
+        help="HTTP address for /summary /healthz /metrics (default 0.0.0.0:9808)",
+    )
+    parser.add_argument(
+        "--checkpoint-interval",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds between checkpoints (default 60)",
+    )
+    parser.add_argument(
+        "--max-edges",
+        type=int,
+        default=100_000,
+        metavar="N",
+        help="cap on distinct edges kept; more are counted as dropped (default 100000; 0 = no cap)",
+    )
+    parser.add_argument(
+        "--node-name",
+        default=None,
+        metavar="NAME",
+        help="recorded in the summary (default: $NODE_NAME or the host name)",
+    )
+    parser.add_argument(
+        "--agent-name",
+        default=None,
+        metavar="NAME",
+        help="recorded in the summary (default: $POD_NAME or the host name)",
+    )
+    parser.add_argument(
+        "--inventory-watch",
+        action="store_true",
+        help="watch pods/services/endpointslices/namespaces/nodes through "
+        "the API (in-cluster config or kubeconfig) beside capture",
+    )
+    parser.add_argument(
+        "--exit-after-window",
+        action="store_true",
+        help="exit when the window ends instead of serving on",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=("debug", "info", "warning", "error")
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sidecar.agent import Agent, AgentOptions
+    from sidecar.server import parse_listen
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    host, port = parse_listen(args.listen)
+    if args.checkpoint_interval <= 0:
+        raise ConfigurationError("--checkpoint-interval must be > 0")
+    if args.max_edges < 0:
+        raise ConfigurationError("--max-edges must be >= 0")
+    options = AgentOptions(
+        state_dir=args.state_dir,
+        interface=args.interface,
+        listen_host=host,
+        listen_port=port,
+        duration=args.duration,
+        checkpoint_interval=args.checkpoint_interval,
+        max_edges=args.max_edges or None,
+        node_name=args.node_name or os.environ.get("NODE_NAME") or socket.gethostname(),
+        agent_name=args.agent_name or os.environ.get("POD_NAME") or socket.gethostname(),
+        exit_after_window=args.exit_after_window,
+        inventory_watch=args.inventory_watch,
+    )
+    return Agent(options).run()

@@ -1,0 +1,359 @@
+"""The agent process: capture thread, learning window, checkpoints, HTTP, signals.
+
+Threads: `capture` reads batches from the socket, decodes them with the offline path's
+`PacketDecoder` and `DnsDecoder`, and adds the events to a bounded `FlowTable`; `http`
+serves; `inventory` (optional) watches the API. The main thread owns the clock: it
+checkpoints every interval, ends the window, and turns SIGTERM/SIGINT into a final
+checkpoint. The table is shared under one lock, held by readers only long enough to copy it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from discover.dns import DnsDecoder
+from discover.flowtable import FlowTable
+from discover.packets import DnsPayload, PacketDecoder
+from discover.summary import SummaryMeta, summary_from_dict, summary_to_dict
+from sidecar import metrics
+from sidecar.capture import CaptureSocket
+from sidecar.checkpoint import Checkpoint
+from sidecar.sampling import UdpSampler
+from sidecar.server import AgentServer
+
+log = logging.getLogger(__name__)
+
+# Decoder counters that mean "a packet we could not read", summed into parse_errors.
+PARSE_ERROR_KEYS = ("malformed", "truncated", "unsupported_link")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentOptions:
+    state_dir: Path
+    interface: str = "any"
+    listen_host: str = "0.0.0.0"
+    listen_port: int = 9808
+    duration: float | None = None  # seconds; None = until stopped
+    checkpoint_interval: float = 60.0
+    max_edges: int | None = 100_000
+    node_name: str = ""
+    agent_name: str = ""
+    inventory_watch: bool = False
+    exit_after_window: bool = False
+    batch_frames: int = 512
+    batch_wait: float = 0.05
+
+
+@dataclass(slots=True)
+class Counters:
+    """Running totals; `base` holds what the checkpoint we resumed from had counted."""
+
+    packets: int = 0
+    kernel_drops: int = 0
+    parse_errors: int = 0
+    udp_sampled_out: int = 0
+    dns_malformed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "packets": self.packets,
+            "kernel_drops": self.kernel_drops,
+            "parse_errors": self.parse_errors,
+            "udp_sampled_out": self.udp_sampled_out,
+            "dns_malformed": self.dns_malformed,
+        }
+
+
+class Agent:
+    def __init__(self, options: AgentOptions, clock: Callable[[], float] = time.time) -> None:
+        self.options = options
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._window_over = threading.Event()
+        self.checkpoint = Checkpoint(options.state_dir)
+        self.table = FlowTable(max_edges=options.max_edges)
+        self._base = Counters()
+        self._run = Counters()
+        self._table_dropped_base = {"edges_dropped": 0, "dns_rows_dropped": 0}
+        self.window_start = clock()
+        self._resume()
+        self.last_checkpoint: float | None = None
+        self._capture_thread: threading.Thread | None = None
+        self._capture_error: str | None = None
+        self.extra_health: list[Callable[[], tuple[bool, str]]] = []
+
+    # --- state ---------------------------------------------------------------------
+
+    def _resume(self) -> None:
+        document = self.checkpoint.load()
+        if document is None:
+            return
+        table, meta = summary_from_dict(document, source=str(self.checkpoint.path))
+        self.table.merge(table)
+        if meta.window_start is not None:
+            self.window_start = meta.window_start.timestamp()
+        counters = dict(meta.counters)
+        self._base = Counters(**{key: int(counters.get(key, 0)) for key in Counters().as_dict()})
+        self._table_dropped_base = {
+            key: int(counters.get(key, 0)) for key in ("edges_dropped", "dns_rows_dropped")
+        }
+        log.info(
+            "resumed from %s: window started %s, %d counted packets",
+            self.checkpoint.path,
+            meta.window_start,
+            self._base.packets,
+        )
+
+    @property
+    def window_end(self) -> float | None:
+        if self.options.duration is None:
+            return None
+        return self.window_start + self.options.duration
+
+    def counters(self) -> dict[str, int]:
+        base = self._base.as_dict()
+        run = self._run.as_dict()
+        total = {key: base[key] + run[key] for key in base}
+        for key, base_value in self._table_dropped_base.items():
+            total[key] = base_value + int(getattr(self.table, key))
+        return total
+
+    def _snapshot(self) -> FlowTable:
+        copy = FlowTable()
+        with self._lock:
+            copy.merge(self.table)
+        return copy
+
+    def document(self) -> dict[str, Any]:
+        snapshot = self._snapshot()
+        now = self._clock()
+        end = now if self.window_end is None else min(now, self.window_end)
+        meta = SummaryMeta.for_agent(
+            node_name=self.options.node_name,
+            interface=self.options.interface,
+            window_start=self.window_start,
+            window_end=end,
+            counters=self.counters(),
+            agent_name=self.options.agent_name,
+        )
+        return summary_to_dict(snapshot, meta)
+
+    def save_checkpoint(self) -> None:
+        self.checkpoint.save(self.document())
+        self.last_checkpoint = self._clock()
+
+    # --- capture -------------------------------------------------------------------
+
+    def _capture_loop(self, sock: CaptureSocket) -> None:
+        decoder = PacketDecoder()
+        dns = DnsDecoder()
+        sampler = UdpSampler()
+        options = self.options
+        try:
+            while not self._stop.is_set() and not self._window_over.is_set():
+                times, frames = sock.read_batch(options.batch_frames, options.batch_wait)
+                if frames:
+                    read = len(frames)
+                    times, frames = sampler.sample(
+                        times, frames, backlog=read >= options.batch_frames
+                    )
+                    events = decoder.decode(sock.linktype, times, frames) if frames else []
+                    self._ingest(events, dns, frames_read=read)
+                self._update_counters(sock, decoder, dns, sampler)
+            self._ingest(decoder.flush(), dns, frames_read=0)
+            self._update_counters(sock, decoder, dns, sampler)
+        except Exception as error:  # the capture thread dying must show in /healthz
+            self._capture_error = f"{type(error).__name__}: {error}"
+            log.exception("capture stopped")
+            raise
+
+    def _ingest(self, events: list[Any], dns: DnsDecoder, frames_read: int) -> None:
+        answers = []
+        others = []
+        for event in events:
+            if isinstance(event, DnsPayload):
+                answer = dns.decode(event)
+                if answer is not None:
+                    answers.append(answer)
+            else:
+                others.append(event)
+        with self._lock:
+            for item in others:
+                self.table.add(item)
+            for answer in answers:
+                self.table.add(answer)
+            self._run.packets += frames_read
+
+    def _update_counters(
+        self, sock: CaptureSocket, decoder: PacketDecoder, dns: DnsDecoder, sampler: UdpSampler
+    ) -> None:
+        stats = decoder.stats.as_dict()
+        self._run.parse_errors = sum(int(stats.get(key, 0)) for key in PARSE_ERROR_KEYS)
+        self._run.dns_malformed = int(dns.counters.get("malformed", 0))
+        self._run.kernel_drops = sock.counters().drops
+        self._run.udp_sampled_out = sampler.sampled_out
+
+    def capture_alive(self) -> bool:
+        thread = self._capture_thread
+        return thread is not None and thread.is_alive()
+
+    # --- view for the HTTP server ---------------------------------------------------
+
+    def summary_json(self) -> bytes:
+        return json.dumps(self.document(), sort_keys=True).encode()
+
+    def health(self) -> tuple[bool, str]:
+        if self._capture_error is not None:
+            return False, f"capture failed: {self._capture_error}"
+        if not self._window_over.is_set() and not self.capture_alive():
+            return False, "capture thread not running"
+        age = self.checkpoint_age()
+        if age is not None and age > 3 * self.options.checkpoint_interval + 30:
+            return False, f"last checkpoint {age:.0f}s ago"
+        for check in self.extra_health:
+            ok, reason = check()
+            if not ok:
+                return False, reason
+        return True, "window over, serving" if self._window_over.is_set() else "capturing"
+
+    def checkpoint_age(self) -> float | None:
+        if self.last_checkpoint is None:
+            return None
+        return max(0.0, self._clock() - self.last_checkpoint)
+
+    def metrics_text(self) -> str:
+        counters = self.counters()
+        with self._lock:
+            edges = self.table.edge_count
+            dns_rows = self.table.dns_row_count
+        samples = [
+            metrics.Sample(
+                "packets_total",
+                "counter",
+                "Packets read past the kernel filter.",
+                counters["packets"],
+            ),
+            metrics.Sample(
+                "kernel_drops_total",
+                "counter",
+                "Packets the kernel dropped: receive buffer full.",
+                counters["kernel_drops"],
+            ),
+            metrics.Sample(
+                "parse_errors_total",
+                "counter",
+                "Packets the decoder could not read.",
+                counters["parse_errors"],
+            ),
+            metrics.Sample(
+                "udp_sampled_out_total",
+                "counter",
+                "UDP datagrams skipped by load sampling (DNS never is).",
+                counters["udp_sampled_out"],
+            ),
+            metrics.Sample("edges", "gauge", "Distinct flow edges in the summary.", edges),
+            metrics.Sample(
+                "edges_dropped_total",
+                "counter",
+                "Events for new edges refused at the --max-edges cap.",
+                counters["edges_dropped"],
+            ),
+            metrics.Sample("dns_answers", "gauge", "DNS (client, name, address) rows.", dns_rows),
+            metrics.Sample(
+                "window_start_timestamp_seconds",
+                "gauge",
+                "Start of the learning window.",
+                self.window_start,
+            ),
+            metrics.Sample(
+                "window_open",
+                "gauge",
+                "1 while the learning window runs.",
+                0 if self._window_over.is_set() else 1,
+            ),
+        ]
+        if self.window_end is not None:
+            samples.append(
+                metrics.Sample(
+                    "window_end_timestamp_seconds",
+                    "gauge",
+                    "Planned end of the learning window.",
+                    self.window_end,
+                )
+            )
+        age = self.checkpoint_age()
+        if age is not None:
+            samples.append(
+                metrics.Sample(
+                    "checkpoint_age_seconds", "gauge", "Seconds since the last checkpoint.", age
+                )
+            )
+        return metrics.render(samples)
+
+    # --- the process ----------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: final checkpoint, then exit", signum)
+        self._stop.set()
+
+    def run(self, install_signals: bool = True) -> int:
+        """Capture until the window ends or a signal comes; checkpoint on the way."""
+        options = self.options
+        if install_signals:
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+        server = AgentServer(self, options.listen_host, options.listen_port)
+        self.listen_port = server.port
+        try:
+            self._capture_until_window_ends(server.port)
+            self.save_checkpoint()
+            if self._window_over.is_set() and not options.exit_after_window:
+                log.info("learning window over: serving %s until stopped", self.checkpoint.path)
+                while not self._stop.wait(options.checkpoint_interval):
+                    self.last_checkpoint = self._clock()  # nothing changes: still fresh
+        finally:
+            server.close()
+        return 0
+
+    def _capture_until_window_ends(self, http_port: int) -> None:
+        if self.window_end is not None and self._clock() >= self.window_end:
+            self._window_over.set()
+            return
+        sock = CaptureSocket(self.options.interface, exclude_tcp_ports=(http_port,))
+        try:
+            self._capture_thread = threading.Thread(
+                target=self._capture_loop, args=(sock,), name="capture", daemon=True
+            )
+            self._capture_thread.start()
+            self.save_checkpoint()
+            next_checkpoint = self._clock() + self.options.checkpoint_interval
+            while not self._stop.is_set():
+                now = self._clock()
+                if self.window_end is not None and now >= self.window_end:
+                    self._window_over.set()
+                    break
+                if not self._capture_thread.is_alive():
+                    break
+                if now >= next_checkpoint:
+                    self.save_checkpoint()
+                    next_checkpoint = now + self.options.checkpoint_interval
+                wake = next_checkpoint
+                if self.window_end is not None:
+                    wake = min(wake, self.window_end)
+                self._stop.wait(max(0.01, min(1.0, wake - now)))
+            self._capture_thread.join()
+        finally:
+            sock.close()
