@@ -1,0 +1,282 @@
+"""Verification of observed flows: IP -> pod at the flow's time, ClusterIP backends,
+node-local traffic, host-network pods, and the workload matrix."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from ipaddress import ip_address
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from discover.flowtable import read_flows_file
+from discover.inventory.files import load_inventory_files
+from discover.inventory.model import (
+    ContainerPort,
+    Inventory,
+    Namespace,
+    Node,
+    Pod,
+    Service,
+    ServicePort,
+    WorkloadRef,
+)
+from discover.netpol import PolicyEvaluator
+from discover.netpol.files import load_policy_file
+from discover.verification import render_matrix, verify_flows, workload_matrix
+
+DATA = Path(__file__).parent / "data" / "netpol"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+T1 = datetime(2026, 1, 2, tzinfo=UTC)
+T2 = datetime(2026, 1, 3, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def shop() -> tuple[PolicyEvaluator, Inventory]:
+    policies = load_policy_file(DATA / "policies.yaml").policies
+    return PolicyEvaluator(policies), load_inventory_files([DATA / "shop-inventory.json"])
+
+
+EXPECTED = [
+    (
+        True,
+        "allowed: via Service shop/api port 80: allowed for all 1 backend(s): "
+        "[shop/api:8080] egress of shop/web: allowed by shop/web egress rule 1; "
+        "ingress of shop/api: allowed by shop/api ingress rule 1",
+    ),
+    (
+        True,
+        "allowed: egress of shop/web: allowed by shop/web egress rule 1; "
+        "ingress of shop/api: allowed by shop/api ingress rule 1",
+    ),
+    (
+        True,
+        "allowed: egress of shop/api: allowed by shop/api egress rule 1; "
+        "ingress of shop/db: allowed by shop/db ingress rule 1",
+    ),
+    (True, "allowed: from node node-1, the node shop/api runs on (always allowed)"),
+    (
+        False,
+        "denied: egress of shop/web: isolated by shop/default-deny, shop/web, no rule "
+        "matches TCP 5432 to shop/db; ingress of shop/db: isolated by shop/db, "
+        "shop/default-deny, no rule matches TCP 5432 from shop/web",
+    ),
+    (
+        False,
+        "denied: via Service shop/api port 80: denied for 1 of 1 backend(s): "
+        "[shop/api:8080] ingress of shop/api: isolated by shop/api, shop/default-deny, "
+        "no rule matches TCP 8080 from billing/worker-x1",
+    ),
+    (
+        False,
+        "denied: egress of shop/web: isolated by shop/default-deny, shop/web, no rule "
+        "matches TCP 443 to 203.0.113.5",
+    ),
+]
+
+
+def test_every_flow_of_the_sample(shop: tuple[PolicyEvaluator, Inventory]) -> None:
+    evaluator, inventory = shop
+    verdicts = verify_flows(read_flows_file(DATA / "flows.csv"), evaluator, inventory)
+    assert [(v.allowed, v.reason) for v in verdicts] == EXPECTED
+    first = verdicts[0]
+    assert (first.source, first.destinations) == ("shop/web", ("shop/api:8080",))
+    assert first.to_dict() == {
+        "src_ip": "10.244.0.10",
+        "dst_ip": "10.96.0.20",
+        "protocol": "TCP",
+        "dst_port": 80,
+        "allowed": True,
+        "reason": EXPECTED[0][1],
+    }
+
+
+def test_four_columns_of_plain_strings_are_enough(shop: tuple[PolicyEvaluator, Inventory]) -> None:
+    evaluator, inventory = shop
+    frame = pd.DataFrame(
+        {
+            "src_ip": ["10.244.0.11"],
+            "dst_ip": ["10.244.0.13"],
+            "protocol": ["tcp"],
+            "dst_port": ["5432"],
+        }
+    )
+    (verdict,) = verify_flows(frame, evaluator, inventory)
+    assert verdict.allowed and verdict.protocol == "TCP" and verdict.dst_port == 5432
+
+
+def pod(name: str, ip: str, labels: dict[str, str], **extra: Any) -> Pod:
+    return Pod(
+        namespace="shop",
+        name=name,
+        uid=f"uid-{name}",
+        labels=labels,
+        ips=(ip_address(ip),),
+        workload=WorkloadRef("shop", "Deployment", labels.get("app", name)),
+        node_name=extra.pop("node_name", "node-1"),
+        **extra,
+    )
+
+
+REUSED = "10.244.0.50"
+INVENTORY = Inventory(
+    namespaces=(Namespace("shop", {}),),
+    nodes=(
+        Node("node-1", (ip_address("192.168.1.10"),)),
+        Node("node-2", (ip_address("192.168.1.11"),)),
+    ),
+    pods=(
+        pod("old-web", REUSED, {"app": "web"}, created=T0, deleted=T1),
+        pod("new-batch", REUSED, {"app": "batch"}, created=T1),
+        pod(
+            "api-1",
+            "10.244.0.60",
+            {"app": "api", "tier": "backend"},
+            ports=(ContainerPort(8080, "TCP", "http"),),
+            created=T0,
+        ),
+        pod(
+            "db-1",
+            "10.244.0.61",
+            {"app": "db", "tier": "backend"},
+            ports=(ContainerPort(8080, "TCP", "http"),),
+            created=T0,
+            node_name="node-2",
+        ),
+        pod(
+            "agent",
+            "192.168.1.11",
+            {"app": "agent"},
+            host_network=True,
+            node_name="node-2",
+            created=T0,
+        ),
+    ),
+    services=(
+        Service(
+            "shop",
+            "backend",
+            selector={"tier": "backend"},
+            cluster_ips=(ip_address("10.96.0.9"),),
+            ports=(ServicePort(80, "TCP", "web", "http"),),
+        ),
+    ),
+    collected_at=T2,
+)
+POLICIES = PolicyEvaluator(
+    [
+        {
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "deny", "namespace": "shop"},
+            "spec": {"podSelector": {}},
+        },
+        {
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "api", "namespace": "shop"},
+            "spec": {
+                "podSelector": {"matchLabels": {"app": "api"}},
+                "ingress": [
+                    {
+                        "from": [{"podSelector": {"matchLabels": {"app": "web"}}}],
+                        "ports": [{"port": "http"}],
+                    }
+                ],
+            },
+        },
+    ]
+)
+
+
+def flows(*rows: tuple[str, str, int, datetime | None]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "src_ip": [r[0] for r in rows],
+            "dst_ip": [r[1] for r in rows],
+            "protocol": ["TCP"] * len(rows),
+            "dst_port": [r[2] for r in rows],
+            "first_seen": pd.to_datetime([r[3] for r in rows], utc=True),
+        }
+    )
+
+
+def test_a_reused_ip_is_the_pod_that_held_it_at_the_flow_time() -> None:
+    early = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    verdicts = verify_flows(
+        flows((REUSED, "10.244.0.60", 8080, early), (REUSED, "10.244.0.60", 8080, T2)),
+        POLICIES,
+        INVENTORY,
+    )
+    assert [v.allowed for v in verdicts] == [True, False]
+    assert [v.source for v in verdicts] == ["shop/web", "shop/batch"]
+    assert verdicts[0].time == early
+
+
+def test_missing_time_uses_the_inventory_snapshot_time() -> None:
+    (verdict,) = verify_flows(flows((REUSED, "10.244.0.60", 8080, None)), POLICIES, INVENTORY)
+    assert verdict.time == T2 and verdict.source == "shop/batch" and not verdict.allowed
+
+
+def test_a_cluster_ip_flow_must_be_allowed_for_every_backend() -> None:
+    (verdict,) = verify_flows(
+        flows((REUSED, "10.96.0.9", 80, datetime(2026, 1, 1, 12, tzinfo=UTC))), POLICIES, INVENTORY
+    )
+    assert not verdict.allowed
+    assert verdict.destinations == ("shop/api:8080", "shop/db:8080")
+    assert verdict.reason.startswith(
+        "denied: via Service shop/backend port 80: denied for 1 of 2 backend(s): [shop/db:8080] "
+        "ingress of shop/db: isolated by shop/deny"
+    )
+
+
+def test_node_traffic_to_its_own_pods_only() -> None:
+    verdicts = verify_flows(
+        flows(("192.168.1.10", "10.244.0.60", 8080, T2), ("192.168.1.11", "10.244.0.60", 8080, T2)),
+        POLICIES,
+        INVENTORY,
+    )
+    assert verdicts[0].allowed and "node-1" in verdicts[0].reason
+    # node-2 (also the address of a host-network pod) is just an IP for api-1 on node-1
+    assert not verdicts[1].allowed
+    assert "from 192.168.1.11" in verdicts[1].reason
+
+
+def test_pods_reaching_their_node_are_allowed() -> None:
+    (verdict,) = verify_flows(
+        flows(("10.244.0.61", "192.168.1.11", 10250, T2)),
+        PolicyEvaluator(
+            [
+                {
+                    "kind": "NetworkPolicy",
+                    "metadata": {"name": "d", "namespace": "shop"},
+                    "spec": {"podSelector": {}, "policyTypes": ["Egress"]},
+                }
+            ]
+        ),
+        INVENTORY,
+    )
+    assert verdict.allowed and "to node node-2" in verdict.reason
+
+
+def test_matrix(shop: tuple[PolicyEvaluator, Inventory]) -> None:
+    evaluator, inventory = shop
+    cells = {
+        (str(c.source), str(c.destination)): str(c.allowed)
+        for c in workload_matrix(evaluator, inventory)
+    }
+    assert cells[("shop/deployment/web", "shop/deployment/api")] == "TCP 8080"
+    assert cells[("shop/deployment/api", "shop/statefulset/db")] == "TCP 5432"
+    assert cells[("billing/pod/worker-x1", "shop/deployment/api")] == "No Connections"
+    assert len(cells) == 4 * 3
+    table = render_matrix(workload_matrix(evaluator, inventory)).splitlines()
+    assert table[0].split() == ["source", "\\", "destination", "1", "2", "3", "4"]
+    assert table[3].split() == [
+        "3.",
+        "shop/deployment/web",
+        "TCP:53,UDP:53",
+        "TCP:8080",
+        "self",
+        "-",
+    ]
+    assert render_matrix([]) == "no workloads in the inventory"
