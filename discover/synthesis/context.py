@@ -1,0 +1,152 @@
+"""What every planner needs while it walks the edges: inventory lookups, selectors, the
+options, the findings collected so far and the drafts being filled."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+from discover.inventory.model import ContainerPort, Inventory, Pod, WorkloadRef
+from discover.peers import GraphEdge, Peer, PeerKind
+from discover.synthesis.drafts import PolicyDraft
+from discover.synthesis.options import SynthesisOptions
+from discover.synthesis.proposal import EdgeDecision, Finding, Severity
+from discover.synthesis.selectors import SelectorTable
+
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+class SynthesisContext:
+    def __init__(self, inventory: Inventory, options: SynthesisOptions) -> None:
+        self.inventory = inventory
+        self.options = options
+        self.selectors = SelectorTable(inventory)
+        self.findings: dict[tuple[str, str, str], Finding] = {}
+        self.decisions: list[EdgeDecision] = []
+        self.drafts: dict[WorkloadRef, PolicyDraft] = {}
+        self.pods_by_workload: dict[WorkloadRef, list[Pod]] = defaultdict(list)
+        self.pods_by_name: dict[tuple[str, str], Pod] = {}
+        for pod in inventory.pods:
+            self.pods_by_workload[pod.workload].append(pod)
+            self.pods_by_name[(pod.namespace, pod.name)] = pod
+        self.namespace_labels = {ns.name: ns.labels for ns in inventory.namespaces}
+        self.node_names_by_ip = {
+            address: node.name for node in inventory.nodes for address in node.addresses
+        }
+
+    # -- findings and decisions -------------------------------------------------------
+
+    def report(
+        self, severity: Severity, rule: str, subject: str, message: str, evidence: str = ""
+    ) -> None:
+        """Record a finding once per (rule, subject, message); evidence is kept from the
+        first report and counted after that."""
+        key = (rule, subject, message)
+        if key not in self.findings:
+            self.findings[key] = Finding(severity, rule, subject, message, evidence)
+
+    def decide(
+        self, edge: GraphEdge, direction: str, allowed: bool | None, policy: str | None,
+        reason: str,
+    ) -> None:
+        self.decisions.append(EdgeDecision(edge, direction, allowed, policy, reason))
+
+    # -- workloads -----------------------------------------------------------------------
+
+    def is_policy_target(self, workload: WorkloadRef) -> bool:
+        """A workload gets its own policy: in scope, and not host-network (NetworkPolicy
+        never applies to host-network pods)."""
+        pods = self.pods_by_workload.get(workload, [])
+        return (
+            self.options.in_scope(workload.namespace)
+            and bool(pods)
+            and not all(pod.host_network for pod in pods)
+        )
+
+    def draft(self, workload: WorkloadRef) -> PolicyDraft:
+        draft = self.drafts.get(workload)
+        if draft is None:
+            draft = PolicyDraft(workload, self.selectors[workload])
+            self.drafts[workload] = draft
+        return draft
+
+    def policy_name(self, workload: WorkloadRef) -> str:
+        """`<workload>-netpol`; the kind joins the name only when two kinds share a name."""
+        clash = any(
+            other.namespace == workload.namespace
+            and other.name == workload.name
+            and other.kind != workload.kind
+            for other in self.pods_by_workload
+        )
+        base = f"{workload.name}-{workload.kind.lower()}" if clash else workload.name
+        return f"{base[:240]}-netpol"
+
+    def policy_id(self, workload: WorkloadRef) -> str:
+        return f"{workload.namespace}/{self.policy_name(workload)}"
+
+    def declared_ports(self, workload: WorkloadRef) -> tuple[ContainerPort, ...]:
+        ports = {port for pod in self.pods_by_workload.get(workload, []) for port in pod.ports}
+        return tuple(sorted(ports, key=lambda p: (p.port, p.protocol, p.name or "")))
+
+    def pod_of(self, peer: Peer) -> Pod | None:
+        if peer.workload is None or peer.pod_name is None:
+            return None
+        return self.pods_by_name.get((peer.workload.namespace, peer.pod_name))
+
+    def is_host_peer(self, peer: Peer) -> bool:
+        """Traffic from or to a node address: a node, or a host-network pod."""
+        return peer.kind is PeerKind.NODE or (
+            peer.kind is PeerKind.WORKLOAD and peer.host_network
+        )
+
+    def node_of_peer(self, peer: Peer) -> str | None:
+        if peer.node_name:
+            return peer.node_name
+        return self.node_names_by_ip.get(peer.ip) if peer.ip is not None else None
+
+    # -- peers (NetworkPolicyPeer dicts) -------------------------------------------------
+
+    def pod_peer(self, workload: WorkloadRef, from_namespace: str) -> dict[str, Any]:
+        """The workload's pods as seen from a policy in `from_namespace`: podSelector alone
+        in the same namespace, with a namespaceSelector on the name label otherwise."""
+        peer: dict[str, Any] = {
+            "podSelector": _selector(self.selectors[workload].match_labels())
+        }
+        if workload.namespace != from_namespace:
+            peer = {"namespaceSelector": namespace_selector(workload.namespace), **peer}
+            self.check_namespace_label(workload.namespace)
+        return peer
+
+    def check_namespace_label(self, namespace: str) -> None:
+        labels: Mapping[str, str] | None = self.namespace_labels.get(namespace)
+        if labels is not None and labels.get(NAMESPACE_NAME_LABEL) != namespace:
+            self.report(
+                Severity.WARNING,
+                "ingress-5-namespace-label",
+                f"namespace/{namespace}",
+                f"namespace {namespace} lacks the label {NAMESPACE_NAME_LABEL}={namespace} "
+                "(set automatically since Kubernetes 1.21): the cross-namespace rules that "
+                f"name it match nothing until it is added (kubectl label namespace "
+                f"{namespace} {NAMESPACE_NAME_LABEL}={namespace})",
+            )
+
+
+def namespace_selector(namespace: str) -> dict[str, Any]:
+    return {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}
+
+
+def _selector(labels: Mapping[str, str]) -> dict[str, Any]:
+    return {"matchLabels": dict(labels)} if labels else {}
+
+
+def label_selector(labels: Mapping[str, str]) -> dict[str, Any]:
+    return _selector({key: labels[key] for key in sorted(labels)})
+
+
+def ip_peer(address: Any) -> dict[str, Any]:
+    """An ipBlock for one address (/32 or /128) or a network."""
+    text = str(address)
+    if "/" not in text:
+        text += "/32" if ":" not in text else "/128"
+    return {"ipBlock": {"cidr": text}}

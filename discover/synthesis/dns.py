@@ -1,0 +1,99 @@
+"""Cluster DNS: who it is, the egress rule every resolving workload needs, and the DNS
+pods' own ingress (port 53 from pods, never from outside)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from ipaddress import ip_address, ip_network
+from typing import Any
+
+from discover.inventory.model import Inventory, Pod, WorkloadRef
+from discover.peers import GraphEdge, PeerKind
+from discover.synthesis.context import SynthesisContext, ip_peer, namespace_selector
+from discover.synthesis.ports import PortSpec
+
+DNS_PORT = 53
+NODE_LOCAL_DNS = ip_address("169.254.20.10")  # NodeLocal DNSCache's usual link-local address
+DNS_LABELS = (
+    ("k8s-app", "kube-dns"), ("k8s-app", "coredns"), ("app.kubernetes.io/name", "coredns")
+)
+DNS_SERVICES = (("kube-system", "kube-dns"), ("kube-system", "coredns"))
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterDns:
+    workloads: tuple[WorkloadRef, ...]
+    ports: tuple[int, ...]  # the pod ports DNS is served on (53 unless seen otherwise)
+    node_local: bool  # NodeLocal DNSCache was used
+
+    def port_specs(self) -> set[PortSpec]:
+        return {PortSpec(protocol, port) for port in self.ports for protocol in ("TCP", "UDP")}
+
+
+def _is_dns_pod(pod: Pod) -> bool:
+    return pod.namespace == "kube-system" and (
+        any(pod.labels.get(key) == value for key, value in DNS_LABELS)
+        or any("coredns" in image or "kube-dns" in image for image in pod.images)
+    )
+
+
+def is_dns_edge(edge: GraphEdge) -> bool:
+    """An edge that is a name lookup: to the cluster DNS on its port, or to NodeLocal DNS."""
+    destination = edge.destination
+    if destination.ip == NODE_LOCAL_DNS and edge.port == DNS_PORT:
+        return True
+    return destination.is_cluster_dns and edge.protocol in ("UDP", "TCP") and (
+        edge.port == DNS_PORT or (destination.via_service is not None
+                                  and destination.via_service.port == DNS_PORT)
+    )
+
+
+def find_cluster_dns(edges: Sequence[GraphEdge], inventory: Inventory) -> ClusterDns:
+    workloads = {pod.workload for pod in inventory.pods if _is_dns_pod(pod)}
+    ports: set[int] = set()
+    node_local = False
+    for edge in edges:
+        if not is_dns_edge(edge):
+            continue
+        if edge.destination.ip == NODE_LOCAL_DNS:
+            node_local = True
+        elif edge.destination.kind is PeerKind.WORKLOAD and edge.destination.workload:
+            workloads.add(edge.destination.workload)
+            ports.add(edge.port)
+    for service in inventory.services:
+        if (service.namespace, service.name) in DNS_SERVICES:
+            for port in service.ports:
+                if port.port == DNS_PORT and isinstance(port.target_port, int):
+                    ports.add(port.target_port)
+    return ClusterDns(tuple(sorted(workloads)), tuple(sorted(ports or {DNS_PORT})), node_local)
+
+
+def dns_egress_peers(context: SynthesisContext, dns: ClusterDns) -> list[dict[str, Any]]:
+    """The peers of the DNS egress rule: the DNS pods in their namespace (always with a
+    namespaceSelector, since they live elsewhere), plus NodeLocal DNSCache when used."""
+    peers: list[dict[str, Any]] = []
+    for workload in dns.workloads:
+        selector = context.selectors[workload].match_labels()
+        peers.append(
+            {
+                "namespaceSelector": namespace_selector(workload.namespace),
+                "podSelector": {"matchLabels": selector} if selector else {},
+            }
+        )
+        context.check_namespace_label(workload.namespace)
+    if not dns.workloads:
+        peers.append(
+            {
+                "namespaceSelector": namespace_selector("kube-system"),
+                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+            }
+        )
+    if dns.node_local:
+        peers.append(ip_peer(ip_network(f"{NODE_LOCAL_DNS}/32")))
+    return peers
+
+
+def dns_ingress_peers() -> list[dict[str, Any]]:
+    """Every pod of every namespace; an empty namespaceSelector matches no external IP."""
+    return [{"namespaceSelector": {}}]

@@ -1,0 +1,77 @@
+"""Egress rules: DNS for workloads that resolved names, observed in-cluster destinations
+by their labels on the pod port, external addresses reached by IP as single ipBlocks.
+Destinations reached by name are left to `fqdn.py`."""
+
+from __future__ import annotations
+
+from discover.inventory.model import WorkloadRef
+from discover.peers import GraphEdge, PeerKind
+from discover.synthesis.context import SynthesisContext, ip_peer
+from discover.synthesis.dns import ClusterDns, dns_egress_peers, is_dns_edge
+from discover.synthesis.drafts import RuleDraft
+from discover.synthesis.ports import PortSpec
+from discover.synthesis.proposal import Severity
+
+
+def ensure_dns_rule(context: SynthesisContext, workload: WorkloadRef, dns: ClusterDns
+                    ) -> RuleDraft:
+    """The DNS egress rule of a workload that resolves names (UDP and TCP)."""
+    rule = context.draft(workload).rule(
+        "egress", "dns", dns_egress_peers(context, dns), use_names=False,
+        reason="cluster DNS (UDP and TCP: DNS falls back to TCP for large answers)",
+    )
+    rule.ports.update(dns.port_specs())
+    return rule
+
+
+def plan_egress_edge(context: SynthesisContext, edge: GraphEdge, dns: ClusterDns) -> bool:
+    """Decide one edge out of a policy-target workload. Returns False for an edge reached
+    through a DNS name, which the FQDN planner decides."""
+    source = edge.source
+    assert source.workload is not None
+    workload = source.workload
+    draft = context.draft(workload)
+    policy = context.policy_id(workload)
+    destination = edge.destination
+    evidence = f"{workload} -> {destination.label()} {edge.protocol} {edge.port}"
+
+    if is_dns_edge(edge):
+        ensure_dns_rule(context, workload, dns).observe(
+            destination.label(), PortSpec(edge.protocol, edge.port), edge)
+        context.decide(edge, "egress", True, policy, "cluster DNS")
+        return True
+
+    if destination.kind is PeerKind.WORKLOAD and destination.workload and not (
+        destination.host_network
+    ):
+        draft.rule(
+            "egress", f"pod:{destination.workload}",
+            [context.pod_peer(destination.workload, workload.namespace)],
+        ).observe(destination.label(), PortSpec(edge.protocol, edge.port, edge.port_name), edge)
+        context.decide(edge, "egress", True, policy, "observed destination")
+        return True
+
+    if destination.kind is PeerKind.EXTERNAL and destination.fqdn:
+        return False
+
+    if destination.kind in (PeerKind.EXTERNAL, PeerKind.NODE, PeerKind.LOAD_BALANCER,
+                            PeerKind.WORKLOAD) and destination.ip is not None:
+        draft.rule(
+            "egress", f"ip:{destination.ip}", [ip_peer(destination.ip)], use_names=False,
+        ).observe(destination.label(), PortSpec(edge.protocol, edge.port), edge)
+        if destination.kind is not PeerKind.EXTERNAL:
+            context.report(
+                Severity.INFO, "egress-node-destination", str(workload),
+                "a node address (host-network pod, API server, kubelet) is allowed by its "
+                "address only", evidence,
+            )
+        context.decide(edge, "egress", True, policy, "address reached by IP")
+        return True
+
+    context.report(
+        Severity.WARNING, "egress-unresolved-destination", str(workload),
+        f"a destination that no inventory object explains ({destination.kind.value}"
+        f"{': ' + destination.note if destination.note else ''}) is not allowed", evidence,
+    )
+    context.decide(edge, "egress", False, policy, f"unresolved ({destination.kind.value})")
+    return True

@@ -1,0 +1,108 @@
+"""Small builders of inventories and graphs for tests and examples (shipped beside the
+code, like mitmproxy's tflow): every default is a documentation or private address."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
+
+from discover.inventory.model import (
+    ContainerPort,
+    Inventory,
+    Namespace,
+    Node,
+    Pod,
+    WorkloadRef,
+)
+from discover.peers import GraphEdge, Peer, PeerKind
+from discover.workload_graph import UndeclaredPort, WorkloadGraph
+
+T0 = datetime(2026, 1, 5, 9, 0, 0, tzinfo=UTC)
+T1 = T0 + timedelta(hours=6)
+
+
+def ref(namespace: str, name: str, kind: str = "Deployment") -> WorkloadRef:
+    return WorkloadRef(namespace, kind, name)
+
+
+def make_pod(
+    namespace: str,
+    workload: str,
+    labels: Mapping[str, str],
+    ip: str,
+    *,
+    index: int = 0,
+    kind: str = "Deployment",
+    ports: Iterable[tuple[int, str, str | None]] = (),
+    node: str = "node-1",
+    host_network: bool = False,
+    images: Iterable[str] = (),
+) -> Pod:
+    """A pod of `workload`; `ports` as (port, protocol, name)."""
+    suffix = f"-{index}" if kind == "StatefulSet" else f"-5d8f7-{index:05d}"
+    return Pod(
+        namespace=namespace,
+        name=f"{workload}{suffix}",
+        uid=f"uid-{namespace}-{workload}-{index}",
+        labels=dict(labels),
+        ips=(ip_address(ip),),
+        workload=ref(namespace, workload, kind),
+        node_name=node,
+        host_network=host_network,
+        ports=tuple(ContainerPort(p, proto, name, "main") for p, proto, name in ports),
+        images=tuple(images),
+    )
+
+
+def make_inventory(
+    pods: Iterable[Pod],
+    *,
+    namespaces: Iterable[str] | None = None,
+    unlabelled: Iterable[str] = (),
+    provider: str | None = None,
+    **objects: object,
+) -> Inventory:
+    """Namespaces default to those of the pods (labelled with their name, except the
+    `unlabelled` ones); two nodes 10.0.0.1 and 10.0.0.2."""
+    pods = tuple(pods)
+    names = sorted(set(namespaces or ()) | {p.namespace for p in pods})
+    without = set(unlabelled)
+    prefix = {"gke": "gce://p/z/", "eks": "aws:///z/", "aks": "azure:///s/"}.get(provider or "")
+    nodes = tuple(
+        Node(f"node-{i}", (ip_address(f"10.0.0.{i}"),),
+             provider_id=f"{prefix}node-{i}" if prefix else None)
+        for i in (1, 2)
+    )
+    return Inventory(
+        namespaces=tuple(
+            Namespace(n, {} if n in without else {"kubernetes.io/metadata.name": n})
+            for n in names
+        ),
+        nodes=nodes,
+        pods=pods,
+        **objects,  # type: ignore[arg-type]
+    )
+
+
+def workload_peer(namespace: str, name: str, kind: str = "Deployment",
+                  *, dns: bool = False) -> Peer:
+    return Peer(PeerKind.WORKLOAD, workload=ref(namespace, name, kind), is_cluster_dns=dns)
+
+
+def ip_peer(kind: PeerKind, ip: str, *, fqdn: str | None = None, node: str | None = None,
+            chain: tuple[str, ...] = ()) -> Peer:
+    return Peer(kind, ip=ip_address(ip), fqdn=fqdn, node_name=node, cname_chain=chain)
+
+
+def make_edge(
+    source: Peer, destination: Peer, port: int, *, protocol: str = "TCP",
+    port_name: str | None = None, connections: int = 3,
+) -> GraphEdge:
+    return GraphEdge(source, destination, protocol, port, port_name, connections,
+                     connections * 10, T0, T1)
+
+
+def make_graph(edges: Iterable[GraphEdge],
+               undeclared: Iterable[UndeclaredPort] = ()) -> WorkloadGraph:
+    return WorkloadGraph(tuple(edges), T0, T1, (), tuple(undeclared))

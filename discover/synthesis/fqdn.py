@@ -1,0 +1,223 @@
+"""Destinations reached through a DNS name: the FQDN dependencies, and the egress rules
+each `--fqdn-mode` writes for them (proxy, any-ip, pin)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from ipaddress import ip_address
+from typing import TYPE_CHECKING
+
+from discover.errors import ConfigurationError
+from discover.inventory.model import IPAddress, WorkloadRef
+from discover.peers import GraphEdge
+from discover.synthesis.cidrs import ClusterCidrs
+from discover.synthesis.context import SynthesisContext, ip_peer
+from discover.synthesis.options import FqdnMode, ProxyRef
+from discover.synthesis.ports import PortSpec
+from discover.synthesis.proposal import FqdnDependency, PortUse, Severity
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class EgressProxyError(ConfigurationError):
+    """The named egress proxy isn't in the inventory, or has no port to use."""
+
+    def __init__(self, proxy: ProxyRef, message: str) -> None:
+        self.proxy = proxy
+        super().__init__(f"--egress-proxy {proxy}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class DnsObservation:
+    """One (name, address) answer row of the DNS table, as the flow table keeps it."""
+
+    name: str
+    address: IPAddress
+    ttl: int
+    first_seen: datetime
+    last_seen: datetime
+    cname_chain: tuple[str, ...] = ()
+
+
+def dns_observations(frame: pd.DataFrame) -> tuple[DnsObservation, ...]:
+    """DNS_COLUMNS rows (contract 4) as records; names of the chain split on " > "."""
+    import pandas as pd
+
+    rows = []
+    for record in frame.to_dict("records"):
+        chain = str(record.get("cname_chain") or "")
+        rows.append(
+            DnsObservation(
+                name=str(record["name"]),
+                address=ip_address(str(record["address"])),
+                ttl=int(record["ttl"]),
+                first_seen=pd.Timestamp(record["first_seen"]).to_pydatetime(),
+                last_seen=pd.Timestamp(record["last_seen"]).to_pydatetime(),
+                cname_chain=tuple(chain.split(" > ")) if chain else (),
+            )
+        )
+    return tuple(rows)
+
+
+def _addresses_changed(rows: Sequence[DnsObservation]) -> bool | None:
+    """True when the answer set moved during the window: one address stopped being
+    answered before another started."""
+    if not rows:
+        return None
+    return any(a.last_seen < b.first_seen for a in rows for b in rows if a.address != b.address)
+
+
+def collect_dependencies(
+    edges: Sequence[GraphEdge], dns: Sequence[DnsObservation], mode_of: dict[WorkloadRef, str]
+) -> tuple[FqdnDependency, ...]:
+    """One dependency per (workload, FQDN) from the edges reached by name."""
+    by_name: dict[str, list[DnsObservation]] = defaultdict(list)
+    for row in dns:
+        by_name[row.name].append(row)
+    grouped: dict[tuple[WorkloadRef, str], list[GraphEdge]] = defaultdict(list)
+    for edge in edges:
+        assert edge.source.workload is not None and edge.destination.fqdn is not None
+        grouped[(edge.source.workload, edge.destination.fqdn)].append(edge)
+    dependencies = []
+    for (workload, fqdn), group in sorted(grouped.items()):
+        rows = by_name.get(fqdn, [])
+        chain = max((e.destination.cname_chain for e in group), key=len, default=())
+        addresses = {e.destination.ip for e in group if e.destination.ip is not None}
+        addresses.update(row.address for row in rows)
+        dependencies.append(
+            FqdnDependency(
+                workload=workload,
+                fqdn=fqdn,
+                cname_chain=chain,
+                ports=tuple(sorted({PortUse(e.protocol, e.port) for e in group},
+                                   key=lambda p: (p.port, p.protocol))),
+                addresses=tuple(sorted(addresses, key=lambda a: (a.version, a))),
+                ttls=tuple(sorted({row.ttl for row in rows})),
+                addresses_changed=_addresses_changed(rows),
+                connections=sum(e.connections for e in group),
+                first_seen=min(e.first_seen for e in group),
+                last_seen=max(e.last_seen for e in group),
+                handling=mode_of.get(workload, ""),
+            )
+        )
+    return tuple(dependencies)
+
+
+def proxy_workload(context: SynthesisContext, proxy: ProxyRef) -> WorkloadRef:
+    matches = sorted(
+        workload for workload in context.pods_by_workload
+        if workload.namespace == proxy.namespace and workload.name == proxy.name
+    )
+    if not matches:
+        raise EgressProxyError(proxy, "no pods of that workload in the inventory")
+    return matches[0]
+
+
+def proxy_ports(context: SynthesisContext, proxy: ProxyRef, workload: WorkloadRef,
+                edges: Sequence[GraphEdge]) -> set[PortSpec]:
+    if proxy.port is not None:
+        return {PortSpec("TCP", proxy.port)}
+    seen = {PortSpec(e.protocol, e.port, e.port_name) for e in edges
+            if e.destination.workload == workload and e.protocol == "TCP"}
+    if seen:
+        return seen
+    declared = {PortSpec(p.protocol, p.port, p.name) for p in context.declared_ports(workload)
+                if p.protocol == "TCP"}
+    if not declared:
+        raise EgressProxyError(proxy, "its pods declare no TCP port: name it as NS/NAME:PORT")
+    return declared
+
+
+def plan_fqdn_edges(
+    context: SynthesisContext, edges: Sequence[GraphEdge], cidrs: ClusterCidrs,
+    all_edges: Sequence[GraphEdge],
+) -> dict[WorkloadRef, str]:
+    """Write the rules for edges reached by name; returns the mode applied per workload."""
+    mode = context.options.effective_fqdn_mode
+    proxy = context.options.egress_proxy
+    proxy_ref = proxy_workload(context, proxy) if proxy is not None and mode is FqdnMode.PROXY \
+        else None
+    applied: dict[WorkloadRef, str] = {}
+    for edge in sorted(edges, key=_edge_key):
+        source = edge.source.workload
+        assert source is not None and edge.destination.fqdn is not None
+        workload_mode = mode
+        if mode is FqdnMode.PROXY and source == proxy_ref:
+            workload_mode = FqdnMode.ANY_IP  # the proxy itself filters by name
+        applied[source] = workload_mode.value
+        if workload_mode is FqdnMode.PROXY:
+            assert proxy is not None and proxy_ref is not None
+            _plan_proxy(context, edge, proxy, proxy_ref, all_edges)
+        elif workload_mode is FqdnMode.PIN:
+            _plan_pin(context, edge)
+        else:
+            _plan_any_ip(context, edge, cidrs)
+    return applied
+
+
+def _edge_key(edge: GraphEdge) -> tuple[str, str, str, int]:
+    return (str(edge.source.workload), edge.destination.fqdn or "", edge.protocol, edge.port)
+
+
+def _plan_proxy(context: SynthesisContext, edge: GraphEdge, proxy: ProxyRef,
+                proxy_ref: WorkloadRef, all_edges: Sequence[GraphEdge]) -> None:
+    source = edge.source.workload
+    assert source is not None
+    draft = context.draft(source)
+    draft.flags.add("fqdn-proxy")
+    rule = draft.rule("egress", f"pod:{proxy_ref}", [context.pod_peer(proxy_ref, source.namespace)],
+                      reason=f"egress proxy {proxy} for names")
+    rule.ports.update(proxy_ports(context, proxy, proxy_ref, all_edges))
+    context.report(
+        Severity.WARNING, "egress-fqdn-proxy", str(source),
+        f"names are reached through the egress proxy {proxy} only; direct connections seen "
+        "in the window are blocked until the workload uses the proxy",
+        f"{edge.destination.label()} {edge.protocol} {edge.port}",
+    )
+    context.decide(edge, "egress", False, context.policy_id(source),
+                   f"{edge.destination.fqdn}: through the egress proxy {proxy}")
+
+
+def _plan_pin(context: SynthesisContext, edge: GraphEdge) -> None:
+    source = edge.source.workload
+    assert source is not None and edge.destination.ip is not None
+    draft = context.draft(source)
+    draft.flags.add("fqdn-pin")
+    draft.rule("egress", f"ip:{edge.destination.ip}", [ip_peer(edge.destination.ip)],
+               use_names=False, reason=f"addresses seen for {edge.destination.fqdn} (pinned)"
+               ).observe(edge.destination.label(), PortSpec(edge.protocol, edge.port), edge)
+    context.report(
+        Severity.WARNING, "egress-fqdn-pin", str(source),
+        "the addresses seen for names are pinned as ipBlocks: brittle, they break when "
+        "the name moves", f"{edge.destination.label()} {edge.protocol} {edge.port}",
+    )
+    context.decide(edge, "egress", True, context.policy_id(source), "pinned address")
+
+
+def _plan_any_ip(context: SynthesisContext, edge: GraphEdge, cidrs: ClusterCidrs) -> None:
+    source = edge.source.workload
+    assert source is not None and edge.destination.ip is not None
+    version = edge.destination.ip.version
+    everything = "0.0.0.0/0" if version == 4 else "::/0"
+    block: dict[str, object] = {"cidr": everything}
+    excepts = cidrs.excepts(version)
+    if excepts:
+        block["except"] = excepts
+    draft = context.draft(source)
+    draft.flags.add("fqdn-any-ip")
+    draft.rule("egress", f"any-ip:v{version}", [{"ipBlock": block}], use_names=False,
+               reason="names NetworkPolicy can't express: any address except the pod and "
+                      "service CIDRs, on these ports only"
+               ).observe(edge.destination.label(), PortSpec(edge.protocol, edge.port), edge)
+    context.report(
+        Severity.WARNING, "egress-fqdn-any-ip", str(source),
+        "egress to names is allowed to any address outside the cluster on the ports seen; "
+        "restrict it with an egress proxy (see fqdn-dependencies.yaml) or the "
+        "CiliumNetworkPolicy alternative",
+        f"{edge.destination.label()} {edge.protocol} {edge.port}",
+    )
+    context.decide(edge, "egress", True, context.policy_id(source), "any address (FQDN)")

@@ -1,0 +1,103 @@
+"""YAML for people and for `kubectl apply -f`: one document per policy with a comment
+header, grouped by namespace; byte-identical for the same proposal."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from discover.synthesis.proposal import PolicyDocument, Proposal, format_time
+
+SCHEMA_VERSION = 1
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style everywhere, lists indented under their key like kubectl prints."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def _dump(data: Any) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                     allow_unicode=True, width=100)
+
+
+def _comment(lines: Sequence[str]) -> str:
+    return "".join(f"# {line}".rstrip() + "\n" for line in lines)
+
+
+def _file_header(proposal: Proposal, what: str) -> list[str]:
+    counts = Counter(finding.severity.value for finding in proposal.findings)
+    return [
+        f"netpol-discover: {what}",
+        f"learning window: {format_time(proposal.window.start)} .. "
+        f"{format_time(proposal.window.end)}",
+        f"findings: {counts.get('critical', 0)} critical, {counts.get('warning', 0)} "
+        f"warning, {counts.get('info', 0)} info (see report.md)",
+    ]
+
+
+def _documents(header: list[str], documents: Sequence[PolicyDocument]) -> str:
+    parts = [_comment(header)]
+    for document in documents:
+        parts.append("---\n" + _comment(document.comments) + _dump(dict(document.manifest)))
+    return "".join(parts)
+
+
+def render_policies_yaml(proposal: Proposal) -> str:
+    critical = [f for f in proposal.findings if f.severity.value == "critical"]
+    header = _file_header(
+        proposal,
+        f"{len(proposal.documents)} NetworkPolicies in {len(proposal.namespaces)} "
+        f"namespace(s); apply with kubectl apply -f",
+    )
+    header += [f"CRITICAL {f.rule} {f.subject}: {f.message}" for f in critical]
+    return _documents(header, proposal.documents)
+
+
+def render_cilium_yaml(proposal: Proposal) -> str:
+    header = _file_header(
+        proposal,
+        f"{len(proposal.cilium_documents)} CiliumNetworkPolicies (cilium.io/v2) allowing "
+        "egress by FQDN, an alternative to the any-ip / pinned rules",
+    )
+    return _documents(header, proposal.cilium_documents)
+
+
+def render_fqdn_yaml(proposal: Proposal) -> str:
+    header = _file_header(
+        proposal,
+        f"{len(proposal.fqdn_dependencies)} dependencies on external names, handled as "
+        f"{proposal.fqdn_mode}",
+    )
+    document = {
+        "kind": "FqdnDependencies",
+        "schemaVersion": SCHEMA_VERSION,
+        "mode": proposal.fqdn_mode,
+        "egressProxy": proposal.egress_proxy,
+        "window": {"start": format_time(proposal.window.start),
+                   "end": format_time(proposal.window.end)},
+        "proxyAllowlist": list(proposal.proxy_allowlist),
+        "dependencies": [
+            {
+                "workload": str(dep.workload),
+                "namespace": dep.workload.namespace,
+                "fqdn": dep.fqdn,
+                "cnameChain": list(dep.cname_chain),
+                "ports": [{"protocol": p.protocol, "port": p.port} for p in dep.ports],
+                "addresses": [str(a) for a in dep.addresses],
+                "ttls": list(dep.ttls),
+                "addressesChanged": dep.addresses_changed,
+                "connections": dep.connections,
+                "firstSeen": format_time(dep.first_seen),
+                "lastSeen": format_time(dep.last_seen),
+                "handling": dep.handling,
+            }
+            for dep in proposal.fqdn_dependencies
+        ],
+    }
+    return _comment(header) + "---\n" + _dump(document)

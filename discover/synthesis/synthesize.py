@@ -1,0 +1,140 @@
+"""`propose`: the workload graph and the inventory in, NetworkPolicies out. Pure: no I/O,
+no clock; the same input gives the same proposal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from discover.inventory.model import Inventory
+from discover.peers import GraphEdge, PeerKind
+from discover.synthesis.audit import audit_existing
+from discover.synthesis.cidrs import cluster_cidrs
+from discover.synthesis.cilium import cilium_documents
+from discover.synthesis.cni import cni_findings, detect_cni
+from discover.synthesis.context import SynthesisContext
+from discover.synthesis.dns import find_cluster_dns
+from discover.synthesis.documents import default_deny_document, workload_document
+from discover.synthesis.egress import ensure_dns_rule, plan_egress_edge
+from discover.synthesis.external import Exposures, detect_cloud
+from discover.synthesis.fqdn import DnsObservation, collect_dependencies, plan_fqdn_edges
+from discover.synthesis.ingress import plan_dns_server, plan_exposure, plan_ingress_edge
+from discover.synthesis.options import Cloud, FqdnMode, SynthesisOptions
+from discover.synthesis.proposal import Proposal, Severity, Window
+from discover.synthesis.selfcheck import check_proposal
+from discover.workload_graph import WorkloadGraph
+
+
+def _edge_key(edge: GraphEdge) -> tuple[str, str, str, int, str, str]:
+    return (edge.source.label(), edge.destination.label(), edge.protocol, edge.port,
+            edge.source.kind.value, edge.destination.kind.value)
+
+
+def propose(
+    graph: WorkloadGraph,
+    inventory: Inventory,
+    options: SynthesisOptions,
+    dns: Sequence[DnsObservation] = (),
+) -> Proposal:
+    """Least-privilege policies for what `graph` observed. `dns` (the DNS table's rows)
+    adds TTLs and address changes to the FQDN dependencies."""
+    context = SynthesisContext(inventory, options)
+    window = Window(options.window_start or graph.window_start,
+                    options.window_end or graph.window_end)
+    cloud = options.cloud
+    if cloud is Cloud.AUTO:
+        cloud, how = detect_cloud(inventory)
+        context.report(Severity.INFO, "cloud-detected", "cluster/cloud",
+                       f"cloud provider: {cloud.value} ({how})")
+    edges = sorted(graph.edges, key=_edge_key)
+    cluster_dns = find_cluster_dns(edges, inventory)
+    exposures = Exposures(inventory, context.pods_by_workload)
+
+    targets = sorted(w for w in context.pods_by_workload if context.is_policy_target(w))
+    for workload in targets:
+        draft = context.draft(workload)
+        if not draft.selector.exact:
+            draft.flags.add("inexact-selector")
+            context.report(Severity.WARNING, "selector-inexact", str(workload),
+                           draft.selector.note)
+        plan_exposure(context, workload, exposures, cloud)
+    for workload in sorted(context.pods_by_workload):
+        if options.in_scope(workload.namespace) and workload not in targets:
+            context.report(
+                Severity.INFO, "host-network-workload", str(workload),
+                "host-network pods: NetworkPolicy does not apply to them; no policy written")
+    plan_dns_server(context, cluster_dns)
+
+    by_name: list[GraphEdge] = []
+    for edge in edges:
+        destination = edge.destination
+        if (destination.kind is PeerKind.WORKLOAD and destination.workload is not None
+                and context.is_policy_target(destination.workload)):
+            plan_ingress_edge(context, edge, cluster_dns, exposures, cloud)
+        source = edge.source
+        if (source.kind is PeerKind.WORKLOAD and source.workload is not None
+                and not source.host_network and context.is_policy_target(source.workload)):
+            if not plan_egress_edge(context, edge, cluster_dns):
+                by_name.append(edge)
+                # it resolved the name, even when its lookup wasn't captured
+                ensure_dns_rule(context, source.workload, cluster_dns)
+    _report_undeclared_ports(context, graph)
+
+    cidrs = cluster_cidrs(inventory, options)
+    mode_of = plan_fqdn_edges(context, by_name, cidrs, edges)
+    if any(mode == FqdnMode.ANY_IP.value for mode in mode_of.values()):
+        for note in cidrs.notes:
+            context.report(Severity.INFO, "egress-fqdn-cidrs", "cluster/cidrs", note)
+    dependencies = collect_dependencies(by_name, dns, mode_of)
+
+    documents = []
+    namespaces = sorted({w.namespace for w in targets})
+    for namespace in namespaces:
+        count = sum(1 for w in targets if w.namespace == namespace)
+        documents.append(default_deny_document(namespace, count, window))
+    for workload in targets:
+        documents.append(
+            workload_document(context.drafts[workload], context.policy_name(workload), window)
+        )
+    documents.sort(key=lambda d: (d.namespace, d.name != "default-deny", d.name))
+
+    detection = detect_cni(inventory)
+    findings = list(context.findings.values())
+    findings.extend(cni_findings(detection))
+    findings.extend(audit_existing(inventory, edges, namespaces, options))
+    proxy = options.egress_proxy
+    proposal = Proposal(
+        documents=tuple(documents),
+        fqdn_dependencies=dependencies,
+        cilium_documents=cilium_documents(dependencies, cluster_dns, context.selectors),
+        findings=tuple(sorted(findings, key=lambda f: f.sort_key())),
+        namespaces=tuple(namespaces),
+        window=window,
+        decisions=tuple(context.decisions),
+        fqdn_mode=options.effective_fqdn_mode.value,
+        egress_proxy=str(proxy) if proxy is not None else None,
+        proxy_allowlist=tuple(sorted({f"{d.fqdn}:{p.port}" for d in dependencies
+                                      for p in d.ports})),
+        cloud=cloud.value,
+        cni=detection.names,
+    )
+    if options.self_check:
+        check_proposal(proposal, inventory)
+    return proposal
+
+
+def _report_undeclared_ports(context: SynthesisContext, graph: WorkloadGraph) -> None:
+    for item in graph.undeclared_ports:
+        if not context.is_policy_target(item.workload):
+            continue
+        if item.pod_declares_ports:
+            context.report(
+                Severity.WARNING, "ingress-4-undeclared-port", str(item.workload),
+                f"traffic to {item.protocol} {item.port}, a port its containers don't "
+                "declare (an admin or debug port?): allowed because it was observed; "
+                "check it is meant to be reachable",
+            )
+        else:
+            context.report(
+                Severity.INFO, "ingress-4-no-declared-ports", str(item.workload),
+                "its containers declare no ports: the observed port numbers are used",
+            )
