@@ -1,0 +1,291 @@
+"""Inputs to one FlowTable: pcap, pcapng and agent summaries, sniffed by content.
+
+Each file is read on its own (captures: `CaptureFile` events, DNS payloads through a
+`DnsDecoder`; summaries: `read_summary`) into its own FlowTable; several files are read in
+parallel, one process a core, and the tables merged in input order so the result doesn't
+depend on which worker finished first. A damaged file gives a warning and keeps what was
+read before the damage; only when nothing at all could be read is it an error.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from multiprocessing import get_context
+from multiprocessing.queues import Queue
+from pathlib import Path
+
+from discover.errors import ReadError
+from discover.flowtable import FlowTable
+from discover.progress import ByteProgress
+
+PCAP_MAGICS = {bytes.fromhex(m) for m in ("a1b2c3d4", "d4c3b2a1", "a1b23c4d", "4d3cb2a1")}
+PCAPNG_MAGIC = bytes.fromhex("0a0d0d0a")
+GZIP_MAGIC = bytes.fromhex("1f8b")  # a gzipped capture: CaptureFile reads it transparently
+JSON_WHITESPACE = b" \t\r\n"
+UTF8_BOM = b"\xef\xbb\xbf"
+SNIFF_BYTES = 4096
+
+
+class NothingReadError(ReadError):
+    """No input gave anything usable; `warnings` holds what went wrong with each."""
+
+    def __init__(self, path: str, message: str, warnings: Sequence[str]) -> None:
+        self.warnings = list(warnings)
+        super().__init__(path, message)
+
+
+@dataclass(frozen=True, slots=True)
+class FileStats:
+    """What one input gave. For a summary, `packets` is the agent's packet counter and
+    `dns_answers` the answers its DNS rows count."""
+
+    path: str
+    format: str  # "pcap", "pcapng", "pcap.gz" or "summary"
+    bytes: int
+    packets: int
+    edges: int
+    dns_answers: int
+    complete: bool
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class LoadedInputs:
+    table: FlowTable
+    files: list[FileStats]
+    warnings: list[str]
+    window_start: datetime | None
+    window_end: datetime | None
+
+    @property
+    def packets(self) -> int:
+        return sum(f.packets for f in self.files)
+
+    @property
+    def dns_answers(self) -> int:
+        return sum(f.dns_answers for f in self.files)
+
+
+@dataclass(frozen=True, slots=True)
+class _FileResult:
+    """What a worker sends back (pickled): the table, or nothing when the file was unusable."""
+
+    table: FlowTable | None
+    stats: FileStats | None
+    warnings: tuple[str, ...]
+    window: tuple[float, float] | None
+
+
+def sniff_format(path: Path) -> str:
+    """ "pcap", "pcapng", "pcap.gz" or "summary", from the first bytes; ReadError otherwise."""
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(SNIFF_BYTES)
+    except OSError as error:
+        raise ReadError(str(path), f"cannot open: {error.strerror or error}") from error
+    if head[:4] in PCAP_MAGICS:
+        return "pcap"
+    if head[:4] == PCAPNG_MAGIC:
+        return "pcapng"
+    if head[:2] == GZIP_MAGIC:
+        return "pcap.gz"
+    text = head.removeprefix(UTF8_BOM).lstrip(JSON_WHITESPACE)
+    if text[:1] == b"{":
+        return "summary"
+    shown = head[:4].hex() or "nothing (empty file)"
+    raise ReadError(
+        str(path), f"not a pcap, pcapng or netpol-discover summary (starts with {shown})"
+    )
+
+
+def load_inputs(
+    paths: Sequence[Path], *, jobs: int | None = None, progress: bool = False
+) -> LoadedInputs:
+    """Read every input into one FlowTable (see the module docstring).
+
+    `jobs` caps the worker processes (default: one per core, never more than files).
+    Raises ReadError for a path that isn't a file, NothingReadError when no input gave
+    anything usable.
+    """
+    paths = [Path(p) for p in paths]
+    sizes = []
+    for path in paths:
+        if not path.is_file():
+            reason = "no such file" if not path.exists() else "not a regular file"
+            raise ReadError(str(path), reason)
+        sizes.append(path.stat().st_size)
+    workers = max(1, min(len(paths), jobs or os.cpu_count() or 1))
+    if workers == 1:
+        with ByteProgress(sum(sizes), enabled=progress) as bar:
+            results = [read_input(path, _bar_updater(bar, i)) for i, path in enumerate(paths)]
+    else:
+        results = _read_parallel(paths, sum(sizes), workers, progress)
+    return _combine(paths, results)
+
+
+def _bar_updater(bar: ByteProgress, index: int) -> Callable[[int, int], None]:
+    return lambda done, _total: bar.update(index, done)
+
+
+def read_input(path: Path, on_progress: Callable[[int, int], None] | None = None) -> _FileResult:
+    """One input into its own FlowTable; never raises ReadError (it becomes a warning)."""
+    try:
+        kind = sniff_format(path)
+        if kind == "summary":
+            return _read_summary(path)
+        return _read_capture(path, kind, on_progress)
+    except ReadError as error:
+        return _FileResult(None, None, (str(error),), None)
+
+
+def _read_capture(
+    path: Path, kind: str, on_progress: Callable[[int, int], None] | None
+) -> _FileResult:
+    # Imported here: numpy and dnspython only load in the processes that read captures.
+    from discover.capture_file import CaptureFile
+    from discover.dns import DnsDecoder
+    from discover.events import ConnectionOpen, EdgePackets
+    from discover.packets import DnsPayload
+
+    capture = CaptureFile(path, on_progress=on_progress)
+    table = FlowTable()
+    decoder = DnsDecoder()
+    add_packets, add_connection, add_dns = table.add_packets, table.add_connection, table.add_dns
+    decode = decoder.decode
+    warnings: list[str] = []
+    try:
+        # A million packets give a few thousand events: keep this loop plain.
+        for event in capture:
+            kind_of = type(event)
+            if kind_of is EdgePackets:
+                add_packets(event)  # type: ignore[arg-type]
+            elif kind_of is ConnectionOpen:
+                add_connection(event)  # type: ignore[arg-type]
+            elif kind_of is DnsPayload:
+                answer = decode(event)  # type: ignore[arg-type]
+                if answer is not None:
+                    add_dns(answer)
+    except ReadError as error:
+        if capture.records == 0 and not table.edge_count:
+            raise  # the file header itself: nothing of this file is usable
+        warnings.append(str(error))
+        capture.complete = False
+    warnings.extend(capture.warnings)
+    packets = capture.stats.packets
+    if not capture.complete and packets == 0:
+        return _FileResult(None, None, tuple(warnings), None)
+    counters = capture.stats.as_dict()
+    counters.update({f"dns_{k}": v for k, v in decoder.counters.items()})
+    stats = FileStats(
+        path=str(path),
+        format=capture.format or kind,
+        bytes=path.stat().st_size,
+        packets=packets,
+        edges=table.edge_count,
+        dns_answers=decoder.counters["answers"],
+        complete=capture.complete,
+        counters=counters,
+    )
+    return _FileResult(table, stats, tuple(warnings), table.time_range())
+
+
+def _read_summary(path: Path) -> _FileResult:
+    from discover.summary import read_summary
+
+    table, meta = read_summary(path)
+    window = table.time_range()
+    if meta.window_start is not None and meta.window_end is not None:
+        window = (meta.window_start.timestamp(), meta.window_end.timestamp())
+    counters = {key: int(value) for key, value in meta.counters.items()}
+    stats = FileStats(
+        path=str(path),
+        format="summary",
+        bytes=path.stat().st_size,
+        packets=counters.get("packets", 0),
+        edges=table.edge_count,
+        dns_answers=sum(row.answers for row in table.dns_rows()),
+        complete=True,
+        counters=counters,
+    )
+    return _FileResult(table, stats, (), window)
+
+
+# -- parallel reading --------------------------------------------------------------------
+
+_progress_queue: Queue[tuple[int, int]] | None = None
+
+
+def _init_worker(progress_queue: Queue[tuple[int, int]] | None) -> None:
+    global _progress_queue
+    _progress_queue = progress_queue
+
+
+def _read_in_worker(index: int, path: Path) -> _FileResult:
+    sink = _progress_queue
+    on_progress = None if sink is None else (lambda done, _total: sink.put((index, done)))
+    return read_input(path, on_progress)
+
+
+def _read_parallel(
+    paths: list[Path], total: int, workers: int, progress: bool
+) -> list[_FileResult]:
+    context = get_context()
+    progress_queue: Queue[tuple[int, int]] | None = context.Queue() if progress else None
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(progress_queue,)
+    ) as pool:
+        # Submitted before the progress bar starts its thread: workers fork a quiet process.
+        futures: dict[Future[_FileResult], int] = {
+            pool.submit(_read_in_worker, i, path): i for i, path in enumerate(paths)
+        }
+        with ByteProgress(total, enabled=progress) as bar:
+            pending = set(futures)
+            while pending:
+                _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                _drain(progress_queue, bar)
+            _drain(progress_queue, bar)
+        return [future.result() for future in futures]  # in input order
+
+
+def _drain(progress_queue: Queue[tuple[int, int]] | None, bar: ByteProgress) -> None:
+    while progress_queue is not None:
+        try:
+            index, done = progress_queue.get_nowait()
+        except queue.Empty:
+            return
+        bar.update(index, done)
+
+
+def _combine(paths: list[Path], results: list[_FileResult]) -> LoadedInputs:
+    table = FlowTable()
+    files: list[FileStats] = []
+    warnings: list[str] = []
+    starts: list[float] = []
+    ends: list[float] = []
+    for result in results:
+        warnings.extend(result.warnings)
+        if result.table is None or result.stats is None:
+            continue
+        table.merge(result.table)
+        files.append(result.stats)
+        if result.window is not None:
+            starts.append(result.window[0])
+            ends.append(result.window[1])
+    if not files:
+        where = str(paths[0]) if len(paths) == 1 else f"all {len(paths)} inputs"
+        detail = warnings[0] if warnings else "nothing read"
+        if len(paths) == 1 and warnings and warnings[0].startswith(str(paths[0])):
+            detail = warnings[0][len(str(paths[0])) + 2 :]
+        raise NothingReadError(where, f"nothing usable read: {detail}", warnings)
+    return LoadedInputs(
+        table=table,
+        files=files,
+        warnings=warnings,
+        window_start=datetime.fromtimestamp(min(starts), UTC) if starts else None,
+        window_end=datetime.fromtimestamp(max(ends), UTC) if ends else None,
+    )
