@@ -110,10 +110,11 @@ class Resolver:
             return [(peer, port, self._host_port_name(ip, protocol, port))]
         lb = self._lb.get(ip)
         if lb is not None:
-            sport = _service_port(lb, protocol, port)
-            ref = (ServiceRef(lb.namespace, lb.name, port, _numeric(sport.target_port, port))
-                   if sport else None)
-            return [(Peer(PeerKind.LOAD_BALANCER, ip=ip, via_service=ref,
+            # In-cluster clients reach the backends directly (kube-proxy short-cuts the LB),
+            # the graph keeps the load balancer as the peer with the Service it fronts.
+            via = [p.via_service for p, _, _ in self._via_service(lb, ip, protocol, port, when)
+                   if p.via_service is not None]
+            return [(Peer(PeerKind.LOAD_BALANCER, ip=ip, via_service=via[0] if via else None,
                           note=f"load balancer of Service {lb.namespace}/{lb.name}"), port, None)]
         if ip == NODELOCAL_DNS:
             return [(self._nodelocal_peer(client_ip, when), port, None)]

@@ -1,0 +1,215 @@
+"""Resolver: an address at a time -> pod/workload, Service backends, node, LB, DNS, external."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from discover.enrich import Resolver
+from discover.inventory.files import load_inventory_files
+from discover.inventory.model import WorkloadRef
+from discover.peers import PeerKind
+
+CLUSTER = Path(__file__).parent / "data" / "inventory" / "cluster.json"
+DNS_COLUMNS = ["client_ip", "name", "address", "cname_chain", "server_ip", "ttl", "answers",
+               "first_seen", "last_seen"]
+ip = ipaddress.ip_address
+
+
+def t(hour: int, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(2024, 5, 1, hour, minute, second, tzinfo=UTC)
+
+
+def dns_frame(rows: list[tuple[str, str, str, str, int, datetime, datetime]]) -> pd.DataFrame:
+    """DNS table rows (client, name, address, cname chain, ttl, first, last) in contract-4
+    shape."""
+    frame = pd.DataFrame(
+        [(c, n, a, chain, "10.96.0.10", ttl, 1, f, last) for c, n, a, chain, ttl, f, last in rows],
+        columns=DNS_COLUMNS)
+    for column in ("ttl", "answers"):
+        frame[column] = frame[column].astype("int64")
+    for column in ("first_seen", "last_seen"):
+        frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[ns, UTC]")
+    return frame
+
+
+@pytest.fixture(scope="module")
+def resolver() -> Resolver:
+    dns = dns_frame([
+        ("10.244.1.11", "api.stripe.com", "203.0.113.10", "", 300, t(12, 30), t(12, 30)),
+        # A CNAME chain; asked again later so the row spans two answers.
+        ("10.244.1.11", "cdn.example.com", "203.0.113.20",
+         "cdn.example.com.edgekey.net > e123.a.akamaiedge.net", 60, t(12, 40), t(13, 0)),
+        # The same address under another name, asked by the same client afterwards.
+        ("10.244.1.11", "static.example.com", "203.0.113.20", "", 60, t(13, 10), t(13, 10)),
+        ("10.244.2.40", "only-debug.example.org", "203.0.113.30", "", 30, t(11, 0), t(11, 0)),
+    ])
+    return Resolver(load_inventory_files([CLUSTER]), dns)
+
+
+WEB = WorkloadRef("shop", "Deployment", "web")
+API = WorkloadRef("shop", "Deployment", "api")
+
+
+@pytest.mark.parametrize(("when", "kind", "workload"), [
+    (t(9), PeerKind.EARLIER_POD, None),  # before the old web pod was created
+    (t(11), PeerKind.WORKLOAD, WEB),  # old web pod
+    (t(12, 0, 45), PeerKind.EARLIER_POD, None),  # between web's deletion and api's creation
+    (t(12, 5), PeerKind.WORKLOAD, API),  # api took the address
+])
+def test_reused_pod_ip_depends_on_time(resolver: Resolver, when: datetime, kind: PeerKind,
+                                       workload: WorkloadRef | None) -> None:
+    peer = resolver.resolve_source(ip("10.244.1.10"), when)
+    assert peer.kind is kind
+    assert peer.workload == workload
+    if kind is PeerKind.EARLIER_POD:
+        assert peer.note and peer.ip == ip("10.244.1.10")
+
+
+def test_dual_stack_address_resolves_to_the_same_pod(resolver: Resolver) -> None:
+    peer = resolver.resolve_source(ip("fd00:10:244:1::11"), t(13))
+    assert peer.workload == WEB and peer.pod_name == "web-5f6d7c8b9-q7wz4"
+
+
+def test_finished_job_pod_ip_reused_by_cronjob(resolver: Resolver) -> None:
+    assert resolver.resolve_source(ip("10.244.2.30"), t(9, 30)).workload == \
+        WorkloadRef("batch", "Job", "migrate")
+    assert resolver.resolve_source(ip("10.244.2.30"), t(10, 30)).workload == \
+        WorkloadRef("batch", "CronJob", "report")
+
+
+def test_cluster_ip_expands_to_backends_on_the_named_target_port(resolver: Resolver) -> None:
+    [(peer, port, name)] = resolver.resolve_destination(ip("10.96.10.10"), "TCP", 80, t(13))
+    assert (peer.kind, peer.workload, port, name) == (PeerKind.WORKLOAD, WEB, 8080, "http")
+    assert peer.via_service is not None
+    assert (peer.via_service.name, peer.via_service.port, peer.via_service.target_port) == \
+        ("web", 80, 8080)
+    # The IPv6 ClusterIP of the dual-stack Service too.
+    [(peer6, port6, _)] = resolver.resolve_destination(ip("fd00:10:96::a"), "TCP", 80, t(13))
+    assert peer6.workload == WEB and port6 == 8080
+
+
+def test_cluster_ip_before_any_known_backend_uses_the_selector_with_a_note(
+        resolver: Resolver) -> None:
+    [(peer, port, _)] = resolver.resolve_destination(ip("10.96.10.20"), "TCP", 80, t(11))
+    assert peer.workload == API and port == 9090
+    assert "selector" in peer.note
+
+
+def test_service_port_not_declared(resolver: Resolver) -> None:
+    [(peer, _, _)] = resolver.resolve_destination(ip("10.96.10.10"), "TCP", 81, t(13))
+    assert peer.kind is PeerKind.CLUSTER_UNKNOWN and "has no port 81/TCP" in peer.note
+
+
+def test_cluster_dns(resolver: Resolver) -> None:
+    [(peer, port, name)] = resolver.resolve_destination(ip("10.96.0.10"), "UDP", 53, t(13))
+    assert peer.is_cluster_dns and peer.workload == WorkloadRef("kube-system", "Deployment",
+                                                                "coredns")
+    assert (port, name) == (53, "dns")
+    assert resolver.resolve_source(ip("10.244.2.2"), t(13)).is_cluster_dns
+    # NodeLocal DNSCache: the cache pod on the client's node.
+    [(local, _, _)] = resolver.resolve_destination(ip("169.254.20.10"), "UDP", 53, t(13),
+                                                   client_ip=ip("10.244.1.11"))
+    assert local.is_cluster_dns and local.node_name == "node-a" and local.host_network
+
+
+def test_service_without_selector_uses_its_endpoints(resolver: Resolver) -> None:
+    [(api_server, port, _)] = resolver.resolve_destination(ip("10.96.0.1"), "TCP", 443, t(13))
+    assert (api_server.kind, api_server.node_name, port) == (PeerKind.NODE, "node-a", 6443)
+    [(ext, port, _)] = resolver.resolve_destination(ip("10.96.20.5"), "TCP", 5432, t(13))
+    assert ext.kind is PeerKind.EXTERNAL and ext.ip == ip("192.0.2.50") and port == 5432
+    assert ext.via_service is not None and ext.via_service.name == "external-db"
+
+
+def test_node_and_host_network_pods(resolver: Resolver) -> None:
+    probe = resolver.resolve_source(ip("10.0.0.12"), t(13))
+    assert (probe.kind, probe.node_name, probe.host_network) == (PeerKind.NODE, "node-b", False)
+    [(peer, port, name)] = resolver.resolve_destination(ip("10.0.0.11"), "TCP", 9100, t(13))
+    assert peer.kind is PeerKind.NODE and peer.host_network
+    assert peer.pod_name == "node-exporter-4xk7d" and name == "metrics"
+    [(kubelet, _, _)] = resolver.resolve_destination(ip("10.0.0.11"), "TCP", 10250, t(13))
+    assert kubelet.kind is PeerKind.NODE and not kubelet.host_network
+
+
+def test_load_balancer(resolver: Resolver) -> None:
+    [(peer, port, _)] = resolver.resolve_destination(ip("198.51.100.7"), "TCP", 443, t(13))
+    assert peer.kind is PeerKind.LOAD_BALANCER and port == 443
+    assert peer.via_service is not None and peer.via_service.target_port == 8080
+
+
+@pytest.mark.parametrize(("address", "range_text"), [
+    ("10.244.2.99", "pod range 10.244.2.0/24"),
+    ("fd00:10:244:1::99", "pod range fd00:10:244:1::/64"),
+    ("10.96.99.1", "service range 10.96.0.0/12"),
+])
+def test_unknown_in_cluster_addresses(resolver: Resolver, address: str, range_text: str) -> None:
+    [(peer, _, _)] = resolver.resolve_destination(ip(address), "TCP", 80, t(13))
+    assert peer.kind is PeerKind.CLUSTER_UNKNOWN and range_text in peer.note
+
+
+def test_external_fqdn_from_this_clients_answers(resolver: Resolver) -> None:
+    [(peer, _, _)] = resolver.resolve_destination(ip("203.0.113.10"), "TCP", 443, t(12, 31),
+                                                  client_ip=ip("10.244.1.11"))
+    assert (peer.kind, peer.fqdn, peer.note) == (PeerKind.EXTERNAL, "api.stripe.com", "")
+    assert peer.label() == "api.stripe.com (203.0.113.10)"
+
+
+def test_cname_chain_and_nearest_preceding_answer(resolver: Resolver) -> None:
+    client = ip("10.244.1.11")
+    [(first, _, _)] = resolver.resolve_destination(ip("203.0.113.20"), "TCP", 443, t(13, 5),
+                                                   client_ip=client)
+    assert first.fqdn == "cdn.example.com"
+    assert first.cname_chain == ("cdn.example.com.edgekey.net", "e123.a.akamaiedge.net")
+    [(later, _, _)] = resolver.resolve_destination(ip("203.0.113.20"), "TCP", 443, t(13, 10, 30),
+                                                   client_ip=client)
+    assert later.fqdn == "static.example.com" and later.cname_chain == ()
+
+
+def test_no_answer_before_the_flow(resolver: Resolver) -> None:
+    [(peer, _, _)] = resolver.resolve_destination(ip("203.0.113.10"), "TCP", 443, t(12, 29),
+                                                  client_ip=ip("10.244.1.11"))
+    assert peer.kind is PeerKind.EXTERNAL and peer.fqdn is None
+
+
+def test_expired_ttl_is_said(resolver: Resolver) -> None:
+    [(peer, _, _)] = resolver.resolve_destination(ip("203.0.113.10"), "TCP", 443,
+                                                  t(12, 30) + timedelta(minutes=20),
+                                                  client_ip=ip("10.244.1.11"))
+    assert peer.fqdn == "api.stripe.com" and "TTL 300 s expired" in peer.note
+
+
+def test_name_other_clients_resolved(resolver: Resolver) -> None:
+    [(peer, _, _)] = resolver.resolve_destination(ip("203.0.113.30"), "TCP", 443, t(12),
+                                                  client_ip=ip("10.244.1.11"))
+    assert peer.fqdn == "only-debug.example.org" and "other clients" in peer.note
+
+
+def test_pod_for(resolver: Resolver) -> None:
+    [(peer, _, _)] = resolver.resolve_destination(ip("10.96.10.10"), "TCP", 80, t(13))
+    pod = resolver.pod_for(peer)
+    assert pod is not None and pod.name == "web-5f6d7c8b9-q7wz4"  # the live one
+    direct = resolver.resolve_source(ip("10.244.1.10"), t(11))
+    assert resolver.pod_for(direct).name == "web-7d9c5b8f4-k2x9p"  # type: ignore[union-attr]
+
+
+def test_minikube_host_network_and_reused_job_ips(corpora: Path) -> None:
+    inventory = load_inventory_files(
+        [corpora / "k8s-objects" / "minikube-services1" / "inventory_list.json"])
+    resolver = Resolver(inventory)
+    # No Node objects: the host-network pods still mark 192.168.49.2 as a node address.
+    api = resolver.resolve_destination(ip("192.168.49.2"), "TCP", 8443, t(13))
+    assert api[0][0].kind is PeerKind.NODE
+    # Succeeded admission Job pods share IPs with Running pods created at the same second;
+    # the Running pod is the one holding the address now.
+    after = datetime(2022, 1, 28, tzinfo=UTC)
+    assert resolver.resolve_source(ip("172.17.0.3"), after).workload == \
+        WorkloadRef("ingress-nginx", "Deployment", "ingress-nginx-controller")
+    [(dns, port, name)] = resolver.resolve_destination(ip("10.96.0.10"), "UDP", 53, after)
+    assert dns.is_cluster_dns and (port, name) == (53, "dns")
+    [(ingress, port, name)] = resolver.resolve_destination(ip("10.110.86.95"), "TCP", 80, after)
+    assert ingress.workload is not None and ingress.workload.name == "ingress-nginx-controller"
+    assert (port, name) == (80, "http")

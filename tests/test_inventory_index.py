@@ -1,0 +1,80 @@
+"""IP -> pod by time: reuse, finished pods, gaps, and an invariant over random histories."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from discover.inventory.index import PodIndex
+from discover.inventory.model import Pod, WorkloadRef
+
+IP = ipaddress.ip_address("10.244.0.5")
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def make_pod(name: str, created: int | None, deleted: int | None = None,
+             phase: str = "Running", host: bool = False) -> Pod:
+    return Pod(
+        namespace="ns", name=name, uid=name, labels={}, ips=(IP,),
+        workload=WorkloadRef("ns", "Pod", name), host_network=host, phase=phase,
+        created=None if created is None else T0 + timedelta(minutes=created),
+        deleted=None if deleted is None else T0 + timedelta(minutes=deleted),
+    )
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def test_reuse_is_attributed_by_time() -> None:
+    index = PodIndex([make_pod("a", 0, 10), make_pod("b", 20)])
+    assert index.lookup(IP, at(5)).pod.name == "a"  # type: ignore[union-attr]
+    assert index.lookup(IP, at(25)).pod.name == "b"  # type: ignore[union-attr]
+    gap = index.lookup(IP, at(15))
+    assert gap is not None and gap.pod is None and gap.earlier
+    assert "released by pod ns/a" in gap.note and "taken by pod ns/b" in gap.note
+
+
+def test_before_the_first_holder_is_an_earlier_pod() -> None:
+    index = PodIndex([make_pod("b", 20)])
+    found = index.lookup(IP, at(19.9))
+    assert found is not None and found.pod is None and found.earlier
+    assert "created 2024-05-01T00:20:00Z" in found.note
+
+
+def test_finished_pod_ends_when_the_next_holder_starts() -> None:
+    # A Succeeded pod's status keeps its IP; the Running pod created later holds it now.
+    index = PodIndex([make_pod("job", 0, phase="Succeeded"), make_pod("web", 30)])
+    assert index.lookup(IP, at(10)).pod.name == "job"  # type: ignore[union-attr]
+    assert index.lookup(IP, at(30)).pod.name == "web"  # type: ignore[union-attr]
+
+
+def test_after_the_last_holder_was_deleted() -> None:
+    index = PodIndex([make_pod("a", 0, 10)])
+    found = index.lookup(IP, at(11))
+    assert found is not None and found.pod is None and "later traffic" in found.note
+
+
+def test_host_network_pods_and_unknown_ips_are_not_indexed() -> None:
+    index = PodIndex([make_pod("h", 0, host=True)])
+    assert IP not in index
+    assert index.lookup(IP, at(1)) is None
+
+
+@given(st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=6, unique=True),
+       st.floats(min_value=0, max_value=400))
+def test_at_most_one_pod_at_any_time(lifetimes: list[int], when: float) -> None:
+    # Pods that held the IP one after another: the answer is the one alive then, or none.
+    pods, start = [], 0
+    for i, length in enumerate(lifetimes):
+        pods.append(make_pod(f"p{i}", start, start + length))
+        start += length + 1
+    found = PodIndex(pods).lookup(IP, at(when))
+    alive = [p for p in pods if p.created <= at(when) < p.deleted]  # type: ignore[operator]
+    assert found is not None
+    assert (found.pod is None) == (not alive)
+    if alive:
+        assert found.pod == alive[0]

@@ -1,0 +1,161 @@
+"""The workload graph from flow rows: DNAT duplicates, time, named ports, frame shape."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from discover.inventory.files import load_inventory_files
+from discover.inventory.model import Inventory, WorkloadRef
+from discover.peers import PeerKind
+from discover.workload_graph import GRAPH_COLUMNS, UndeclaredPort, build_graph, graph_frame
+from tests.test_enrich import dns_frame, t
+
+CLUSTER = Path(__file__).parent / "data" / "inventory" / "cluster.json"
+FLOW_COLUMNS = ["src_ip", "dst_ip", "protocol", "dst_port", "connections", "packets",
+                "first_seen", "last_seen", "direction"]
+WEB = WorkloadRef("shop", "Deployment", "web")
+API = WorkloadRef("shop", "Deployment", "api")
+DEBUG = WorkloadRef("default", "Pod", "debug")
+
+
+def flows_frame(rows: list[tuple[str, str, str, int, int, int, datetime, datetime]]
+                ) -> pd.DataFrame:
+    """Flow table rows (src, dst, proto, port, connections, packets, first, last) in the
+    contract-4 shape."""
+    frame = pd.DataFrame([(*r, "syn") for r in rows], columns=FLOW_COLUMNS)
+    for column in ("dst_port", "connections", "packets"):
+        frame[column] = frame[column].astype("int64")
+    for column in ("first_seen", "last_seen"):
+        frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[ns, UTC]")
+    return frame
+
+
+@pytest.fixture(scope="module")
+def inventory() -> Inventory:
+    return load_inventory_files([CLUSTER])
+
+
+def edges_to(graph, workload):  # type: ignore[no-untyped-def]
+    return [e for e in graph.edges if e.destination.workload == workload]
+
+
+def test_dnat_duplicate_is_one_edge_with_max_counts(inventory: Inventory) -> None:
+    flows = flows_frame([
+        # debug -> web Service (before DNAT) and debug -> web pod (after DNAT), same capture.
+        ("10.244.2.40", "10.96.10.10", "TCP", 80, 5, 50, t(13), t(13, 5)),
+        ("10.244.2.40", "10.244.1.11", "TCP", 8080, 5, 48, t(13), t(13, 6)),
+    ])
+    graph = build_graph(flows, dns_frame([]), inventory)
+    [edge] = graph.edges
+    assert edge.source.workload == DEBUG and edge.destination.workload == WEB
+    assert (edge.protocol, edge.port, edge.port_name) == ("TCP", 8080, "http")
+    assert (edge.connections, edge.packets) == (5, 50)  # max, not 10 / 98
+    assert (edge.first_seen, edge.last_seen) == (t(13), t(13, 6))
+    assert [str(f.dst_ip) for f in edge.evidence] == ["10.96.10.10", "10.244.1.11"]  # numeric
+    assert edge.destination.via_service is not None
+    assert edge.destination.via_service.name == "web"
+
+
+def test_distinct_clients_are_summed(inventory: Inventory) -> None:
+    flows = flows_frame([
+        ("10.244.2.40", "10.96.10.10", "TCP", 80, 3, 30, t(13), t(13)),
+        ("10.244.2.40", "10.244.1.11", "TCP", 8080, 2, 20, t(13), t(13)),
+        ("10.244.2.20", "10.244.1.11", "TCP", 8080, 4, 40, t(13), t(13)),
+    ])
+    graph = build_graph(flows, None, inventory)
+    web_edges = edges_to(graph, WEB)
+    by_source = {e.source.workload: e for e in web_edges}
+    assert by_source[DEBUG].connections == 3
+    assert by_source[WorkloadRef("shop", "StatefulSet", "db")].connections == 4
+
+
+def test_same_ip_two_owners_over_time(inventory: Inventory) -> None:
+    flows = flows_frame([
+        ("10.244.1.10", "10.244.2.20", "TCP", 5432, 1, 10, t(11), t(11)),  # old web pod
+        ("10.244.1.10", "10.244.2.20", "TCP", 5433, 1, 10, t(12, 5), t(12, 5)),  # api pod
+        ("10.244.1.10", "10.244.2.20", "TCP", 5434, 1, 10, t(9), t(9)),  # before both
+    ])
+    graph = build_graph(flows, None, inventory)
+    sources = {e.port: e.source for e in graph.edges}
+    assert sources[5432].workload == WEB
+    assert sources[5433].workload == API
+    assert sources[5434].kind is PeerKind.EARLIER_POD and sources[5434].note
+
+
+def test_row_spanning_an_owner_change_goes_to_both_and_is_noted(inventory: Inventory) -> None:
+    flows = flows_frame([("10.244.1.10", "10.244.2.20", "TCP", 5432, 4, 40, t(11), t(12, 5))])
+    graph = build_graph(flows, None, inventory)
+    assert {e.source.workload for e in graph.edges} == {WEB, API}
+    assert any("changed owner" in n for n in graph.notes)
+
+
+def test_external_edge_carries_fqdn_and_cname_chain(inventory: Inventory) -> None:
+    dns = dns_frame([("10.244.1.11", "cdn.example.com", "203.0.113.20",
+                      "cdn.example.com.edgekey.net > e1.a.akamaiedge.net", 60, t(13), t(13))])
+    flows = flows_frame([("10.244.1.11", "203.0.113.20", "TCP", 443, 2, 9, t(13, 0, 1),
+                          t(13, 0, 2))])
+    graph = build_graph(flows, dns, inventory)
+    [edge] = graph.edges
+    assert edge.destination.kind is PeerKind.EXTERNAL
+    assert edge.destination.fqdn == "cdn.example.com"
+    frame = graph_frame(graph)
+    assert frame.loc[0, "cname_chain"] == "cdn.example.com.edgekey.net > e1.a.akamaiedge.net"
+    assert frame.loc[0, "destination"] == "cdn.example.com (203.0.113.20)"
+
+
+def test_undeclared_ports_are_reported(inventory: Inventory) -> None:
+    flows = flows_frame([
+        ("10.244.2.40", "10.244.1.11", "TCP", 8080, 1, 1, t(13), t(13)),  # declared: http
+        ("10.244.2.40", "10.244.1.11", "TCP", 9999, 1, 1, t(13), t(13)),  # admin port
+        ("10.244.1.11", "10.244.2.40", "TCP", 7000, 1, 1, t(13), t(13)),  # pod declares none
+    ])
+    graph = build_graph(flows, None, inventory)
+    assert graph.undeclared_ports == (
+        UndeclaredPort(DEBUG, "TCP", 7000, pod_declares_ports=False),
+        UndeclaredPort(WEB, "TCP", 9999, pod_declares_ports=True),
+    )
+    named = {e.port: e.port_name for e in graph.edges}
+    assert named == {8080: "http", 9999: None, 7000: None}
+
+
+def test_frame_shape_and_deterministic_order(inventory: Inventory) -> None:
+    rows = [
+        ("10.244.2.40", "10.96.0.10", "UDP", 53, 7, 14, t(13), t(13, 1)),
+        ("10.244.2.40", "10.96.10.10", "TCP", 80, 1, 5, t(13), t(13)),
+        ("10.0.0.12", "10.244.2.20", "TCP", 5432, 3, 6, t(13), t(13)),
+        ("10.244.2.40", "10.244.2.99", "TCP", 80, 1, 1, t(13), t(13)),
+    ]
+    first = graph_frame(build_graph(flows_frame(rows), None, inventory))
+    second = graph_frame(build_graph(flows_frame(rows[::-1]), None, inventory))
+    pd.testing.assert_frame_equal(first, second)
+    assert list(first.columns) == GRAPH_COLUMNS
+    assert str(first["first_seen"].dtype) == "datetime64[ns, UTC]"
+    assert first["port"].dtype == "int64"
+    dns = first[first["destination_workload"] == "Deployment/coredns"].iloc[0]
+    assert (dns["service"], dns["port_name"], dns["connections"]) == ("kube-system/kube-dns:53",
+                                                                      "dns", 7)
+    assert dns["evidence"] == "10.244.2.40>10.96.0.10/UDP/53"
+    node = first[first["source_kind"] == "node"].iloc[0]
+    assert node["source"] == "node/node-b"
+    unknown = first[first["destination_kind"] == "cluster-unknown"].iloc[0]
+    assert "pod range" in unknown["note"]
+
+
+def test_flows_without_times_resolve_against_the_inventory(inventory: Inventory) -> None:
+    flows = pd.DataFrame({"src_ip": ["10.244.1.10"], "dst_ip": ["10.96.10.10"],
+                          "protocol": ["TCP"], "dst_port": [80]})
+    graph = build_graph(flows, None, inventory)
+    [edge] = graph.edges
+    assert edge.source.workload == API  # the IP's current holder
+    assert edge.connections == 1
+    assert any("without times" in n for n in graph.notes)
+
+
+def test_empty_flows(inventory: Inventory) -> None:
+    graph = build_graph(flows_frame([]), None, inventory)
+    assert graph.edges == () and graph.window_start is None
+    assert list(graph_frame(graph).columns) == GRAPH_COLUMNS
