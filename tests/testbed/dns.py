@@ -1,0 +1,111 @@
+"""The cluster DNS: dnsmasq in each CoreDNS pod namespace, reached through the kube-dns
+ClusterIP's DNAT. It answers the Services' names, headless Services with pod IPs,
+StatefulSet pod names, external names (CNAME chains included), NXDOMAIN for everything
+else (so search-list misses look as they do in a cluster), and never forwards anywhere.
+
+External names live in an additional hosts file that `rotate()` rewrites and reloads
+(SIGHUP) between phases, so a name's answers move between address sets during a run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from tests.testbed.cluster import Cluster, PodPlan
+from tests.testbed.netns import Sandbox, TestbedError
+
+LOCAL_TTL = 2  # seconds: short, so rotated answers are used at once
+
+
+def dnsmasq_binary() -> str:
+    found = shutil.which("dnsmasq") or (
+        "/usr/sbin/dnsmasq" if Path("/usr/sbin/dnsmasq").exists() else None)
+    if found is None:
+        raise TestbedError("dnsmasq", "not installed (Debian package dnsmasq-base)")
+    return found
+
+
+def static_records(cluster: Cluster) -> list[str]:
+    """dnsmasq options for the in-cluster names and the CNAME chains."""
+    options: list[str] = []
+    for service in sorted(cluster.services, key=lambda s: s.key):
+        if service.cluster_ip is not None:
+            options.append(f"--host-record={service.fqdn},{service.cluster_ip}")
+            continue
+        pods = [p for p in cluster.endpoints(service) if p.created_at is None]
+        for pod in pods:
+            options.append(f"--host-record={service.fqdn},{pod.ip}")
+            if pod.workload.kind == "StatefulSet":
+                options.append(f"--host-record={pod.name}.{service.fqdn},{pod.ip}")
+    for external in cluster.scenario.externals:
+        if external.name is None:
+            continue
+        names = (external.name, *external.cname_chain)
+        for alias, target in zip(names, names[1:], strict=False):
+            options.append(f"--cname={alias},{target}")
+    return options
+
+
+def hosts_file_text(cluster: Cluster, phase: int) -> str:
+    """The external names' addresses for one rotation phase (hosts file format)."""
+    lines = []
+    for external in cluster.scenario.externals:
+        if external.name is None:
+            continue
+        holder = (external.name, *external.cname_chain)[-1]
+        for address in external.rotation[phase % len(external.rotation)]:
+            lines.append(f"{address} {holder}")
+    return "\n".join(lines) + "\n"
+
+
+def phase_addresses(cluster: Cluster, phase: int) -> dict[str, list[str]]:
+    return {
+        str(e.name): [str(a) for a in e.rotation[phase % len(e.rotation)]]
+        for e in cluster.scenario.externals if e.name is not None
+    }
+
+
+class ClusterDns:
+    def __init__(self, sandbox: Sandbox, cluster: Cluster, workdir: Path) -> None:
+        self.sandbox = sandbox
+        self.cluster = cluster
+        self.hosts = workdir / "dns-hosts"
+        self.workdir = workdir
+        self.processes: list[subprocess.Popen[str]] = []
+        self.logs: list[Path] = []
+        self.phase = 0
+
+    def start(self, pod: PodPlan, namespace: str) -> None:
+        self.hosts.write_text(hosts_file_text(self.cluster, self.phase), encoding="utf-8")
+        log = self.workdir / f"dnsmasq-{pod.name}.log"
+        self.logs.append(log)
+        argv = [
+            dnsmasq_binary(), "--no-daemon", "--conf-file=/dev/null", "--no-resolv",
+            "--no-hosts", "--bind-interfaces", f"--listen-address={pod.ip}",
+            "--port=53", "--user=root", "--pid-file=", f"--local-ttl={LOCAL_TTL}",
+            "--log-queries", f"--log-facility={log}",
+            f"--addn-hosts={self.hosts}", "--address=/#/",
+            *static_records(self.cluster),
+        ]
+        process = self.sandbox.start(namespace, argv, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        self.processes.append(process)
+
+    def wait_started(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        for log in self.logs:
+            while not log.exists() or "started" not in log.read_text(errors="replace"):
+                if time.monotonic() > deadline:
+                    raise TestbedError("dnsmasq", f"did not start; its log: {log}")
+                time.sleep(0.05)
+
+    def rotate(self, phase: int) -> None:
+        self.phase = phase
+        self.hosts.write_text(hosts_file_text(self.cluster, phase), encoding="utf-8")
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGHUP)
