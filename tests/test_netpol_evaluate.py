@@ -762,6 +762,18 @@ def test_connections_intersect_egress_and_ingress() -> None:
     )
 
 
+def test_inventory_records_and_parsed_policies_are_accepted() -> None:
+    from discover.inventory.model import NetworkPolicy
+    from discover.netpol.policy import parse_policy
+
+    record = NetworkPolicy("shop", "deny", {"podSelector": {}})
+    parsed = parse_policy(netpol("deny2", {"podSelector": API_SEL}))
+    evaluator = PolicyEvaluator([record, parsed])
+    assert [p.ref for p in evaluator.policies] == ["shop/deny", "shop/deny2"]
+    verdict = evaluator.check(WEB, API, "TCP", 8080)
+    assert "isolated by shop/deny, shop/deny2" in verdict.reason
+
+
 # -- invariants ------------------------------------------------------------------------
 
 NAMESPACES = ("a", "b")

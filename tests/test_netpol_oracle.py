@@ -8,6 +8,9 @@ The oracle never matches a pod by ipBlock; its workloads carry no IPs here, so o
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from pathlib import Path
 
 import pytest
@@ -47,6 +50,33 @@ def test_connlist_matches_the_oracle(corpora: Path, case: str) -> None:
         f"{len(missing)} missing, e.g. {missing[:3]}; {len(extra)} extra, e.g. {extra[:3]}"
     )
     assert ours == expected  # same lines, no duplicates
+
+
+def _other_formats() -> list[str]:
+    outputs = CORPORA / ORACLE / "test_outputs" / "connlist"
+    if not outputs.is_dir():
+        return ["corpora-absent"]
+    return sorted(
+        f"{case}.{suffix}"
+        for case in CASES
+        for suffix in ("json", "csv")
+        if (outputs / f"{case}_connlist_output.{suffix}").is_file()
+    )
+
+
+@pytest.mark.corpora
+@pytest.mark.parametrize("output", _other_formats())
+def test_json_and_csv_outputs_agree(corpora: Path, output: str) -> None:
+    case, suffix = output.rsplit(".", 1)
+    root = corpora / ORACLE
+    path = root / "test_outputs" / "connlist" / f"{case}_connlist_output.{suffix}"
+    if suffix == "json":
+        rows = [(r["src"], r["dst"], r["conn"]) for r in json.loads(path.read_text())]
+    else:
+        reader = csv.DictReader(io.StringIO(path.read_text()))
+        rows = [(r["src"], r["dst"], r["conn"]) for r in reader]
+    expected = sorted(f"{src} => {dst} : {conn}" for src, dst, conn in rows)
+    assert connlist(load_case(root / "tests" / case)) == expected
 
 
 def test_split_address_space_cuts_at_every_piece_of_a_block() -> None:

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from discover.inventory.model import ContainerPort, IPAddress
+from discover.inventory.model import ContainerPort, IPAddress, NetworkPolicy
 from discover.netpol.ipblock import IpBlock
 from discover.netpol.policy import EGRESS, INGRESS, PeerSpec, Policy, Rule, parse_policy
 from discover.netpol.ports import ConnectionSet
@@ -73,10 +73,11 @@ class _Side:
 
 
 class PolicyEvaluator:
-    def __init__(self, policies: Sequence[Mapping[str, Any] | Policy]) -> None:
-        self.policies: tuple[Policy, ...] = tuple(
-            p if isinstance(p, Policy) else parse_policy(p) for p in policies
-        )
+    """Evaluates connections against NetworkPolicies: API objects (dicts with
+    apiVersion/kind/metadata/spec), inventory records, or already parsed `Policy`s."""
+
+    def __init__(self, policies: Sequence[Mapping[str, Any] | Policy | NetworkPolicy]) -> None:
+        self.policies: tuple[Policy, ...] = tuple(_policy(p) for p in policies)
         self._by_namespace: dict[str, list[Policy]] = defaultdict(list)
         for policy in sorted(self.policies, key=lambda p: (p.namespace, p.name)):
             self._by_namespace[policy.namespace].append(policy)
@@ -178,6 +179,15 @@ class PolicyEvaluator:
             and any(low <= port <= high for low, high in rule_port.resolve(ports))
             for rule_port in rule.ports
         )
+
+
+def _policy(item: Mapping[str, Any] | Policy | NetworkPolicy) -> Policy:
+    if isinstance(item, Policy):
+        return item
+    if isinstance(item, NetworkPolicy):
+        metadata = {"name": item.name, "namespace": item.namespace}
+        return parse_policy({"kind": "NetworkPolicy", "metadata": metadata, "spec": item.spec})
+    return parse_policy(item)
 
 
 def _destination_ports(destination: Endpoint) -> tuple[ContainerPort, ...] | None:
