@@ -1,0 +1,81 @@
+"""`netpol-discover collect`: every agent's summary through the API server, merged."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from discover.errors import ReadError
+
+DESCRIPTION = """\
+List the agent pods (by label selector) and fetch each one's /summary through the API
+server's pod proxy (no Service, no port-forward: needs get on pods and pods/proxy in the
+namespace). Agents that don't answer are reported one line each; the others are merged
+into one summary file, which `analyze` and `flows` accept as INPUT. Exit 1 when none
+answered.
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "collect",
+        help="fetch and merge the agents' summaries through the API server",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--namespace", "-n", required=True, help="the agents' namespace")
+    parser.add_argument(
+        "--selector",
+        "-l",
+        default="app.kubernetes.io/name=netpol-discover",
+        help="label selector of the agent pods (default: app.kubernetes.io/name=netpol-discover)",
+    )
+    parser.add_argument("--port", type=int, default=9808, help="the agents' HTTP port (9808)")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="FILE",
+                        help="merged summary JSON to write")  # fmt: skip
+    parser.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG, ~/.kube/config")
+    parser.add_argument("--context", default=None, help="kubeconfig context")
+    parser.add_argument("--timeout", type=float, default=30.0, help="per agent, seconds")
+    parser.set_defaults(run=run)
+
+
+class NothingCollected(ReadError):
+    """No agent answered (or none was found)."""
+
+
+def run(args: argparse.Namespace) -> int:
+    from discover.summary import dumps_summary, merge_summaries, summary_from_dict, summary_to_dict
+    from sidecar import collect
+    from sidecar.checkpoint import write_atomic
+
+    core = collect.api_client(args.kubeconfig, args.context)
+    results = collect.collect(core, args.namespace, args.selector, args.port, args.timeout)
+    where = f"pods {args.selector} in namespace {args.namespace}"
+    if not results:
+        raise NothingCollected(where, "no agent pods found")
+    parts = []
+    for result in results:
+        if isinstance(result, collect.Missing):
+            _warn(f"agent {result.pod.label()} did not answer: {result.reason}")
+            continue
+        source = f"agent {result.pod.label()}"
+        try:
+            parts.append(summary_from_dict(result.document, source))
+        except ReadError as error:
+            _warn(f"{error} (left out)")
+    if not parts:
+        raise NothingCollected(where, f"none of the {len(results)} agents answered")
+    table, meta = merge_summaries(parts)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(args.output, dumps_summary(summary_to_dict(table, meta)).encode())
+    print(
+        f"collected {len(parts)} of {len(results)} agents: {table.edge_count} edges, "
+        f"{table.dns_row_count} DNS rows -> {args.output}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _warn(message: str) -> None:
+    print(f"netpol-discover: warning: {message}", file=sys.stderr)

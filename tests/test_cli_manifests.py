@@ -1,0 +1,185 @@
+"""`netpol-discover manifests`: the YAML validates against the Kubernetes schemas, keeps
+the security settings the agent is designed for, and starts an agent this CLI accepts."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from discover.cli import build_parser, main
+from sidecar.manifests import objects
+
+K8S_VERSION = "1.30"
+READ_VERBS = {"get", "list", "watch"}
+
+
+def _render(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[str, list[dict[str, Any]]]:
+    assert main(["manifests", *argv]) == 0
+    text = capsys.readouterr().out
+    return text, objects(text)
+
+
+def _validate(document: dict[str, Any]) -> None:
+    kubernetes_validate.validate(document, K8S_VERSION, strict=True)
+
+
+def _container(pod_spec: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in pod_spec["containers"] if c["name"] == name)
+
+
+def test_daemonset_documents_validate(capsys: pytest.CaptureFixture[str]) -> None:
+    _, docs = _render(capsys, "daemonset")
+    assert [d["kind"] for d in docs] == [
+        "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "DaemonSet",
+    ]  # fmt: skip
+    for doc in docs:
+        _validate(doc)
+
+
+def test_daemonset_runs_with_only_what_capture_needs(capsys: pytest.CaptureFixture[str]) -> None:
+    text, docs = _render(capsys, "daemonset", "--namespace", "np", "--image", "reg/x:1")
+    ds = docs[-1]
+    spec = ds["spec"]["template"]["spec"]
+    assert spec["hostNetwork"] is True
+    assert spec["dnsPolicy"] == "ClusterFirstWithHostNet"
+    assert spec["tolerations"] == [{"operator": "Exists"}]
+    assert spec["serviceAccountName"] == "netpol-discover"
+    agent = _container(spec, "agent")
+    assert agent["image"] == "reg/x:1"
+    security = agent["securityContext"]
+    assert security["capabilities"] == {"drop": ["ALL"], "add": ["NET_RAW"]}
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert "privileged" not in security
+    assert set(agent["resources"]) == {"requests", "limits"}
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert agent[probe]["httpGet"] == {"path": "/healthz", "port": 9808}
+    volume = spec["volumes"][0]
+    assert volume["hostPath"]["path"] == agent["volumeMounts"][0]["mountPath"]
+    assert ds["metadata"]["namespace"] == "np" and docs[0]["metadata"]["name"] == "np"
+    selector = ds["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= ds["spec"]["template"]["metadata"]["labels"].items()
+    # the why travels with the YAML
+    assert "NET_ADMIN is not needed" in text and "hostPath, not emptyDir" in text
+
+
+def test_cluster_role_is_read_only_on_exactly_the_inventory_kinds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, docs = _render(capsys, "daemonset")
+    role = next(d for d in docs if d["kind"] == "ClusterRole")
+    granted = {
+        (group, resource)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    assert granted == {
+        ("", "pods"), ("", "services"), ("", "namespaces"), ("", "nodes"),
+        ("discovery.k8s.io", "endpointslices"),
+    }  # fmt: skip
+    assert all(set(rule["verbs"]) == READ_VERBS for rule in role["rules"])
+    binding = next(d for d in docs if d["kind"] == "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "netpol-discover", "namespace": "netpol-discover"}
+    ]
+
+
+def test_daemonset_args_are_accepted_by_the_agent_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, docs = _render(capsys, "daemonset", "--duration", "3d", "--port", "9999")
+    agent = _container(docs[-1]["spec"]["template"]["spec"], "agent")
+    args = build_parser().parse_args(agent["args"])
+    assert args.command == "agent"
+    assert args.interface == "any" and args.inventory_watch is True
+    assert args.duration == 3 * 86400
+    assert args.listen == "0.0.0.0:9999"
+    assert agent["ports"][0]["containerPort"] == 9999
+    assert str(args.state_dir) == agent["volumeMounts"][0]["mountPath"]
+
+
+def _deployment() -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "shop", "namespace": "shop"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "shop"}},
+            "template": {
+                "metadata": {"labels": {"app": "shop"}},
+                "spec": {"containers": [{"name": "shop", "image": "shop:1"}]},
+            },
+        },
+    }
+
+
+def _apply_patch(deployment: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """Strategic merge of the two lists the patch touches (merge key: name)."""
+    merged = copy.deepcopy(deployment)
+    spec = merged["spec"]["template"]["spec"]
+    patch_spec = patch["spec"]["template"]["spec"]
+    for key in ("containers", "volumes"):
+        spec[key] = spec.get(key, []) + patch_spec[key]
+    return merged
+
+
+def test_sidecar_patch_makes_a_valid_deployment_without_rbac(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    text, docs = _render(capsys, "sidecar")
+    assert len(docs) == 1  # RBAC-less variant
+    patch = docs[0]
+    deployment = _apply_patch(_deployment(), patch)
+    _validate(deployment)
+    sidecar = _container(deployment["spec"]["template"]["spec"], "netpol-discover")
+    security = sidecar["securityContext"]
+    assert security["runAsNonRoot"] is True and security["runAsUser"] != 0
+    assert security["capabilities"] == {"drop": ["ALL"], "add": ["NET_RAW"]}
+    assert security["readOnlyRootFilesystem"] is True
+    args = build_parser().parse_args(sidecar["args"])
+    assert args.inventory_watch is False
+    assert "kubectl patch deployment" in text
+
+
+def test_sidecar_with_inventory_watch_binds_the_deployments_account(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, docs = _render(
+        capsys, "sidecar", "--inventory-watch", "--namespace", "shop", "--service-account", "shop"
+    )
+    patch, role, binding = docs
+    assert [role["kind"], binding["kind"]] == ["ClusterRole", "ClusterRoleBinding"]
+    for doc in (role, binding):
+        _validate(doc)
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "shop", "namespace": "shop"}]
+    sidecar = _container(patch["spec"]["template"]["spec"], "netpol-discover")
+    assert build_parser().parse_args(sidecar["args"]).inventory_watch is True
+
+
+def test_output_file_and_determinism(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "ds.yaml"
+    assert main(["manifests", "daemonset", "-o", str(out)]) == 0
+    assert capsys.readouterr().out == ""
+    again, _ = _render(capsys, "daemonset")
+    assert out.read_text() == again
+
+
+def test_odd_values_stay_strings(capsys: pytest.CaptureFixture[str]) -> None:
+    _, docs = _render(capsys, "daemonset", "--image", "reg/x:1.0 # not a comment",
+                      "--namespace", "yes")  # fmt: skip
+    assert docs[0]["metadata"]["name"] == "yes"
+    assert _container(docs[-1]["spec"]["template"]["spec"], "agent")["image"] == (
+        "reg/x:1.0 # not a comment"
+    )
+
+
+def test_unknown_kind_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["manifests", "deployment"])
+    assert exit_info.value.code == 2

@@ -1,0 +1,208 @@
+"""`collect` against a small HTTP server on 127.0.0.1 that speaks the API server's paths
+(pod list, pod proxy), through the real kubernetes client and a kubeconfig pointing at it.
+One agent answers, one is down (the API server's 503), one is Pending, one sends junk."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_address
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+
+from discover.cli import main
+from discover.events import ConnectionOpen, DirectionEvidence, DnsAnswer, DnsRecordAddress, Protocol
+from discover.flowtable import FlowTable
+from discover.summary import SummaryMeta, read_summary, summary_to_dict
+
+NS = "netpol-discover"
+SELECTOR = "app.kubernetes.io/name=netpol-discover"
+TOKEN = "test-token-123"
+
+
+def _summary(node: str, server: str, port: int, start: float) -> dict[str, Any]:
+    table = FlowTable()
+    table.add(ConnectionOpen(start + 1, ip_address("10.244.1.5"), 40000, ip_address(server),
+                             port, Protocol.TCP, DirectionEvidence.SYN))  # fmt: skip
+    table.add(DnsAnswer(start + 2, ip_address("10.244.1.5"), ip_address("10.96.0.10"),
+                        "api.example.com", (), (DnsRecordAddress(ip_address("192.0.2.7"), 30),),
+                        Protocol.UDP))  # fmt: skip
+    meta = SummaryMeta.for_agent(
+        node_name=node, interface="any", window_start=start, window_end=start + 100,
+        counters={"packets": 10, "kernel_drops": 1}, agent_name=f"agent-{node}",
+    )  # fmt: skip
+    return summary_to_dict(table, meta)
+
+
+def _pod(name: str, node: str, phase: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": NS, "labels": {"app.kubernetes.io/name": NS}},
+        "spec": {"nodeName": node, "containers": [{"name": "agent", "image": "x"}]},
+        "status": {
+            "phase": phase,
+            "conditions": [{"type": "Ready", "status": "True" if phase == "Running" else "False"}],
+        },
+    }
+
+
+class FakeApiServer:
+    """Answers GET /api/v1/namespaces/NS/pods and .../pods/NAME:PORT/proxy/summary."""
+
+    def __init__(self, pods: list[dict[str, Any]], answers: dict[str, tuple[int, bytes]]) -> None:
+        self.pods = pods
+        self.answers = answers
+        self.requests: list[str] = []
+        self.unauthorized = 0
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                fake.requests.append(self.path)
+                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                    fake.unauthorized += 1
+                    return self._send(401, {"kind": "Status", "code": 401})
+                url = urlsplit(self.path)
+                # The client quotes the `name:port` path segment (`:` as %3A), as it may.
+                parts = [unquote(part) for part in url.path.strip("/").split("/")]
+                if parts[:3] == ["api", "v1", "namespaces"] and parts[4:] == ["pods"]:
+                    selector = parse_qs(url.query).get("labelSelector", [""])[0]
+                    items = [p for p in fake.pods if selector == SELECTOR and parts[3] == NS]
+                    return self._send(200, {"kind": "PodList", "apiVersion": "v1",
+                                            "metadata": {}, "items": items})  # fmt: skip
+                if len(parts) == 8 and parts[4] == "pods" and parts[6:] == ["proxy", "summary"]:
+                    status, body = fake.answers.get(parts[5], (404, b"no such pod"))
+                    return self._send(status, body)
+                return self._send(404, {"kind": "Status", "code": 404})
+
+            def _send(self, status: int, body: dict[str, Any] | bytes) -> None:
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+def _kubeconfig(path: Path, port: int) -> Path:
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "test",
+        "clusters": [{"name": "test", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+        "users": [{"name": "test", "user": {"token": TOKEN}}],
+        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
+    }))  # fmt: skip
+    return path
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[FakeApiServer, Path]]:
+    pods = [
+        _pod("agent-a", "node-a", "Running"),
+        _pod("agent-b", "node-b", "Running"),
+        _pod("agent-c", "node-c", "Pending"),
+        _pod("agent-d", "node-d", "Running"),
+        _pod("agent-e", "node-e", "Running"),
+    ]
+    answers = {
+        "agent-a:9808": (200, json.dumps(_summary("node-a", "10.244.2.9", 8080, 1000.0)).encode()),
+        "agent-b:9808": (503, b'{"kind":"Status","code":503,"message":"error trying to reach '
+                              b'service: dial tcp 10.0.0.2:9808: connect: connection refused"}'),
+        "agent-d:9808": (200, b"<html>not a summary</html>"),
+        "agent-e:9808": (200, json.dumps(_summary("node-e", "10.244.3.3", 5432, 900.0)).encode()),
+    }  # fmt: skip
+    server = FakeApiServer(pods, answers)
+    try:
+        yield server, _kubeconfig(tmp_path / "kubeconfig", server.port)
+    finally:
+        server.close()
+
+
+def test_collect_merges_the_agents_that_answer_and_reports_the_rest(
+    cluster: tuple[FakeApiServer, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, kubeconfig = cluster
+    out = tmp_path / "out" / "summary.json"
+    code = main(["collect", "--namespace", NS, "-o", str(out), "--kubeconfig", str(kubeconfig),
+                 "--context", "test", "--timeout", "5"])  # fmt: skip
+    assert code == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 3
+    assert "agent-b (node node-b) did not answer: HTTP 503" in warnings[0]
+    assert "agent-c (node node-c) did not answer: pod is Pending" in warnings[1]
+    assert "agent-d (node node-d) did not answer: answer is not JSON" in warnings[2]
+    assert server.unauthorized == 0
+    assert f"/api/v1/namespaces/{NS}/pods/agent-a:9808/proxy/summary" in map(
+        unquote, server.requests
+    )
+    assert not any("agent-c" in r for r in server.requests)  # Pending: not even asked
+
+    table, meta = read_summary(out)
+    flows = table.flows_frame()
+    assert sorted(zip(flows.dst_ip, flows.dst_port, strict=True)) == [
+        ("10.244.2.9", 8080), ("10.244.3.3", 5432),
+    ]  # fmt: skip
+    assert table.dns_row_count == 1  # the same answer on both nodes: one row, two answers
+    assert int(table.dns_frame().answers.iloc[0]) == 2
+    assert meta.counters["packets"] == 20 and meta.counters["kernel_drops"] == 2
+    assert meta.node_name == "node-a,node-e"
+    assert meta.window_start is not None and meta.window_start.timestamp() == 900.0
+    assert meta.window_end is not None and meta.window_end.timestamp() == 1100.0
+
+
+def test_collect_fails_when_no_agent_answers(
+    cluster: tuple[FakeApiServer, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, kubeconfig = cluster
+    server.answers = {}
+    out = tmp_path / "summary.json"
+    code = main(["collect", "-n", NS, "-o", str(out), "--kubeconfig", str(kubeconfig)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.count("warning") == 5
+    assert "none of the 5 agents answered" in err
+    assert not out.exists()
+
+
+def test_collect_with_no_agent_pods_is_an_error(
+    cluster: tuple[FakeApiServer, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, kubeconfig = cluster
+    code = main(["collect", "-n", "elsewhere", "-o", str(tmp_path / "s.json"),
+                 "--kubeconfig", str(kubeconfig)])  # fmt: skip
+    assert code == 1
+    assert "no agent pods found" in capsys.readouterr().err
+
+
+def test_unreachable_api_server_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kubeconfig = _kubeconfig(tmp_path / "kc", 9)  # discard port: connection refused
+    code = main(["collect", "-n", NS, "-o", str(tmp_path / "s.json"), "--kubeconfig",
+                 str(kubeconfig), "--timeout", "2"])  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("netpol-discover: error: listing pods")
+
+
+def test_missing_kubeconfig_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["collect", "-n", NS, "-o", str(tmp_path / "s.json"),
+                 "--kubeconfig", str(tmp_path / "nope")])  # fmt: skip
+    assert code == 1
+    assert "kubeconfig" in capsys.readouterr().err
