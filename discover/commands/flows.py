@@ -1,0 +1,141 @@
+"""`netpol-discover flows INPUT... -o FILE`: the flow table of captures and agent summaries.
+
+The input options, the loading and the closing summary line are shared with the `dns`
+command (`discover/commands/dns.py`), which writes the DNS table of the same inputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+OUTPUT_SUFFIXES = (".csv", ".parquet")
+
+DESCRIPTION = """\
+Read captures (pcap, pcapng, also gzipped) and agent summaries and write one row per
+connection edge (client IP, server IP, protocol, server port) with connection and packet
+counts, first and last time seen and how the direction was decided. Addresses are as seen
+on the wire: a Service ClusterIP stays a ClusterIP here. Inputs are recognised by their
+content, not their name, and read in parallel, one process a core.
+"""
+
+EPILOG = """\
+examples:
+  netpol-discover flows node-a.pcap node-b.pcapng -o flows.csv
+  netpol-discover flows capture.pcap.gz agent-summary.json -o flows.parquet --jobs 2
+  netpol-discover flows big.pcap -o flows.csv --quiet
+
+A damaged capture gives a warning (file, record, byte) and what was read before the
+damage is kept. Exit status: 0 written, 1 nothing could be read or written (explained on
+stderr), 2 usage error.
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "flows",
+        help="write the flow table (CSV or Parquet) of captures and agent summaries",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_input_arguments(parser, "the flow table")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return write_inputs_table(args, "flows")
+
+
+def add_input_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """INPUT..., -o, --jobs, --quiet: the options of `flows` and `dns`."""
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        type=Path,
+        metavar="INPUT",
+        help="pcap, pcapng or agent summary JSON (recognised by content)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=output_path,
+        metavar="FILE",
+        help=f"where to write {what}: a .csv (times ISO-8601 UTC) or .parquet file",
+    )
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="files read in parallel (default: one per CPU core)",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bar and no summary line (warnings are still printed)",
+    )
+
+
+def output_path(text: str) -> Path:
+    path = Path(text)
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the output format comes from the extension; use .csv or .parquet"
+        )
+    return path
+
+
+def positive_int(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return number
+
+
+def write_inputs_table(args: argparse.Namespace, table: str) -> int:
+    """Load the inputs, write the `table` ("flows" or "dns") frame, report on stderr."""
+    from discover.flowtable import write_table
+    from discover.progress import progress_wanted
+    from discover.sources import NothingReadError, load_inputs
+
+    try:
+        loaded = load_inputs(args.inputs, jobs=args.jobs, progress=progress_wanted(args.quiet))
+    except NothingReadError as error:
+        if len(error.warnings) > 1:  # with one, the error line says it all
+            for warning in error.warnings:
+                warn(warning)
+        raise
+    for warning in loaded.warnings:
+        warn(warning)
+    frame = loaded.table.flows_frame() if table == "flows" else loaded.table.dns_frame()
+    write_table(frame, args.output)
+    if not args.quiet:
+        files = len(loaded.files)
+        read = f"{files} file{_s(files)}"
+        if files != len(args.inputs):
+            read = f"{files} of {len(args.inputs)} files"
+        edges = loaded.table.edge_count
+        warnings = len(loaded.warnings)
+        print(
+            f"netpol-discover: {read}, {loaded.packets:,} packets, {edges:,} edge{_s(edges)}, "
+            f"{loaded.dns_answers:,} DNS answer{_s(loaded.dns_answers)}, "
+            f"{warnings} warning{_s(warnings)}; wrote {len(frame):,} rows to {args.output}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def warn(message: str) -> None:
+    print(f"netpol-discover: warning: {message}", file=sys.stderr)
+
+
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"
