@@ -137,7 +137,8 @@ def _verify_one(
         protocol=protocol,
         dst_port=port,
         allowed=allowed,
-        reason=_combine(checks, targets[0][0] if targets else None, allowed),
+        reason=_combine(checks, targets[0][0] if targets else None, allowed)
+        + _unresolved_notes([source_peer, *(peer for peer, _, _ in targets)]),
         source=source.label(),
         destinations=tuple(label for label, _ in checks),
         time=when,
@@ -165,6 +166,17 @@ def _combine(checks: list[tuple[str, Verdict]], first: Peer | None, allowed: boo
         f"[{', '.join(sorted(set(labels)))}] {text}" for text, labels in distinct.items()
     )
     return f"{'allowed' if allowed else 'denied'}: {via}{head}: {details}"
+
+
+def _unresolved_notes(peers: Sequence[Peer]) -> str:
+    """Why an address in the cluster was evaluated as a bare IP (no pod holds it)."""
+    notes = sorted(
+        {f"{peer.ip}: {peer.note}" for peer in peers if peer.kind in _UNRESOLVED and peer.note}
+    )
+    return f" (note: {'; '.join(notes)})" if notes else ""
+
+
+_UNRESOLVED = (PeerKind.CLUSTER_UNKNOWN, PeerKind.EARLIER_POD)
 
 
 def _node_local(

@@ -280,3 +280,14 @@ def test_matrix(shop: tuple[PolicyEvaluator, Inventory]) -> None:
         "-",
     ]
     assert render_matrix([]) == "no workloads in the inventory"
+
+
+def test_an_unheld_pod_ip_is_an_ip_with_a_note(shop: tuple[PolicyEvaluator, Inventory]) -> None:
+    evaluator, inventory = shop
+    (verdict,) = verify_flows(flows(("10.244.0.99", "10.244.0.11", 8080, T2)), evaluator, inventory)
+    assert not verdict.allowed
+    assert verdict.source == "10.244.0.99"
+    assert verdict.reason.endswith(
+        "from 10.244.0.99 (note: 10.244.0.99: in pod range 10.244.0.0/16, no pod in the "
+        "inventory holds it)"
+    )

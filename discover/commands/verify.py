@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     inventory = load_inventory_files(args.inventory)
     evaluator = PolicyEvaluator(policy_file.policies)
     verdicts = verify_flows(flows, evaluator, inventory)
-    for note in policy_file.notes:
+    for note in (*policy_file.notes, *inventory.notes):
         print(f"netpol-discover: note: {note}", file=sys.stderr)
     matrix = workload_matrix(evaluator, inventory) if args.matrix else None
     denied = [v for v in verdicts if not v.allowed]
