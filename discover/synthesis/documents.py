@@ -4,6 +4,7 @@ lines a reviewer reads above each document. Everything is sorted here."""
 from __future__ import annotations
 
 import json
+from ipaddress import ip_network
 from typing import Any
 
 from discover.synthesis.drafts import PolicyDraft, RuleDraft
@@ -18,14 +19,25 @@ DEFAULT_DENY_NAME = "default-deny"
 
 def _rule_manifest(direction: str, rule: RuleDraft) -> dict[str, Any]:
     key = "from" if direction == "ingress" else "to"
-    peers = sorted(rule.peers, key=lambda peer: json.dumps(peer, sort_keys=True))
+    peers = sorted(rule.peers, key=_peer_key)
     return {key: peers, "ports": port_entries(rule.ports, use_names=rule.use_names)}
+
+
+def _peer_key(peer: dict[str, Any]) -> tuple[int, int, int, int, str]:
+    """ipBlocks first in address order (not text order), then selectors by their JSON."""
+    text = json.dumps(peer, sort_keys=True)
+    if "ipBlock" in peer:
+        network = ip_network(str(peer["ipBlock"]["cidr"]))
+        return (0, network.version, int(network.network_address), network.prefixlen, text)
+    return (1, 0, 0, 0, text)
 
 
 def _sorted_rules(direction: str, rules: dict[str, RuleDraft]
                   ) -> list[tuple[dict[str, Any], RuleDraft]]:
     built = [(_rule_manifest(direction, rule), rule) for rule in rules.values() if rule.ports]
-    return sorted(built, key=lambda item: json.dumps(item[0], sort_keys=True))
+    key = "from" if direction == "ingress" else "to"
+    return sorted(built, key=lambda item: ([_peer_key(p) for p in item[0][key]],
+                                           json.dumps(item[0], sort_keys=True)))
 
 
 def _rule_summary(manifest: dict[str, Any]) -> str:

@@ -106,3 +106,30 @@ def make_edge(
 def make_graph(edges: Iterable[GraphEdge],
                undeclared: Iterable[UndeclaredPort] = ()) -> WorkloadGraph:
     return WorkloadGraph(tuple(edges), T0, T1, (), tuple(undeclared))
+
+
+def shop_pods() -> list[Pod]:
+    """A small shop: web (named port http), api (declares 9090 only), db (StatefulSet),
+    a UI in another namespace, CoreDNS, Calico and an ingress-nginx controller."""
+    return [
+        make_pod("shop", "web", {"app.kubernetes.io/name": "web", "pod-template-hash": "5d8f7"},
+                 "10.244.1.10", ports=[(8080, "TCP", "http")], node="node-1"),
+        make_pod("shop", "web", {"app.kubernetes.io/name": "web", "pod-template-hash": "5d8f7"},
+                 "10.244.2.10", index=1, ports=[(8080, "TCP", "http")], node="node-2"),
+        make_pod("shop", "api", {"app": "api", "tier": "backend"}, "10.244.1.11",
+                 ports=[(9090, "TCP", None)], node="node-1"),
+        make_pod("shop", "db", {"app": "db", "tier": "backend",
+                                "statefulset.kubernetes.io/pod-name": "db-0",
+                                "controller-revision-hash": "db-7c9"},
+                 "10.244.1.12", kind="StatefulSet", ports=[(5432, "TCP", "pg")], node="node-1"),
+        make_pod("front", "ui", {"app": "ui"}, "10.244.2.20", node="node-2"),
+        make_pod("kube-system", "coredns", {"k8s-app": "kube-dns"}, "10.244.0.2",
+                 ports=[(53, "UDP", "dns"), (53, "TCP", "dns-tcp"), (9153, "TCP", "metrics")],
+                 images=["registry.k8s.io/coredns/coredns:v1.11.1"]),
+        make_pod("kube-system", "calico-node", {"k8s-app": "calico-node"}, "10.0.0.1",
+                 kind="DaemonSet", host_network=True, images=["docker.io/calico/node:v3.27.0"]),
+        make_pod("ingress-nginx", "ingress-nginx-controller",
+                 {"app.kubernetes.io/name": "ingress-nginx"}, "10.244.2.30", node="node-2",
+                 ports=[(80, "TCP", "http"), (443, "TCP", "https")],
+                 images=["registry.k8s.io/ingress-nginx/controller:v1.10.0"]),
+    ]

@@ -171,7 +171,14 @@ def _plan_proxy(context: SynthesisContext, edge: GraphEdge, proxy: ProxyRef,
     draft.flags.add("fqdn-proxy")
     rule = draft.rule("egress", f"pod:{proxy_ref}", [context.pod_peer(proxy_ref, source.namespace)],
                       reason=f"egress proxy {proxy} for names")
-    rule.ports.update(proxy_ports(context, proxy, proxy_ref, all_edges))
+    ports = proxy_ports(context, proxy, proxy_ref, all_edges)
+    rule.ports.update(ports)
+    if context.is_policy_target(proxy_ref):
+        # the proxy must accept its new clients, seen or not
+        context.draft(proxy_ref).rule(
+            "ingress", f"pod:{source}", [context.pod_peer(source, proxy_ref.namespace)],
+            reason="a client of the egress proxy",
+        ).ports.update(ports)
     context.report(
         Severity.WARNING, "egress-fqdn-proxy", str(source),
         f"names are reached through the egress proxy {proxy} only; direct connections seen "
