@@ -12,22 +12,21 @@ share their node's address, so they are treated as that IP (policies don't selec
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any, Protocol
 
 from discover.events import IPAddress
-from discover.inventory.model import Inventory, Pod, WorkloadRef
-from discover.netpol import ConnectionSet, IpEndpoint, PodEndpoint, PolicyEvaluator, Verdict
+from discover.inventory.model import Inventory, Pod
+from discover.netpol import IpEndpoint, PodEndpoint, PolicyEvaluator, Verdict
+from discover.netpol.endpoints import namespace_labels, pod_endpoint
 from discover.netpol.evaluate import Endpoint
 from discover.peers import Peer, PeerKind
 
 if TYPE_CHECKING:
     import pandas as pd
-
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
 class EndpointResolver(Protocol):
@@ -69,13 +68,6 @@ class FlowVerdict:
             "allowed": self.allowed,
             "reason": self.reason,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class MatrixCell:
-    source: WorkloadRef
-    destination: WorkloadRef
-    allowed: ConnectionSet
 
 
 def default_resolver(inventory: Inventory) -> EndpointResolver:
@@ -203,9 +195,7 @@ def _node_local(
 class _EndpointBuilder:
     def __init__(self, inventory: Inventory, resolver: EndpointResolver) -> None:
         self.resolver = resolver
-        self.namespace_labels = {
-            ns.name: ns_labels(ns.name, ns.labels) for ns in inventory.namespaces
-        }
+        self.namespace_labels = namespace_labels(inventory)
 
     def endpoint(self, peer: Peer, ip: IPAddress) -> Endpoint:
         if peer.kind is not PeerKind.WORKLOAD or peer.host_network:
@@ -214,49 +204,6 @@ class _EndpointBuilder:
         if pod is None or pod.host_network:
             return IpEndpoint(ip)
         return pod_endpoint(pod, self.namespace_labels.get(pod.namespace), ip=peer.ip)
-
-
-def ns_labels(name: str, labels: Mapping[str, str]) -> dict[str, str]:
-    """A namespace's labels with the `kubernetes.io/metadata.name` label the API server
-    sets on every namespace (since 1.22), also when an older dump lacks it."""
-    out = dict(labels)
-    out.setdefault(NAMESPACE_NAME_LABEL, name)
-    return out
-
-
-def pod_endpoint(
-    pod: Pod, namespace_labels: dict[str, str] | None, *, ip: IPAddress | None = None
-) -> PodEndpoint:
-    """The evaluator's view of a pod; `ip` defaults to the pod's first address."""
-    return PodEndpoint(
-        namespace=pod.namespace,
-        labels=dict(pod.labels),
-        namespace_labels=namespace_labels or ns_labels(pod.namespace, {}),
-        ip=ip if ip is not None else (pod.ips[0] if pod.ips else None),
-        ports=pod.ports,
-        name=pod.workload.name,
-    )
-
-
-def workload_matrix(evaluator: PolicyEvaluator, inventory: Inventory) -> list[MatrixCell]:
-    """Allowed connections between every ordered pair of workloads (one pod each; pods
-    of a workload share a template), self-pairs left out. Host-network pods are skipped:
-    policies don't apply to them."""
-    labels = {ns.name: ns_labels(ns.name, ns.labels) for ns in inventory.namespaces}
-    representatives: dict[WorkloadRef, Pod] = {}
-    for pod in sorted(inventory.pods, key=lambda p: (p.workload, p.deleted is not None, p.name)):
-        if not pod.host_network:
-            representatives.setdefault(pod.workload, pod)
-    endpoints = {
-        ref: pod_endpoint(pod, labels.get(pod.namespace)) for ref, pod in representatives.items()
-    }
-    ordered = sorted(endpoints)
-    return [
-        MatrixCell(src, dst, evaluator.connections(endpoints[src], endpoints[dst]))
-        for src in ordered
-        for dst in ordered
-        if src != dst
-    ]
 
 
 def _times(flows: pd.DataFrame, default: datetime) -> Sequence[datetime]:
@@ -270,31 +217,3 @@ def _times(flows: pd.DataFrame, default: datetime) -> Sequence[datetime]:
             stamp = value.to_pydatetime() if hasattr(value, "to_pydatetime") else value
             out.append(stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC))
     return out
-
-
-def render_matrix(cells: Sequence[MatrixCell]) -> str:
-    """A text truth table: a row per source workload, a column per destination (numbered,
-    names in the row labels), each cell the allowed ports, `all` or `-`."""
-    refs = sorted({c.source for c in cells} | {c.destination for c in cells})
-    if not refs:
-        return "no workloads in the inventory"
-    number = {ref: index + 1 for index, ref in enumerate(refs)}
-    grid = {(c.source, c.destination): _cell(c.allowed) for c in cells}
-    rows = [
-        [f"{number[src]}. {src}"] + [grid.get((src, dst), "self") for dst in refs] for src in refs
-    ]
-    header = ["source \\ destination"] + [str(number[dst]) for dst in refs]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True)).rstrip()
-        for row in [header, *rows]
-    ]
-    return "\n".join(lines)
-
-
-def _cell(allowed: ConnectionSet) -> str:
-    if allowed.is_all:
-        return "all"
-    if allowed.is_empty:
-        return "-"
-    return str(allowed).replace(" ", ":")

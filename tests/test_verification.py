@@ -25,7 +25,7 @@ from discover.inventory.model import (
 )
 from discover.netpol import PolicyEvaluator
 from discover.netpol.files import load_policy_file
-from discover.verification import render_matrix, verify_flows, workload_matrix
+from discover.verification import verify_flows
 
 DATA = Path(__file__).parent / "data" / "netpol"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -257,29 +257,6 @@ def test_pods_reaching_their_node_are_allowed() -> None:
         INVENTORY,
     )
     assert verdict.allowed and "to node node-2" in verdict.reason
-
-
-def test_matrix(shop: tuple[PolicyEvaluator, Inventory]) -> None:
-    evaluator, inventory = shop
-    cells = {
-        (str(c.source), str(c.destination)): str(c.allowed)
-        for c in workload_matrix(evaluator, inventory)
-    }
-    assert cells[("shop/deployment/web", "shop/deployment/api")] == "TCP 8080"
-    assert cells[("shop/deployment/api", "shop/statefulset/db")] == "TCP 5432"
-    assert cells[("billing/pod/worker-x1", "shop/deployment/api")] == "No Connections"
-    assert len(cells) == 4 * 3
-    table = render_matrix(workload_matrix(evaluator, inventory)).splitlines()
-    assert table[0].split() == ["source", "\\", "destination", "1", "2", "3", "4"]
-    assert table[3].split() == [
-        "3.",
-        "shop/deployment/web",
-        "TCP:53,UDP:53",
-        "TCP:8080",
-        "self",
-        "-",
-    ]
-    assert render_matrix([]) == "no workloads in the inventory"
 
 
 def test_an_unheld_pod_ip_is_an_ip_with_a_note(shop: tuple[PolicyEvaluator, Inventory]) -> None:

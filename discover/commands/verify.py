@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from discover.inventory.files import load_inventory_files
     from discover.netpol import PolicyEvaluator
     from discover.netpol.files import load_policy_file
-    from discover.verification import verify_flows, workload_matrix
+    from discover.netpol.matrix import render_matrix, workload_matrix
+    from discover.verification import verify_flows
 
     policy_file = load_policy_file(args.policies)
     flows = read_flows_file(args.flows)
@@ -94,8 +95,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"all {len(verdicts)} flows allowed by {policies} policies")
     if matrix is not None:
-        from discover.verification import render_matrix
-
         print()
         print(render_matrix(matrix))
     return 1 if denied else 0

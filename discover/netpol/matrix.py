@@ -1,0 +1,67 @@
+"""The truth table of workload pairs: which ports each workload may open to each other."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from discover.inventory.model import Inventory, Pod, WorkloadRef
+from discover.netpol.endpoints import namespace_labels, pod_endpoint
+from discover.netpol.evaluate import PolicyEvaluator
+from discover.netpol.ports import ConnectionSet
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixCell:
+    source: WorkloadRef
+    destination: WorkloadRef
+    allowed: ConnectionSet
+
+
+def workload_matrix(evaluator: PolicyEvaluator, inventory: Inventory) -> list[MatrixCell]:
+    """Allowed connections between every ordered pair of workloads (one pod each; pods
+    of a workload share a template), self-pairs left out. Host-network pods are skipped:
+    policies don't apply to them."""
+    labels = namespace_labels(inventory)
+    representatives: dict[WorkloadRef, Pod] = {}
+    for pod in sorted(inventory.pods, key=lambda p: (p.workload, p.deleted is not None, p.name)):
+        if not pod.host_network:
+            representatives.setdefault(pod.workload, pod)
+    endpoints = {
+        ref: pod_endpoint(pod, labels.get(pod.namespace)) for ref, pod in representatives.items()
+    }
+    ordered = sorted(endpoints)
+    return [
+        MatrixCell(src, dst, evaluator.connections(endpoints[src], endpoints[dst]))
+        for src in ordered
+        for dst in ordered
+        if src != dst
+    ]
+
+
+def render_matrix(cells: Sequence[MatrixCell]) -> str:
+    """A text truth table: a row per source workload, a column per destination (numbered,
+    names in the row labels), each cell the allowed ports, `all` or `-`."""
+    refs = sorted({c.source for c in cells} | {c.destination for c in cells})
+    if not refs:
+        return "no workloads in the inventory"
+    number = {ref: index + 1 for index, ref in enumerate(refs)}
+    grid = {(c.source, c.destination): _cell(c.allowed) for c in cells}
+    rows = [
+        [f"{number[src]}. {src}"] + [grid.get((src, dst), "self") for dst in refs] for src in refs
+    ]
+    header = ["source \\ destination"] + [str(number[dst]) for dst in refs]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
+    return "\n".join(lines)
+
+
+def _cell(allowed: ConnectionSet) -> str:
+    if allowed.is_all:
+        return "all"
+    if allowed.is_empty:
+        return "-"
+    return str(allowed).replace(" ", ":")
