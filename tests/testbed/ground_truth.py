@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 KIND = "netpol-discover-testbed-ground-truth"
+ACCEPT_WINDOW = 2.0  # seconds between a client's connect and the server's accept, at most
 
 
 def iso(epoch: float) -> str:
@@ -39,12 +40,14 @@ class _Truth:
         self.cluster = cluster
         self.times = times
         self.pods = {p.name: p for p in cluster.pods}
-        self.accepts: dict[tuple[str, int, str], tuple[str, dict[str, Any]]] = {}
+        # Keyed by the client's address and port; a list because ephemeral ports get
+        # reused during a run: the accept nearest after the connect is the one.
+        self.accepts: dict[tuple[str, int, str], list[tuple[str, dict[str, Any]]]] = {}
         for agent, records in logs.items():
             for record in records:
                 if record["event"] == "accept":
                     key = (record["peer"], record["pport"], record["protocol"])
-                    self.accepts[key] = (agent, record)
+                    self.accepts.setdefault(key, []).append((agent, record))
 
     def client(self, agent: str, src: str | None) -> dict[str, Any]:
         if agent == EXTERNAL_AGENT:
@@ -69,10 +72,12 @@ class _Truth:
                  ) -> dict[str, Any] | None:
         if src is None or sport is None:
             return None
-        found = self.accepts.get((src, sport, protocol))
-        if found is None:
+        candidates = [(record["time"] - at, agent, record)
+                      for agent, record in self.accepts.get((src, sport, protocol), [])
+                      if -0.05 <= record["time"] - at <= ACCEPT_WINDOW]
+        if not candidates:
             return None
-        agent, record = found
+        _, agent, record = min(candidates, key=lambda c: c[0])
         if agent == EXTERNAL_AGENT:
             names = sorted(str(e.name) for e in self.cluster.scenario.externals
                            if e.name is not None and IPv4Address(record["local"])
