@@ -203,7 +203,10 @@ class _EndpointBuilder:
         pod = self.resolver.pod_for(peer)
         if pod is None or pod.host_network:
             return IpEndpoint(ip)
-        return pod_endpoint(pod, self.namespace_labels.get(pod.namespace), ip=peer.ip)
+        address = peer.ip
+        if address is None:  # a Service backend: its pod address of the flow's family
+            address = next((a for a in pod.ips if a.version == ip.version), None)
+        return pod_endpoint(pod, self.namespace_labels.get(pod.namespace), ip=address)
 
 
 def _times(flows: pd.DataFrame, default: datetime) -> Sequence[datetime]:

@@ -268,3 +268,45 @@ def test_an_unheld_pod_ip_is_an_ip_with_a_note(shop: tuple[PolicyEvaluator, Inve
         "from 10.244.0.99 (note: 10.244.0.99: in pod range 10.244.0.0/16, no pod in the "
         "inventory holds it)"
     )
+
+
+def test_a_dual_stack_backend_is_checked_with_the_address_of_the_flows_family() -> None:
+    dual = Pod(
+        namespace="shop",
+        name="v6-1",
+        uid="uid-v6",
+        labels={"app": "v6"},
+        ips=(ip_address("10.244.0.70"), ip_address("fd00::70")),
+        workload=WorkloadRef("shop", "Deployment", "v6"),
+        ports=(ContainerPort(8080, "TCP", "http"),),
+        created=T0,
+    )
+    service = Service(
+        "shop",
+        "v6",
+        selector={"app": "v6"},
+        cluster_ips=(ip_address("fd00:96::9"),),
+        ports=(ServicePort(80, "TCP", "web", 8080),),
+    )
+    inventory = Inventory(
+        namespaces=INVENTORY.namespaces,
+        pods=(*INVENTORY.pods, dual),
+        services=(service,),
+        collected_at=T2,
+    )
+    evaluator = PolicyEvaluator(
+        [
+            {
+                "kind": "NetworkPolicy",
+                "metadata": {"name": "out", "namespace": "shop"},
+                "spec": {
+                    "podSelector": {},
+                    "policyTypes": ["Egress"],
+                    "egress": [{"to": [{"ipBlock": {"cidr": "fd00::/64"}}]}],
+                },
+            }
+        ]
+    )
+    (verdict,) = verify_flows(flows(("10.244.0.60", "fd00:96::9", 80, T2)), evaluator, inventory)
+    assert verdict.allowed, verdict.reason
+    assert verdict.destinations == ("shop/v6:8080",)
