@@ -12,8 +12,10 @@ written, so the live agent and `--help` don't pay for it.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,6 +56,8 @@ DNS_COLUMNS = [
     "last_seen",
 ]
 CNAME_SEPARATOR = " > "
+ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Most certain first: an edge shows the best evidence any of its connections had.
 EVIDENCE_ORDER = (
@@ -300,6 +304,58 @@ class FlowTable:
         """DNS_COLUMNS, one row per (client, name, address), sorted (see `dns_rows`)."""
         return dns_frame(list(self.dns_rows()))
 
+    def write(self, path: Path | str, table: str = "flows") -> int:
+        """Write the "flows" or "dns" table like `write_table(frame, path)`; the rows written.
+
+        CSV goes straight from the rows, byte for byte what `write_table` writes, without
+        importing pandas (half a second of a command that takes two).
+        """
+        if Path(path).suffix.lower() != ".csv":
+            frame = self.flows_frame() if table == "flows" else self.dns_frame()
+            write_table(frame, path)
+            return len(frame)
+        rows: list[tuple[object, ...]]
+        if table == "flows":
+            header = FLOW_COLUMNS
+            rows = [
+                (
+                    r.src_ip,
+                    r.dst_ip,
+                    r.protocol.value,
+                    r.dst_port,
+                    r.connections,
+                    r.packets,
+                    iso_time(r.first_seen),
+                    iso_time(r.last_seen),
+                    r.direction.value,
+                )
+                for r in self.flow_rows()
+            ]
+        else:
+            header = DNS_COLUMNS
+            rows = [
+                (
+                    d.client_ip,
+                    d.name,
+                    d.address,
+                    CNAME_SEPARATOR.join(d.cname_chain),
+                    d.server_ip,
+                    d.ttl,
+                    d.answers,
+                    iso_time(d.first_seen),
+                    iso_time(d.last_seen),
+                )
+                for d in self.dns_rows()
+            ]
+        try:
+            with open(path, "w", newline="", encoding="utf-8") as stream:
+                writer = csv.writer(stream, lineterminator="\n")
+                writer.writerow(header)
+                writer.writerows(rows)
+        except OSError as error:
+            raise OutputError(str(path), f"cannot write: {error.strerror or error}") from error
+        return len(rows)
+
     # -- internals -------------------------------------------------------------------
 
     def _edge_full(self) -> bool:
@@ -409,6 +465,11 @@ def dns_frame(rows: list[DnsRow]) -> pd.DataFrame:
     )
 
 
+def iso_time(seconds: float) -> str:
+    """What `write_table` writes for a time: rounded to the microsecond like `epoch_series`."""
+    return (_EPOCH + timedelta(microseconds=round(seconds * 1e6))).strftime(ISO_FORMAT)
+
+
 def epoch_series(seconds: list[float]) -> pd.Series:
     """Float epoch seconds -> datetime64[ns, UTC], rounded to the microsecond pcap gives."""
     import numpy as np
@@ -425,7 +486,6 @@ REQUIRED_FLOW_COLUMNS = FLOW_COLUMNS[:4]
 # Defaults for a flows file that has only the required columns: each row was seen at least
 # once, nothing else is known about it.
 _FLOW_DEFAULTS = {"connections": "1", "packets": "0", "direction": DirectionEvidence.INFERRED}
-ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 class FlowsFileError(ReadError):

@@ -104,11 +104,14 @@ def sniff_format(path: Path) -> str:
 
 
 def load_inputs(
-    paths: Sequence[Path], *, jobs: int | None = None, progress: bool = False
+    paths: Sequence[Path], *, jobs: int | None = None, progress: bool = False, dns: bool = True
 ) -> LoadedInputs:
     """Read every input into one FlowTable (see the module docstring).
 
     `jobs` caps the worker processes (default: one per core, never more than files).
+    `dns=False` skips parsing DNS answers in captures (the `flows` command doesn't need
+    them; dnspython is the slow part of reading): `dns_answers` then counts the responses
+    that carried answers, and the table has no DNS rows from captures.
     Raises ReadError for a path that isn't a file, NothingReadError when no input gave
     anything usable.
     """
@@ -122,9 +125,11 @@ def load_inputs(
     workers = max(1, min(len(paths), jobs or os.cpu_count() or 1))
     if workers == 1:
         with ByteProgress(sum(sizes), enabled=progress) as bar:
-            results = [read_input(path, _bar_updater(bar, i)) for i, path in enumerate(paths)]
+            results = [
+                read_input(path, _bar_updater(bar, i), dns=dns) for i, path in enumerate(paths)
+            ]
     else:
-        results = _read_parallel(paths, sum(sizes), workers, progress)
+        results = _read_parallel(paths, sum(sizes), workers, progress, dns)
     return _combine(paths, results)
 
 
@@ -132,19 +137,21 @@ def _bar_updater(bar: ByteProgress, index: int) -> Callable[[int, int], None]:
     return lambda done, _total: bar.update(index, done)
 
 
-def read_input(path: Path, on_progress: Callable[[int, int], None] | None = None) -> _FileResult:
+def read_input(
+    path: Path, on_progress: Callable[[int, int], None] | None = None, *, dns: bool = True
+) -> _FileResult:
     """One input into its own FlowTable; never raises ReadError (it becomes a warning)."""
     try:
         kind = sniff_format(path)
         if kind == "summary":
             return _read_summary(path)
-        return _read_capture(path, kind, on_progress)
+        return _read_capture(path, kind, on_progress, dns)
     except ReadError as error:
         return _FileResult(None, None, (str(error),), None)
 
 
 def _read_capture(
-    path: Path, kind: str, on_progress: Callable[[int, int], None] | None
+    path: Path, kind: str, on_progress: Callable[[int, int], None] | None, dns: bool
 ) -> _FileResult:
     # Imported here: numpy and dnspython only load in the processes that read captures.
     from discover.capture_file import CaptureFile
@@ -166,7 +173,7 @@ def _read_capture(
                 add_packets(event)  # type: ignore[arg-type]
             elif kind_of is ConnectionOpen:
                 add_connection(event)  # type: ignore[arg-type]
-            elif kind_of is DnsPayload:
+            elif kind_of is DnsPayload and dns:
                 answer = decode(event)  # type: ignore[arg-type]
                 if answer is not None:
                     add_dns(answer)
@@ -187,7 +194,7 @@ def _read_capture(
         bytes=path.stat().st_size,
         packets=packets,
         edges=table.edge_count,
-        dns_answers=decoder.counters["answers"],
+        dns_answers=decoder.counters["answers"] if dns else capture.stats.dns_responses,
         complete=capture.complete,
         counters=counters,
     )
@@ -225,14 +232,14 @@ def _init_worker(progress_queue: Queue[tuple[int, int]] | None) -> None:
     _progress_queue = progress_queue
 
 
-def _read_in_worker(index: int, path: Path) -> _FileResult:
+def _read_in_worker(index: int, path: Path, dns: bool) -> _FileResult:
     sink = _progress_queue
     on_progress = None if sink is None else (lambda done, _total: sink.put((index, done)))
-    return read_input(path, on_progress)
+    return read_input(path, on_progress, dns=dns)
 
 
 def _read_parallel(
-    paths: list[Path], total: int, workers: int, progress: bool
+    paths: list[Path], total: int, workers: int, progress: bool, dns: bool
 ) -> list[_FileResult]:
     context = get_context()
     progress_queue: Queue[tuple[int, int]] | None = context.Queue() if progress else None
@@ -241,7 +248,7 @@ def _read_parallel(
     ) as pool:
         # Submitted before the progress bar starts its thread: workers fork a quiet process.
         futures: dict[Future[_FileResult], int] = {
-            pool.submit(_read_in_worker, i, path): i for i, path in enumerate(paths)
+            pool.submit(_read_in_worker, i, path, dns): i for i, path in enumerate(paths)
         }
         with ByteProgress(total, enabled=progress) as bar:
             pending = set(futures)

@@ -102,12 +102,16 @@ def positive_int(text: str) -> int:
 
 def write_inputs_table(args: argparse.Namespace, table: str) -> int:
     """Load the inputs, write the `table` ("flows" or "dns") frame, report on stderr."""
-    from discover.flowtable import write_table
     from discover.progress import progress_wanted
     from discover.sources import NothingReadError, load_inputs
 
     try:
-        loaded = load_inputs(args.inputs, jobs=args.jobs, progress=progress_wanted(args.quiet))
+        loaded = load_inputs(
+            args.inputs,
+            jobs=args.jobs,
+            progress=progress_wanted(args.quiet),
+            dns=table == "dns",  # the flow table doesn't need DNS answers parsed
+        )
     except NothingReadError as error:
         if len(error.warnings) > 1:  # with one, the error line says it all
             for warning in error.warnings:
@@ -115,8 +119,7 @@ def write_inputs_table(args: argparse.Namespace, table: str) -> int:
         raise
     for warning in loaded.warnings:
         warn(warning)
-    frame = loaded.table.flows_frame() if table == "flows" else loaded.table.dns_frame()
-    write_table(frame, args.output)
+    rows = loaded.table.write(args.output, table)
     if not args.quiet:
         files = len(loaded.files)
         read = f"{files} file{_s(files)}"
@@ -127,7 +130,7 @@ def write_inputs_table(args: argparse.Namespace, table: str) -> int:
         print(
             f"netpol-discover: {read}, {loaded.packets:,} packets, {edges:,} edge{_s(edges)}, "
             f"{loaded.dns_answers:,} DNS answer{_s(loaded.dns_answers)}, "
-            f"{warnings} warning{_s(warnings)}; wrote {len(frame):,} rows to {args.output}",
+            f"{warnings} warning{_s(warnings)}; wrote {rows:,} rows to {args.output}",
             file=sys.stderr,
         )
     return 0
