@@ -1,0 +1,197 @@
+"""The inventory from a live cluster: the official `kubernetes` client, list then watch.
+
+Every kind is listed across all namespaces as raw JSON (the same objects `kubectl -o json`
+prints), so `build.py` turns them into records exactly as it does for files. Pods are then
+watched from the list's resourceVersion for `watch_seconds` (see `live_watch.py`), so IP
+changes and deletions during a learning window are kept with their times.
+
+Errors: 401/403 on one resource -> a note naming the resource and the RBAC verb to grant,
+the other resources still load; nothing loadable, an unreachable server or a timeout ->
+`InventoryError` with the server URL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from discover.errors import InventoryError
+from discover.inventory.build import RawObject, build_inventory
+from discover.inventory.live_watch import PodWatcher
+from discover.inventory.model import Inventory
+
+
+class ClusterUnreachableError(InventoryError):
+    def __init__(self, server: str, message: str) -> None:
+        self.server = server
+        super().__init__(f"{server}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    kind: str
+    plural: str
+    group: str  # "" for the core API
+    api: Callable[[client.ApiClient], Any]
+    method: str
+
+
+RESOURCES = (
+    Resource("Namespace", "namespaces", "", client.CoreV1Api, "list_namespace"),
+    Resource("Node", "nodes", "", client.CoreV1Api, "list_node"),
+    Resource("Pod", "pods", "", client.CoreV1Api, "list_pod_for_all_namespaces"),
+    Resource("Service", "services", "", client.CoreV1Api, "list_service_for_all_namespaces"),
+    # Old Endpoints: only used for Services that have no EndpointSlice (see build.py).
+    Resource("Endpoints", "endpoints", "", client.CoreV1Api, "list_endpoints_for_all_namespaces"),
+    Resource("EndpointSlice", "endpointslices", "discovery.k8s.io", client.DiscoveryV1Api,
+             "list_endpoint_slice_for_all_namespaces"),
+    Resource("Ingress", "ingresses", "networking.k8s.io", client.NetworkingV1Api,
+             "list_ingress_for_all_namespaces"),
+    Resource("NetworkPolicy", "networkpolicies", "networking.k8s.io", client.NetworkingV1Api,
+             "list_network_policy_for_all_namespaces"),
+    Resource("Deployment", "deployments", "apps", client.AppsV1Api,
+             "list_deployment_for_all_namespaces"),
+    Resource("ReplicaSet", "replicasets", "apps", client.AppsV1Api,
+             "list_replica_set_for_all_namespaces"),
+    Resource("StatefulSet", "statefulsets", "apps", client.AppsV1Api,
+             "list_stateful_set_for_all_namespaces"),
+    Resource("DaemonSet", "daemonsets", "apps", client.AppsV1Api,
+             "list_daemon_set_for_all_namespaces"),
+    Resource("Job", "jobs", "batch", client.BatchV1Api, "list_job_for_all_namespaces"),
+    Resource("CronJob", "cronjobs", "batch", client.BatchV1Api,
+             "list_cron_job_for_all_namespaces"),
+)
+POD_RESOURCE = RESOURCES[2]
+
+
+def rbac_message(resource: Resource, verb: str, error: ApiException) -> str:
+    group = f" in API group '{resource.group}'" if resource.group else ""
+    if error.status == 401:
+        return (f"unauthorized: the API server rejected the credentials when trying to {verb} "
+                f"{resource.plural} (HTTP 401)")
+    return (f"forbidden: cannot {verb} {resource.plural} at cluster scope: grant '{verb}' on "
+            f"'{resource.plural}'{group}")
+
+
+def api_client(kubeconfig: str | None, context: str | None,
+               timeout: float) -> client.ApiClient:
+    """A client from the kubeconfig (explicit, $KUBECONFIG or ~/.kube/config), else the
+    in-cluster service account."""
+    configuration = client.Configuration()
+    default = os.environ.get("KUBECONFIG", str(Path.home() / ".kube" / "config"))
+    use_file = kubeconfig is not None or context is not None or Path(default).exists() \
+        or "KUBERNETES_SERVICE_HOST" not in os.environ
+    try:
+        if use_file:
+            config.load_kube_config(config_file=kubeconfig, context=context,  # type: ignore[no-untyped-call]
+                                    client_configuration=configuration, persist_config=False)
+        else:
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except (ConfigException, OSError, TypeError, ValueError) as error:
+        where = kubeconfig or (default if use_file else "in-cluster config")
+        raise InventoryError(f"{where}: cannot load the cluster configuration: {error}") from None
+    # Fail fast on an unreachable server instead of urllib3's default three retries.
+    configuration.retries = urllib3.Retry(total=1, connect=1, read=0, redirect=2)
+    return client.ApiClient(configuration)
+
+
+def list_resource(api: client.ApiClient, resource: Resource,
+                  timeout: float) -> tuple[list[dict[str, Any]], str]:
+    """Raw items (with kind/apiVersion filled in) and the list's resourceVersion."""
+    method = getattr(resource.api(api), resource.method)
+    response = method(_preload_content=False, _request_timeout=timeout)
+    body = json.loads(response.data)
+    version = f"{resource.group}/v1" if resource.group else "v1"
+    items = [{"kind": resource.kind, "apiVersion": version, **item}
+             for item in body.get("items") or []]
+    return items, str((body.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def load_inventory_live(
+    kubeconfig: str | None,
+    context: str | None,
+    *,
+    watch_seconds: float = 0.0,
+    timeout: float = 30.0,
+    on_progress: Callable[[str], None] | None = None,
+) -> Inventory:
+    api = api_client(kubeconfig, context, timeout)
+    server = str(api.configuration.host)
+    notes: list[str] = []
+    raw: list[RawObject] = []
+    pods: list[dict[str, Any]] = []
+    pods_version = ""
+    denied = 0
+    try:
+        for resource in RESOURCES:
+            try:
+                items, resource_version = list_resource(api, resource, timeout)
+            except ApiException as error:
+                if error.status in (401, 403):
+                    denied += 1
+                    notes.append(rbac_message(resource, "list", error)
+                                 + "; the inventory is partial")
+                    continue
+                if error.status == 404:
+                    notes.append(f"{server} does not serve {resource.plural} "
+                                 f"({resource.group or 'core'}/v1): skipped")
+                    continue
+                raise InventoryError(f"{server}: listing {resource.plural} failed: HTTP "
+                                     f"{error.status} {error.reason}") from None
+            if on_progress is not None:
+                on_progress(f"listed {len(items)} {resource.plural}")
+            if resource is POD_RESOURCE:
+                pods, pods_version = items, resource_version
+            else:
+                raw.extend(RawObject(f"{server}: {resource.plural}[{i}]", item)
+                           for i, item in enumerate(items))
+        if denied == len(RESOURCES):
+            raise InventoryError(f"{server}: every resource was refused: {notes[0]}")
+        watcher = PodWatcher(pods, started=datetime.now(UTC))
+        if watch_seconds > 0 and pods_version:
+            notes.extend(_watch(api, watcher, pods_version, watch_seconds, timeout, server))
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        raise ClusterUnreachableError(server, f"cannot reach the API server: "
+                                              f"{_reason(error)}") from None
+    finally:
+        api.close()  # type: ignore[no-untyped-call]
+    current, history = watcher.snapshot()
+    raw.extend(RawObject(f"{server}: pods[{i}]", item) for i, item in enumerate(current))
+    raw.extend(RawObject(f"{server}: watched pods[{i}]", item) for i, item in enumerate(history))
+    return build_inventory(raw, sources=(server,), collected_at=datetime.now(UTC), notes=notes)
+
+
+def _watch(api: client.ApiClient, watcher: PodWatcher, resource_version: str,
+           seconds: float, timeout: float, server: str) -> list[str]:
+    deadline = time.monotonic() + seconds
+    core = client.CoreV1Api(api)
+    try:
+        watcher.run(core.list_pod_for_all_namespaces, resource_version, deadline,
+                    relist=lambda: list_resource(api, POD_RESOURCE, timeout))
+    except ApiException as error:
+        if error.status in (401, 403):
+            return [rbac_message(POD_RESOURCE, "watch", error)
+                    + "; pod changes during the window were not recorded"]
+        return [f"{server}: watching pods stopped: HTTP {error.status} {error.reason}"]
+    return [f"watched pods for {seconds:g} s: {watcher.changes} change(s) recorded"]
+
+
+def _reason(error: BaseException) -> str:
+    reason = getattr(error, "reason", None)
+    text = str(reason or error)
+    # urllib3 wraps "Connection refused" deep inside a MaxRetryError message.
+    for marker in ("Connection refused", "timed out", "Name or service not known"):
+        if marker in text:
+            return marker.lower() if marker != "Connection refused" else "connection refused"
+    return text

@@ -1,0 +1,106 @@
+"""The live inventory through the real `kubernetes` client against tests/fakeapi.py."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from discover.errors import InventoryError
+from discover.inventory.dump import dump_inventory
+from discover.inventory.files import load_inventory_files
+from discover.inventory.live import load_inventory_live
+from discover.inventory.model import Inventory
+from tests.fakeapi import FakeApi, load_events, objects_of, serve, write_kubeconfig
+
+DATA = Path(__file__).parent / "data" / "inventory"
+ip = ipaddress.ip_address
+
+
+def comparable(inventory: Inventory) -> Inventory:
+    return replace(inventory, sources=(), notes=(), collected_at=None)
+
+
+def test_list_gives_the_same_inventory_as_the_file(tmp_path: Path) -> None:
+    api = FakeApi(objects_of(DATA / "cluster.json"))
+    with serve(api) as url:
+        live = load_inventory_live(str(write_kubeconfig(tmp_path / "kubeconfig", url)), None)
+    from_file = load_inventory_files([DATA / "cluster.json"])
+    assert comparable(live) == comparable(from_file)
+    assert live.sources == (url,)
+    assert live.collected_at is not None
+    assert {r.path for r in api.requests} >= {"/api/v1/pods", "/apis/apps/v1/replicasets",
+                                               "/apis/discovery.k8s.io/v1/endpointslices"}
+
+
+def test_watch_records_ip_changes_deletions_and_new_pods(tmp_path: Path) -> None:
+    api = FakeApi(objects_of(DATA / "cluster.json"),
+                  watch_events={"pods": load_events(DATA / "watch-pods.jsonl")})
+    before = datetime.now(UTC).replace(microsecond=0)
+    with serve(api) as url:
+        live = load_inventory_live(str(write_kubeconfig(tmp_path / "kubeconfig", url)), None,
+                                   watch_seconds=1)
+    watches = [r for r in api.requests if r.query.get("watch") == ["true"]]
+    assert watches and watches[0].query["resourceVersion"] == ["1000"]  # from the list
+    db = sorted((p for p in live.pods if p.name == "db-0"), key=lambda p: p.ips)
+    assert [p.ips for p in db] == [(ip("10.244.2.20"),), (ip("10.244.2.21"),)]
+    assert db[0].deleted is not None and db[0].deleted >= before
+    assert db[1].created == db[0].deleted and db[1].deleted is None
+    debug = next(p for p in live.pods if p.name == "debug")
+    assert debug.deleted is not None and debug.deleted >= before  # when the watch saw it go
+    assert any(p.name == "web-5f6d7c8b9-n3m4p" for p in live.pods)
+    assert any("3 change(s) recorded" in n for n in live.notes)
+
+
+def test_round_trip_dump_then_load(tmp_path: Path) -> None:
+    api = FakeApi(objects_of(DATA / "cluster.json"),
+                  watch_events={"pods": load_events(DATA / "watch-pods.jsonl")})
+    with serve(api) as url:
+        live = load_inventory_live(str(write_kubeconfig(tmp_path / "kubeconfig", url)), None,
+                                   watch_seconds=1)
+    dump_inventory(live, tmp_path / "dump.json")
+    back = load_inventory_files([tmp_path / "dump.json"])
+    assert replace(back, sources=(), notes=()) == replace(live, sources=(), notes=())
+
+
+def test_forbidden_resource_gives_a_partial_inventory_with_the_rbac_verb(
+        tmp_path: Path) -> None:
+    api = FakeApi(objects_of(DATA / "cluster.json"), forbidden={"pods", "networkpolicies"})
+    with serve(api) as url:
+        live = load_inventory_live(str(write_kubeconfig(tmp_path / "kubeconfig", url)), None)
+    assert live.pods == () and live.network_policies == ()
+    assert len(live.services) == 7
+    assert ("forbidden: cannot list pods at cluster scope: grant 'list' on 'pods'; the "
+            "inventory is partial") in live.notes
+    assert any("grant 'list' on 'networkpolicies' in API group 'networking.k8s.io'" in n
+               for n in live.notes)
+
+
+def test_everything_forbidden_is_an_error(tmp_path: Path) -> None:
+    from tests.fakeapi import PATHS
+    api = FakeApi([], forbidden={p.rsplit("/", 1)[-1] for p in PATHS})
+    with serve(api) as url, pytest.raises(InventoryError, match="every resource was refused"):
+        load_inventory_live(str(write_kubeconfig(tmp_path / "kubeconfig", url)), None)
+
+
+def test_unreachable_server_names_the_url(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nobody listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", url)
+    with pytest.raises(InventoryError) as caught:
+        load_inventory_live(str(kubeconfig), None, timeout=2)
+    assert str(caught.value) == f"{url}: cannot reach the API server: connection refused"
+
+
+def test_bad_kubeconfig_and_unknown_context(tmp_path: Path) -> None:
+    with pytest.raises(InventoryError, match="cannot load the cluster configuration"):
+        load_inventory_live(str(tmp_path / "missing"), None)
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:1")
+    with pytest.raises(InventoryError, match="cannot load the cluster configuration"):
+        load_inventory_live(str(kubeconfig), "no-such-context")
