@@ -1,0 +1,242 @@
+"""load_inputs: format sniffing, captures and summaries into one table, damage, parallelism.
+
+Captures are built here with scapy; `write_capture` and `sample_packets` are also used by
+tests/test_cli_flows.py.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import dns.message
+import dns.rrset
+import pytest
+
+from discover.errors import ReadError
+from discover.events import DirectionEvidence
+from discover.progress import ByteProgress, progress_wanted
+from discover.sources import NothingReadError, load_inputs, sniff_format
+from discover.summary import SummaryMeta, write_summary
+from tests.test_summary import sample_table
+
+T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+CLIENT, SERVER, COREDNS = "10.244.1.5", "10.244.2.7", "10.244.0.2"
+
+
+def dns_answer_wire(name: str, address: str, message_id: int = 7) -> bytes:
+    query = dns.message.make_query(name, "A")
+    query.id = message_id
+    reply = dns.message.make_response(query)
+    reply.answer.append(dns.rrset.from_text(name, 30, "IN", "A", address))
+    return reply.to_wire()
+
+
+def sample_packets(start: float = T0, client: str = CLIENT) -> list[Any]:
+    """A DNS lookup over UDP, then a TCP connection to the answer with some data."""
+    from scapy.layers.inet import IP, TCP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Raw
+
+    query = dns.message.make_query("api.example.com.", "A")
+    query.id = 7
+    packets = [
+        Ether() / IP(src=client, dst=COREDNS) / UDP(sport=41000, dport=53) / Raw(query.to_wire()),
+        Ether()
+        / IP(src=COREDNS, dst=client)
+        / UDP(sport=53, dport=41000)
+        / Raw(dns_answer_wire("api.example.com.", SERVER)),
+        Ether() / IP(src=client, dst=SERVER) / TCP(sport=40000, dport=8080, flags="S", seq=1),
+        Ether()
+        / IP(src=SERVER, dst=client)
+        / TCP(sport=8080, dport=40000, flags="SA", seq=9, ack=2),
+        Ether()
+        / IP(src=client, dst=SERVER)
+        / TCP(sport=40000, dport=8080, flags="A", seq=2, ack=10),
+        Ether()
+        / IP(src=client, dst=SERVER)
+        / TCP(sport=40000, dport=8080, flags="PA", seq=2, ack=10)
+        / Raw(b"GET / HTTP/1.1\r\n\r\n"),
+    ]
+    for offset, packet in enumerate(packets):
+        packet.time = start + offset * 0.5
+    return packets
+
+
+def write_capture(path: Path, packets: list[Any] | None = None, *, pcapng: bool = False) -> Path:
+    from scapy.utils import wrpcap, wrpcapng
+
+    (wrpcapng if pcapng else wrpcap)(str(path), packets or sample_packets())
+    return path
+
+
+def test_sniffing_goes_by_content_not_name(tmp_path: Path) -> None:
+    pcap = write_capture(tmp_path / "capture.json")
+    pcapng = write_capture(tmp_path / "capture.pcap", pcapng=True)
+    summary = tmp_path / "summary.pcap"
+    summary.write_bytes(b"\xef\xbb\xbf \n\t{}")
+    nanos = tmp_path / "nanos.bin"
+    nanos.write_bytes(bytes.fromhex("4d3cb2a1") + b"\0" * 20)
+    assert sniff_format(pcap) == "pcap"
+    assert sniff_format(pcapng) == "pcapng"
+    assert sniff_format(summary) == "summary"
+    assert sniff_format(nanos) == "pcap"
+    text = tmp_path / "notes.pcap"
+    text.write_text("hello")
+    with pytest.raises(
+        ReadError,
+        match=r"notes\.pcap: not a pcap, pcapng or netpol-discover "
+        r"summary \(starts with 68656c6c\)",
+    ):
+        sniff_format(text)
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(b"")
+    with pytest.raises(ReadError, match="empty file"):
+        sniff_format(empty)
+
+
+def test_a_capture_becomes_edges_and_dns_rows(tmp_path: Path) -> None:
+    loaded = load_inputs([write_capture(tmp_path / "a.pcap")])
+    rows = {
+        (str(r.src_ip), str(r.dst_ip), r.protocol.value, r.dst_port): r
+        for r in loaded.table.flow_rows()
+    }
+    tcp = rows[(CLIENT, SERVER, "TCP", 8080)]
+    assert tcp.connections == 1
+    assert tcp.direction is DirectionEvidence.SYN
+    assert (CLIENT, COREDNS, "UDP", 53) in rows
+    (dns_row,) = loaded.table.dns_rows()
+    assert (str(dns_row.client_ip), dns_row.name, str(dns_row.address)) == (
+        CLIENT,
+        "api.example.com",
+        SERVER,
+    )
+    (stats,) = loaded.files
+    assert (stats.format, stats.packets, stats.dns_answers, stats.complete) == ("pcap", 6, 1, True)
+    assert stats.counters["dns_answers"] == 1
+    assert loaded.warnings == []
+    assert loaded.window_start is not None and loaded.window_start.timestamp() == T0
+    assert loaded.window_end is not None and loaded.window_end.timestamp() == T0 + 2.5
+
+
+def test_without_dns_only_responses_are_counted(tmp_path: Path) -> None:
+    loaded = load_inputs([write_capture(tmp_path / "a.pcap")], dns=False)
+    assert loaded.table.dns_row_count == 0
+    assert loaded.dns_answers == 1
+    assert loaded.table.edge_count == 2
+
+
+def test_parallel_reading_matches_sequential_and_keeps_input_order(tmp_path: Path) -> None:
+    paths = [
+        write_capture(tmp_path / "one.pcap"),
+        write_capture(tmp_path / "two.pcapng", sample_packets(T0 + 100, "10.244.1.6"), pcapng=True),
+        write_capture(tmp_path / "three.pcap", sample_packets(T0 + 50, "10.244.1.5")),
+    ]
+    sequential = load_inputs(paths, jobs=1)
+    parallel = load_inputs(paths, jobs=2)
+    assert list(parallel.table.flow_rows()) == list(sequential.table.flow_rows())
+    assert list(parallel.table.dns_rows()) == list(sequential.table.dns_rows())
+    assert [f.path for f in parallel.files] == [str(p) for p in paths]
+    assert parallel.packets == 18
+    dns_edge = next(parallel.table.flow_rows())
+    assert (dns_edge.dst_port, dns_edge.connections, dns_edge.packets) == (53, 2, 4)
+    tcp = [r for r in parallel.table.flow_rows() if r.dst_port == 8080]
+    assert [(str(r.src_ip), r.connections) for r in tcp] == [("10.244.1.5", 2), ("10.244.1.6", 1)]
+    assert parallel.window_end is not None and parallel.window_end.timestamp() == T0 + 102.5
+
+
+def test_a_truncated_capture_keeps_what_came_before(tmp_path: Path) -> None:
+    path = write_capture(tmp_path / "cut.pcap")
+    data = path.read_bytes()
+    path.write_bytes(data[:-10])  # the last record loses its end
+    loaded = load_inputs([path])
+    (warning,) = loaded.warnings
+    assert warning.startswith(f"{path}: record 6 at byte ")
+    assert "kept the 5 records before it" in warning
+    (stats,) = loaded.files
+    assert (stats.complete, stats.packets) == (False, 5)
+    assert loaded.table.edge_count == 2
+
+
+def test_nothing_usable_is_an_error_with_every_warning(tmp_path: Path) -> None:
+    header_only = write_capture(tmp_path / "cut.pcap")
+    header_only.write_bytes(header_only.read_bytes()[:30])  # header + a piece of record 1
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a capture")
+    with pytest.raises(NothingReadError) as raised:
+        load_inputs([header_only, notes], jobs=2)
+    assert str(raised.value).startswith("all 2 inputs: nothing usable read: ")
+    assert len(raised.value.warnings) == 2
+    assert raised.value.warnings[1].startswith(f"{notes}: not a pcap")
+    with pytest.raises(NothingReadError, match=rf"^{notes}: nothing usable read: not a pcap"):
+        load_inputs([notes])
+
+
+def test_one_bad_input_among_good_ones_is_a_warning(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a capture")
+    loaded = load_inputs([write_capture(tmp_path / "a.pcap"), notes], jobs=1)
+    assert len(loaded.files) == 1
+    assert loaded.warnings == [
+        f"{notes}: not a pcap, pcapng or netpol-discover summary (starts with 6e6f7420)"
+    ]
+
+
+def test_missing_paths_fail_before_reading(tmp_path: Path) -> None:
+    with pytest.raises(ReadError, match=r"absent\.pcap: no such file"):
+        load_inputs([write_capture(tmp_path / "a.pcap"), tmp_path / "absent.pcap"])
+    with pytest.raises(ReadError, match="not a regular file"):
+        load_inputs([tmp_path])
+
+
+def test_summaries_and_captures_merge(tmp_path: Path) -> None:
+    summary = tmp_path / "agent.json"
+    meta = SummaryMeta.for_agent(
+        node_name="n1",
+        interface="any",
+        window_start=T0 - 3600,
+        window_end=T0 + 3600,
+        counters={"packets": 500},
+    )
+    write_summary(sample_table(), meta, summary)
+    loaded = load_inputs([summary, write_capture(tmp_path / "a.pcap")])
+    assert [f.format for f in loaded.files] == ["summary", "pcap"]
+    assert loaded.packets == 506
+    assert loaded.table.edge_count == sample_table().edge_count + 2
+    assert loaded.window_start is not None and loaded.window_start.timestamp() == T0 - 3600
+    assert loaded.dns_answers == 2 + 1  # the summary's two address rows, the capture's answer
+
+
+def test_a_bad_summary_is_a_warning_naming_the_json_path(tmp_path: Path) -> None:
+    summary = tmp_path / "agent.json"
+    summary.write_text(json.dumps({"schema_version": 1, "kind": "netpol-discover-summary"}))
+    loaded = load_inputs([summary, write_capture(tmp_path / "a.pcap")])
+    assert loaded.warnings == [f"{summary}: agent: missing"]
+
+
+def test_progress_counts_bytes_per_file_and_stays_silent_when_disabled(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with ByteProgress(300, enabled=False) as bar:
+        bar.update(0, 100)
+        bar.update(1, 50)
+        bar.update(0, 200)
+        assert bar.bytes_done == 250
+    assert capsys.readouterr() == ("", "")
+    assert progress_wanted(quiet=True) is False
+    # Under pytest stderr is not a terminal: no bar even without --quiet.
+    assert progress_wanted(quiet=False) is False
+
+
+def test_progress_bar_draws_when_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(
+        "rich.console.Console", lambda **_: Console(file=buffer, force_terminal=True, width=80)
+    )
+    with ByteProgress(1000, enabled=True, description="reading") as bar:
+        bar.update(0, 1000)
+    assert "reading" in buffer.getvalue()
