@@ -1,0 +1,80 @@
+"""FQDN dependencies: DNS rows in, TTLs and moving addresses out; the proxy must exist."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from ipaddress import ip_address
+
+import pandas as pd
+import pytest
+
+from discover.peers import PeerKind
+from discover.synthesis import FqdnMode, ProxyRef, SynthesisOptions, propose
+from discover.synthesis.factories import (
+    T0,
+    T1,
+    ip_peer,
+    make_edge,
+    make_graph,
+    make_inventory,
+    shop_pods,
+    workload_peer,
+)
+from discover.synthesis.fqdn import DnsObservation, EgressProxyError, dns_observations
+
+API = workload_peer("shop", "api")
+
+
+def _edge(address: str) -> object:
+    return make_edge(API, ip_peer(PeerKind.EXTERNAL, address, fqdn="s3.example.com"), 443)
+
+
+def test_dns_frame_rows_become_records() -> None:
+    frame = pd.DataFrame({
+        "client_ip": ["10.244.1.11"], "name": ["s3.example.com"], "address": ["203.0.113.5"],
+        "cname_chain": ["a.example.net > b.example.net"], "server_ip": ["10.96.0.10"],
+        "ttl": [30], "answers": [4],
+        "first_seen": pd.to_datetime([T0], utc=True), "last_seen": pd.to_datetime([T1], utc=True),
+    })
+    (row,) = dns_observations(frame)
+    assert row == DnsObservation("s3.example.com", ip_address("203.0.113.5"), 30, T0, T1,
+                                 ("a.example.net", "b.example.net"))
+
+
+def test_moving_addresses_and_ttls_are_reported() -> None:
+    later = T0 + timedelta(hours=3)
+    dns = [
+        DnsObservation("s3.example.com", ip_address("203.0.113.5"), 60, T0, T0),
+        DnsObservation("s3.example.com", ip_address("203.0.113.6"), 30, later, T1),
+    ]
+    proposal = propose(make_graph([_edge("203.0.113.5"), _edge("203.0.113.6")]),
+                       make_inventory(shop_pods()), SynthesisOptions(), dns)
+    (dep,) = proposal.fqdn_dependencies
+    assert dep.ttls == (30, 60)
+    assert dep.addresses_changed is True
+    assert [str(a) for a in dep.addresses] == ["203.0.113.5", "203.0.113.6"]
+    assert dep.connections == 6 and dep.handling == "any-ip"
+
+
+def test_stable_addresses_are_not_changed() -> None:
+    dns = [DnsObservation("s3.example.com", ip_address("203.0.113.5"), 60, T0, T1),
+           DnsObservation("s3.example.com", ip_address("203.0.113.6"), 60, T0, T1)]
+    proposal = propose(make_graph([_edge("203.0.113.5")]), make_inventory(shop_pods()),
+                       SynthesisOptions(fqdn_mode=FqdnMode.PIN), dns)
+    assert proposal.fqdn_dependencies[0].addresses_changed is False
+
+
+def test_unknown_proxy_is_a_configuration_error() -> None:
+    with pytest.raises(EgressProxyError, match="egress/nope"):
+        propose(make_graph([_edge("203.0.113.5")]), make_inventory(shop_pods()),
+                SynthesisOptions(egress_proxy=ProxyRef("egress", "nope")))
+
+
+def test_proxy_without_ports_needs_one_named() -> None:
+    # web declares 8080 only as the port; ui declares none at all
+    with pytest.raises(EgressProxyError, match="NS/NAME:PORT"):
+        propose(make_graph([_edge("203.0.113.5")]), make_inventory(shop_pods()),
+                SynthesisOptions(egress_proxy=ProxyRef("front", "ui")))
+    proposal = propose(make_graph([_edge("203.0.113.5")]), make_inventory(shop_pods()),
+                       SynthesisOptions(egress_proxy=ProxyRef("front", "ui", 8888)))
+    assert "front" in str(proposal.policies)

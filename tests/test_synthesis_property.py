@@ -1,0 +1,123 @@
+"""Invariants of a proposal, for random small workload graphs over random inventories:
+every observed edge is allowed (checked with the NetworkPolicy evaluator), an unobserved
+one is denied, and the output doesn't depend on the order of the edges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from discover.inventory.model import Inventory, Pod
+from discover.netpol.evaluate import IpEndpoint, PolicyEvaluator
+from discover.peers import GraphEdge, PeerKind
+from discover.synthesis import SynthesisOptions, propose, render_policies_yaml
+from discover.synthesis.factories import (
+    ip_peer,
+    make_edge,
+    make_graph,
+    make_inventory,
+    make_pod,
+    workload_peer,
+)
+from discover.synthesis.selfcheck import EndpointFactory
+
+PORTS = (53, 80, 443, 5432, 8080, 8081, 8082, 9090)
+NAMES = {8080: "http", 5432: "pg"}
+
+
+@dataclass(frozen=True)
+class World:
+    inventory: Inventory
+    workloads: tuple[Pod, ...]  # one representative pod per workload
+    edges: tuple[GraphEdge, ...]
+    observed: frozenset[tuple[int, int, str, int]]  # (src index, dst index, protocol, port)
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> World:
+    count = draw(st.integers(2, 6))
+    pods: list[Pod] = []
+    representatives: list[Pod] = []
+    for index in range(count):
+        namespace = draw(st.sampled_from(["a", "b", "c"]))
+        labels = {"app": f"w{index}", "tier": draw(st.sampled_from(["x", "y"])),
+                  "pod-template-hash": draw(st.sampled_from(["h1", "h2"]))}
+        named = draw(st.booleans())
+        ports = [(port, "TCP", NAMES[port] if named and port in NAMES else None)
+                 for port in PORTS]
+        replicas = draw(st.integers(1, 2))
+        for replica in range(replicas):
+            pod = make_pod(namespace, f"w{index}", labels, f"10.244.{index}.{replica + 1}",
+                           index=replica, ports=ports, node=f"node-{replica + 1}")
+            pods.append(pod)
+        representatives.append(pods[-1])
+    observed: set[tuple[int, int, str, int]] = set()
+    edges = []
+    for _ in range(draw(st.integers(1, 8))):
+        src = draw(st.integers(0, count - 1))
+        dst = (src + draw(st.integers(1, count - 1))) % count
+        protocol = draw(st.sampled_from(["TCP", "UDP"]))
+        port = draw(st.sampled_from(PORTS))
+        if (src, dst, protocol, port) in observed:
+            continue
+        observed.add((src, dst, protocol, port))
+        source, destination = representatives[src].workload, representatives[dst].workload
+        port_name = next((p.name for p in representatives[dst].ports
+                          if p.port == port and p.protocol == protocol), None)
+        edges.append(make_edge(workload_peer(source.namespace, source.name),
+                               workload_peer(destination.namespace, destination.name),
+                               port, protocol=protocol, port_name=port_name))
+    if draw(st.booleans()):
+        src = representatives[0].workload
+        edges.append(make_edge(workload_peer(src.namespace, src.name),
+                               ip_peer(PeerKind.EXTERNAL, "203.0.113.9"), 443))
+    return World(make_inventory(pods), tuple(representatives), tuple(edges),
+                 frozenset(observed))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(world=worlds(), data=st.data())
+def test_observed_allowed_unobserved_denied(world: World, data: st.DataObject) -> None:
+    # self_check=True: propose() itself runs the evaluator over every edge it allowed
+    proposal = propose(make_graph(world.edges), world.inventory, SynthesisOptions())
+    evaluator = PolicyEvaluator(proposal.policies)
+    endpoints = EndpointFactory(world.inventory)
+    for edge in world.edges:
+        src, dst = endpoints.endpoint(edge.source), endpoints.endpoint(edge.destination)
+        assert src is not None and dst is not None
+        assert evaluator.check(src, dst, edge.protocol, edge.port).allowed, edge
+
+    # every unobserved (workload, workload, protocol, port) is denied, not just a random one
+    candidates = [*PORTS, 22, 6379]
+    for src_index, src_pod in enumerate(world.workloads):
+        for dst_index, dst_pod in enumerate(world.workloads):
+            if src_index == dst_index:
+                continue
+            src = endpoints.endpoint(workload_peer(src_pod.namespace, src_pod.workload.name))
+            dst = endpoints.endpoint(workload_peer(dst_pod.namespace, dst_pod.workload.name))
+            assert src is not None and dst is not None
+            for protocol in ("TCP", "UDP"):
+                for port in candidates:
+                    if (src_index, dst_index, protocol, port) not in world.observed:
+                        verdict = evaluator.check(src, dst, protocol, port)
+                        assert not verdict.allowed, (src_index, dst_index, protocol, port)
+    # nothing external beyond what was observed
+    src_pod = world.workloads[data.draw(st.integers(0, len(world.workloads) - 1))]
+    src = endpoints.endpoint(workload_peer(src_pod.namespace, src_pod.workload.name))
+    assert src is not None
+    outside = IpEndpoint(ip_peer(PeerKind.EXTERNAL, "198.51.100.77").ip)  # type: ignore[arg-type]
+    assert not evaluator.check(src, outside, "TCP", 443).allowed
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(world=worlds(), seed=st.randoms(use_true_random=False))
+def test_edge_order_does_not_matter(world: World, seed: object) -> None:
+    shuffled = list(world.edges)
+    seed.shuffle(shuffled)  # type: ignore[attr-defined]
+    first = render_policies_yaml(propose(make_graph(world.edges), world.inventory,
+                                         SynthesisOptions()))
+    second = render_policies_yaml(propose(make_graph(shuffled), world.inventory,
+                                          SynthesisOptions()))
+    assert first == second
