@@ -57,14 +57,19 @@ class CaptureSocket:
 
     linktype = bpf.LINKTYPE_RAW
 
-    def __init__(self, interface: str, exclude_tcp_ports: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self,
+        interface: str,
+        exclude_tcp_ports: tuple[int, ...] = (),
+        receive_buffer: int = RECEIVE_BUFFER,
+    ) -> None:
         self.interface = interface
         self.expression = bpf.filter_expression(exclude_tcp_ports)
         program = bpf.compile_expression(self.expression)
         self._received = 0
         self._drops = 0
         try:
-            self._sock = self._open(interface, program)
+            self._sock = self._open(interface, program, receive_buffer)
         except OSError as error:
             reason = error.strerror or str(error)
             if error.errno == errno.EPERM:
@@ -72,24 +77,30 @@ class CaptureSocket:
             raise CaptureOpenError(interface, reason) from error
 
     @staticmethod
-    def _open(interface: str, program: list[tuple[int, int, int, int]]) -> socket.socket:
+    def _open(
+        interface: str, program: list[tuple[int, int, int, int]], receive_buffer: int
+    ) -> socket.socket:
         if interface == ANY:
             # An unbound packet socket sees every interface; it receives from the moment it
             # exists, so whatever arrived before the filter was attached is drained below.
             sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
-            bpf.attach(sock, program)
         else:
             # Protocol 0 receives nothing until bind, so the filter is in place first.
             sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
-            bpf.attach(sock, program)
-            sock.bind((interface, ETH_P_ALL))
         try:
-            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
-        except OSError:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-        sock.setblocking(False)
-        _drain(sock)
-        sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)  # reset: count from here on
+            bpf.attach(sock, program)
+            if interface != ANY:
+                sock.bind((interface, ETH_P_ALL))
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, receive_buffer)
+            except OSError:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+            sock.setblocking(False)
+            _drain(sock)
+            sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)  # reset: count from here on
+        except BaseException:
+            sock.close()
+            raise
         return sock
 
     def fileno(self) -> int:
