@@ -14,7 +14,7 @@ from typing import Any
 from tests.testbed.netns import leftover_namespaces
 
 REPO = Path(__file__).resolve().parents[2]
-_RUNS: dict[str, "ScenarioRun"] = {}
+_RUNS: dict[str, ScenarioRun] = {}
 
 
 @dataclass(frozen=True, slots=True)
