@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -89,6 +90,10 @@ class Resolver:
         if service is not None:
             return Peer(PeerKind.CLUSTER_UNKNOWN, ip=ip,
                         note=f"ClusterIP of Service {service.namespace}/{service.name} as a source")
+        lb = self._lb.get(ip)
+        if lb is not None:
+            return Peer(PeerKind.LOAD_BALANCER, ip=ip,
+                        note=f"load balancer {ip} of Service {lb.namespace}/{lb.name}")
         return self._outside(ip, when, client=None)
 
     # ----------------------------------------------------------- destinations
@@ -110,12 +115,7 @@ class Resolver:
             return [(peer, port, self._host_port_name(ip, protocol, port))]
         lb = self._lb.get(ip)
         if lb is not None:
-            # In-cluster clients reach the backends directly (kube-proxy short-cuts the LB),
-            # the graph keeps the load balancer as the peer with the Service it fronts.
-            via = [p.via_service for p, _, _ in self._via_service(lb, ip, protocol, port, when)
-                   if p.via_service is not None]
-            return [(Peer(PeerKind.LOAD_BALANCER, ip=ip, via_service=via[0] if via else None,
-                          note=f"load balancer of Service {lb.namespace}/{lb.name}"), port, None)]
+            return self._via_load_balancer(lb, ip, protocol, port, when)
         if ip == NODELOCAL_DNS:
             return [(self._nodelocal_peer(client_ip, when), port, None)]
         return [(self._outside(ip, when, client=client_ip), port, None)]
@@ -215,6 +215,20 @@ class Resolver:
             return Peer(PeerKind.EXTERNAL, ip=ip)
         return Peer(PeerKind.EXTERNAL, ip=ip, fqdn=match.name, cname_chain=match.cname_chain,
                     note=match.note)
+
+    def _via_load_balancer(self, lb: Service, ip: IPAddress, protocol: str, port: int,
+                           when: datetime) -> list[Resolved]:
+        """Like a ClusterIP: the load balancer (or kube-proxy for in-cluster clients) DNATs to
+        the backends, so a capture sees the same connection to the LB IP and to the pod,
+        and the graph must count it once. Without known backends the LB itself is the
+        peer."""
+        label = f"load balancer {ip} of Service {lb.namespace}/{lb.name}"
+        expanded = [r for r in self._via_service(lb, ip, protocol, port, when)
+                    if r[0].kind is not PeerKind.CLUSTER_UNKNOWN]
+        if expanded:
+            return [(replace(peer, note="; ".join(n for n in (label, peer.note) if n)), target,
+                     name) for peer, target, name in expanded]
+        return [(Peer(PeerKind.LOAD_BALANCER, ip=ip, note=label), port, None)]
 
     def _via_service(self, service: Service, ip: IPAddress, protocol: str, port: int,
                      when: datetime) -> list[Resolved]:

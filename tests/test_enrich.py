@@ -135,10 +135,16 @@ def test_node_and_host_network_pods(resolver: Resolver) -> None:
     assert kubelet.kind is PeerKind.NODE and not kubelet.host_network
 
 
-def test_load_balancer(resolver: Resolver) -> None:
-    [(peer, port, _)] = resolver.resolve_destination(ip("198.51.100.7"), "TCP", 443, t(13))
-    assert peer.kind is PeerKind.LOAD_BALANCER and port == 443
-    assert peer.via_service is not None and peer.via_service.target_port == 8080
+def test_load_balancer_ip_expands_to_its_backends(resolver: Resolver) -> None:
+    # Like a ClusterIP: the LB DNATs to the pods, so the same connection is seen twice.
+    [(peer, port, name)] = resolver.resolve_destination(ip("198.51.100.7"), "TCP", 443, t(13))
+    assert (peer.kind, peer.workload, port, name) == (PeerKind.WORKLOAD, WEB, 8080, "http")
+    assert peer.via_service is not None and peer.via_service.name == "web-public"
+    assert "load balancer 198.51.100.7" in peer.note
+    source = resolver.resolve_source(ip("198.51.100.7"), t(13))
+    assert source.kind is PeerKind.LOAD_BALANCER  # a proxying LB as the client
+    [(bare, _, _)] = resolver.resolve_destination(ip("198.51.100.7"), "TCP", 8443, t(13))
+    assert bare.kind is PeerKind.LOAD_BALANCER  # no such port: the LB itself
 
 
 @pytest.mark.parametrize(("address", "range_text"), [

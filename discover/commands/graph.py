@@ -1,0 +1,188 @@
+"""`netpol-discover graph INPUT... --inventory FILE... -o FILE`: the workload graph.
+
+Heavy imports (pandas, the kubernetes client) happen inside `run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from discover.commands.flows import positive_int
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from discover.inventory.model import Inventory
+    from discover.workload_graph import WorkloadGraph
+
+OUTPUT_SUFFIXES = (".csv", ".parquet", ".json")
+FLOW_FILE_SUFFIXES = (".csv", ".parquet")
+
+DESCRIPTION = """\
+Resolve every observed connection edge to who talks to whom: pods to their workloads
+(Deployment, StatefulSet, DaemonSet, CronJob, ...) at the time of the flow, Service
+ClusterIPs to the backing workloads on the port the pods really listen on (targetPort),
+node and load balancer addresses, the cluster DNS, and external addresses to the DNS name
+the client resolved shortly before. A connection seen both to a ClusterIP and, after DNAT,
+to the pod is counted once. Each edge lists the flow rows behind it as evidence.
+"""
+
+EPILOG = """\
+examples:
+  netpol-discover graph node-a.pcap node-b.pcap --inventory cluster.json -o graph.csv
+  netpol-discover graph capture.pcapng --inventory pods.yaml --inventory svc.yaml -o graph.json
+  netpol-discover graph flows.parquet --inventory cluster.json -o graph.parquet
+  netpol-discover graph agent-summary.json --kubeconfig ~/.kube/config --context prod \\
+      -o graph.csv
+
+INPUT is a pcap, pcapng or agent summary (recognised by content) or a flows file written
+by `netpol-discover flows` (.csv/.parquet; it carries no DNS answers, so no FQDNs).
+The inventory is the JSON or YAML of `kubectl get namespaces,nodes,pods,services,
+endpointslices,ingresses,networkpolicies,deployments,replicasets,statefulsets,daemonsets,
+jobs,cronjobs -A -o json` (any subset, several files), or the live cluster.
+Output by extension: .csv, .parquet (one row per edge) or .json (edges, notes, ports that
+no container declares). Exit status: 0 written, 1 error explained on stderr, 2 usage error.
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "graph", help="write the workload graph (who talks to whom) of captures",
+        description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
+                        help="pcap, pcapng, agent summary, or a flows .csv/.parquet file")
+    parser.add_argument("-o", "--output", required=True, type=_output_path, metavar="FILE",
+                        help="where to write the graph: .csv, .parquet or .json")
+    add_inventory_arguments(parser)
+    parser.add_argument("-j", "--jobs", type=positive_int, default=None, metavar="N",
+                        help="capture files read in parallel (default: one per CPU core)")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bar and no summary line (warnings are still printed)")
+    parser.set_defaults(run=run, usage_error=parser.error)
+
+
+def add_inventory_arguments(parser: argparse.ArgumentParser) -> None:
+    """--inventory FILE... or --kubeconfig/--context: where the cluster objects come from."""
+    source = parser.add_argument_group("inventory (files, or the live API)")
+    source.add_argument("--inventory", action="append", type=Path, default=[], metavar="FILE",
+                        help="kubectl get ... -o json|yaml output; repeat for several files")
+    source.add_argument("--kubeconfig", metavar="FILE",
+                        help="read the inventory from the live cluster with this kubeconfig")
+    source.add_argument("--context", metavar="NAME",
+                        help="kubeconfig context for the live cluster (implies the live API)")
+
+
+def _output_path(text: str) -> Path:
+    path = Path(text)
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the output format comes from the extension; use .csv, .parquet "
+            "or .json")
+    return path
+
+
+def load_inventory_from_args(args: argparse.Namespace) -> Inventory:
+    """Files or the live API; a usage error (exit 2) for neither or both."""
+    live = args.kubeconfig is not None or args.context is not None
+    if args.inventory and live:
+        args.usage_error("use --inventory FILE or --kubeconfig/--context, not both")
+    if not args.inventory and not live:
+        args.usage_error("an inventory is needed: --inventory FILE (repeatable) or "
+                         "--kubeconfig/--context for the live cluster")
+    if args.inventory:
+        from discover.inventory.files import load_inventory_files
+
+        return load_inventory_files(args.inventory)
+    from discover.inventory.live import load_inventory_live
+
+    return load_inventory_live(args.kubeconfig, args.context)
+
+
+def read_flows(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame | None,
+                                                  list[str]]:
+    """(flows, dns, warnings) of the inputs: flows files by extension, else captures and
+    summaries through `discover.sources`."""
+    import pandas as pd
+
+    from discover.flowtable import read_flows_file
+    from discover.progress import progress_wanted
+    from discover.sources import load_inputs
+
+    files = [p for p in args.inputs if p.suffix.lower() in FLOW_FILE_SUFFIXES]
+    captures = [p for p in args.inputs if p.suffix.lower() not in FLOW_FILE_SUFFIXES]
+    frames: list[pd.DataFrame] = [read_flows_file(p) for p in files]
+    warnings: list[str] = []
+    dns = None
+    if captures:
+        loaded = load_inputs(captures, jobs=args.jobs, progress=progress_wanted(args.quiet))
+        frames.append(loaded.table.flows_frame())
+        dns = loaded.table.dns_frame()
+        warnings.extend(loaded.warnings)
+    if files:
+        warnings.append("flows files carry no DNS answers: external addresses from them get "
+                        "no FQDN")
+    flows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return flows, dns, warnings
+
+
+def graph_document(graph: WorkloadGraph) -> dict[str, Any]:
+    """The JSON output: edges as rows plus what does not fit in a row."""
+    from discover.workload_graph import graph_frame
+
+    frame = graph_frame(graph)
+    edges = []
+    for record in frame.to_dict(orient="records"):
+        row = dict(record)
+        row["first_seen"] = row["first_seen"].isoformat()
+        row["last_seen"] = row["last_seen"].isoformat()
+        row["evidence"] = row["evidence"].split(";") if row["evidence"] else []
+        edges.append(row)
+    return {
+        "schema_version": 1,
+        "kind": "netpol-discover-graph",
+        "window_start": graph.window_start.isoformat() if graph.window_start else None,
+        "window_end": graph.window_end.isoformat() if graph.window_end else None,
+        "notes": list(graph.notes),
+        "undeclared_ports": [
+            {"workload": str(u.workload), "protocol": u.protocol, "port": u.port,
+             "pod_declares_ports": u.pod_declares_ports} for u in graph.undeclared_ports],
+        "edges": edges,
+    }
+
+
+def write_graph(graph: WorkloadGraph, path: Path) -> None:
+    from discover.flowtable import write_table
+    from discover.workload_graph import graph_frame
+
+    if path.suffix.lower() == ".json":
+        from discover.flowtable import OutputError
+
+        try:
+            path.write_text(json.dumps(graph_document(graph), indent=2) + "\n", encoding="utf-8")
+        except OSError as error:
+            raise OutputError(str(path), f"cannot write: {error.strerror or error}") from error
+        return
+    write_table(graph_frame(graph), path)
+
+
+def run(args: argparse.Namespace) -> int:
+    from discover.workload_graph import build_graph
+
+    inventory = load_inventory_from_args(args)
+    flows, dns, warnings = read_flows(args)
+    for warning in warnings:
+        print(f"netpol-discover: warning: {warning}", file=sys.stderr)
+    for note in inventory.notes:
+        if note.startswith("skipped:") or "forbidden" in note or "unauthorized" in note:
+            print(f"netpol-discover: warning: {note}", file=sys.stderr)
+    graph = build_graph(flows, dns, inventory)
+    write_graph(graph, args.output)
+    if not args.quiet:
+        print(f"netpol-discover: {len(flows):,} flow rows -> {len(graph.edges):,} edges; "
+              f"wrote {args.output}", file=sys.stderr)
+    return 0
