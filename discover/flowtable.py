@@ -170,36 +170,13 @@ class FlowTable:
 
     def add_connection(self, event: ConnectionOpen) -> None:
         key = (event.client_ip, event.server_ip, event.protocol, event.server_port)
-        stats = self._edges.get(key)
-        rank = _RANK[event.evidence]
-        if stats is None:
-            if self._edge_full():
-                return
-            self._edges[key] = _EdgeStats(1, 0, event.time, event.time, rank)
-            return
-        stats.connections += 1
-        if event.time < stats.first:
-            stats.first = event.time
-        if event.time > stats.last:
-            stats.last = event.time
-        if rank < stats.rank:
-            stats.rank = rank
+        self._add_edge_values(key, 1, 0, event.time, event.time, _RANK[event.evidence])
 
     def add_packets(self, event: EdgePackets) -> None:
         key = (event.client_ip, event.server_ip, event.protocol, event.server_port)
-        stats = self._edges.get(key)
-        if stats is None:
-            if self._edge_full():
-                return
-            self._edges[key] = _EdgeStats(
-                0, event.packets, event.first_time, event.last_time, _UNKNOWN_RANK
-            )
-            return
-        stats.packets += event.packets
-        if event.first_time < stats.first:
-            stats.first = event.first_time
-        if event.last_time > stats.last:
-            stats.last = event.last_time
+        self._add_edge_values(
+            key, 0, event.packets, event.first_time, event.last_time, _UNKNOWN_RANK
+        )
 
     def add_dns(self, answer: DnsAnswer) -> None:
         for record in answer.addresses:
@@ -374,9 +351,12 @@ class FlowTable:
             return
         stats.connections += connections
         stats.packets += packets
-        stats.first = min(stats.first, first)
-        stats.last = max(stats.last, last)
-        stats.rank = min(stats.rank, rank)
+        if first < stats.first:
+            stats.first = first
+        if last > stats.last:
+            stats.last = last
+        if rank < stats.rank:
+            stats.rank = rank
 
     def _add_dns_values(
         self,

@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 from discover import __version__
 from discover.errors import ReadError
 from discover.events import DirectionEvidence, IPAddress, Protocol
-from discover.flowtable import DnsRow, FlowRow, FlowTable
+from discover.flowtable import DNS_COLUMNS, FLOW_COLUMNS, DnsRow, FlowRow, FlowTable
 
 KIND = "netpol-discover-summary"
 SCHEMA_VERSION = 1
@@ -243,7 +243,8 @@ def migrate(doc: object, source: str) -> dict[str, Any]:
 
 def _v0_to_v1(doc: dict[str, Any], f: Fields) -> dict[str, Any]:
     """Version 0, the pre-release draft: epoch-second times, edges as arrays, one DNS entry
-    per answer. Its agent only counted SYNs, so each connection was one SYN packet."""
+        per answer. Its agent only counted connection set-ups (a TCP SYN, a UDP flow's first
+    datagram), one packet each."""
     check_keys(
         f,
         doc,
@@ -261,17 +262,18 @@ def _v0_to_v1(doc: dict[str, Any], f: Fields) -> dict[str, Any]:
                 f.source, path, "expected [src, dst, proto, port, count, first, last]"
             )
         src, dst, proto, port, count, first, last = values
+        flows_protocol = proto.upper() if isinstance(proto, str) else proto
         flows.append(
             {
                 "src_ip": src,
                 "dst_ip": dst,
-                "protocol": proto.upper() if isinstance(proto, str) else proto,
+                "protocol": flows_protocol,
                 "dst_port": port,
                 "connections": count,
                 "packets": count,
                 "first_seen": _epoch_text(f, first, f"{path}[5]"),
                 "last_seen": _epoch_text(f, last, f"{path}[6]"),
-                "direction": DirectionEvidence.SYN.value,
+                "direction": _V0_DIRECTION.get(flows_protocol, DirectionEvidence.SYN).value,
             }
         )
     dns = []
@@ -316,6 +318,9 @@ def _v0_to_v1(doc: dict[str, Any], f: Fields) -> dict[str, Any]:
     }
 
 
+# What a v0 agent saw of each connection: the SYN, or a UDP flow's first datagram.
+_V0_DIRECTION = {"TCP": DirectionEvidence.SYN, "UDP": DirectionEvidence.UDP_FIRST}
+
 MIGRATIONS: dict[int, Callable[[dict[str, Any], Fields], dict[str, Any]]] = {0: _v0_to_v1}
 
 
@@ -324,22 +329,7 @@ MIGRATIONS: dict[int, Callable[[dict[str, Any], Fields], dict[str, Any]]] = {0: 
 
 def _flow_row(f: Fields, item: object, path: str) -> FlowRow:
     row = f.mapping(item, path)
-    check_keys(
-        f,
-        row,
-        path,
-        {
-            "src_ip",
-            "dst_ip",
-            "protocol",
-            "dst_port",
-            "connections",
-            "packets",
-            "first_seen",
-            "last_seen",
-            "direction",
-        },
-    )
+    check_keys(f, row, path, set(FLOW_COLUMNS))
     first = f.time(row["first_seen"], f"{path}.first_seen")
     last = f.time(row["last_seen"], f"{path}.last_seen")
     if first > last:
@@ -467,22 +457,7 @@ class Fields:
 
     def dns_row(self, item: object, path: str) -> DnsRow:
         row = self.mapping(item, path)
-        check_keys(
-            self,
-            row,
-            path,
-            {
-                "client_ip",
-                "name",
-                "address",
-                "cname_chain",
-                "server_ip",
-                "ttl",
-                "answers",
-                "first_seen",
-                "last_seen",
-            },
-        )
+        check_keys(self, row, path, set(DNS_COLUMNS))
         name = self.string(row["name"], f"{path}.name")
         if not name or name != name.lower() or name.endswith("."):
             self.fail(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from discover.commands.flows import add_input_arguments, write_inputs_table
+from discover.commands.flows import add_table_command, write_inputs_table
 
 DESCRIPTION = """\
 Read captures (pcap, pcapng, also gzipped) and agent summaries and write one row per
@@ -24,15 +24,15 @@ Exit status: 0 written, 1 nothing could be read or written (explained on stderr)
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
+    add_table_command(
+        subparsers,
         "dns",
-        help="write the DNS answers (CSV or Parquet) seen in captures and agent summaries",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "write the DNS answers (CSV or Parquet) seen in captures and agent summaries",
+        DESCRIPTION,
+        EPILOG,
+        "the DNS table",
+        run,
     )
-    add_input_arguments(parser, "the DNS table")
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

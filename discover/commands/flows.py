@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 OUTPUT_SUFFIXES = (".csv", ".parquet")
@@ -33,19 +34,40 @@ stderr), 2 usage error.
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
+    add_table_command(
+        subparsers,
         "flows",
-        help="write the flow table (CSV or Parquet) of captures and agent summaries",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "write the flow table (CSV or Parquet) of captures and agent summaries",
+        DESCRIPTION,
+        EPILOG,
+        "the flow table",
+        run,
     )
-    add_input_arguments(parser, "the flow table")
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     return write_inputs_table(args, "flows")
+
+
+def add_table_command(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    summary: str,
+    description: str,
+    epilog: str,
+    what: str,
+    run: Callable[[argparse.Namespace], int],
+) -> None:
+    """A command that reads INPUT... and writes one table to -o (`flows`, `dns`)."""
+    parser = subparsers.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_input_arguments(parser, what)
+    parser.set_defaults(run=run)
 
 
 def add_input_arguments(parser: argparse.ArgumentParser, what: str) -> None:
