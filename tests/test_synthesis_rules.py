@@ -418,3 +418,20 @@ def test_rule(case: Case) -> None:
         golden.write_text(rendered)
     assert golden.exists(), f"run UPDATE_GOLDEN=1 to create {golden}"
     assert rendered == golden.read_text()
+
+
+def test_a_workload_missing_from_the_inventory_is_never_selected_by_an_empty_selector() -> None:
+    ghost = workload_peer("shop", "ghost")
+    proposal = propose(make_graph([make_edge(WEB, ghost, 80), make_edge(ghost, API, 9090)]),
+                       BASE, SynthesisOptions())
+    assert "egress" not in policy(proposal, "shop", "web-netpol")
+    assert "ingress" not in policy(proposal, "shop", "api-netpol")
+    assert {"egress-unresolved-destination", "ingress-unresolved-source"} <= rule_ids(proposal)
+
+
+def test_scope_limits_policies_to_the_namespaces_asked() -> None:
+    proposal = propose(make_graph(CONSUMERS), BASE, SynthesisOptions(namespaces=("front",)))
+    assert proposal.namespaces == ("front",)
+    assert {m["metadata"]["namespace"] for m in proposal.policies} == {"front"}
+    # the UI's egress to shop is still written: the destination is out of scope, not unknown
+    assert rules(policy(proposal, "front", "ui-netpol"), "egress")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from discover.inventory.model import ContainerPort, Inventory, Pod, WorkloadRef
@@ -23,6 +24,7 @@ class SynthesisContext:
         self.options = options
         self.selectors = SelectorTable(inventory)
         self.findings: dict[tuple[str, str, str], Finding] = {}
+        self.finding_repeats: dict[tuple[str, str, str], int] = {}
         self.decisions: list[EdgeDecision] = []
         self.drafts: dict[WorkloadRef, PolicyDraft] = {}
         self.pods_by_workload: dict[WorkloadRef, list[Pod]] = defaultdict(list)
@@ -45,6 +47,19 @@ class SynthesisContext:
         key = (rule, subject, message)
         if key not in self.findings:
             self.findings[key] = Finding(severity, rule, subject, message, evidence)
+            self.finding_repeats[key] = 0
+        elif evidence and evidence != self.findings[key].evidence:
+            self.finding_repeats[key] += 1
+
+    def collected_findings(self) -> list[Finding]:
+        """The findings, each evidence saying how many more edges had the same finding."""
+        result = []
+        for key, finding in self.findings.items():
+            more = self.finding_repeats.get(key, 0)
+            if more:
+                finding = replace(finding, evidence=f"{finding.evidence} (and {more} more)")
+            result.append(finding)
+        return result
 
     def decide(
         self, edge: GraphEdge, direction: str, allowed: bool | None, policy: str | None,
@@ -53,6 +68,10 @@ class SynthesisContext:
         self.decisions.append(EdgeDecision(edge, direction, allowed, policy, reason))
 
     # -- workloads -----------------------------------------------------------------------
+
+    def known(self, workload: WorkloadRef) -> bool:
+        """The inventory has pods of it (else no selector can be chosen for it)."""
+        return bool(self.pods_by_workload.get(workload))
 
     def is_policy_target(self, workload: WorkloadRef) -> bool:
         """A workload gets its own policy: in scope, and not host-network (NetworkPolicy

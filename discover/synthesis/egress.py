@@ -43,7 +43,7 @@ def plan_egress_edge(context: SynthesisContext, edge: GraphEdge, dns: ClusterDns
 
     if destination.kind is PeerKind.WORKLOAD and destination.workload and not (
         destination.host_network
-    ):
+    ) and context.known(destination.workload):
         draft.rule(
             "egress", f"pod:{destination.workload}",
             [context.pod_peer(destination.workload, workload.namespace)],

@@ -1,5 +1,12 @@
 """Ingress rules: from the observed consumers only, on the ports the pods serve; external
-sources only through a load balancer or an Ingress controller; DNS from pods only."""
+sources only through a load balancer or an Ingress controller; DNS from pods only.
+
+Node addresses (kubelet probes, host-network pods): traffic from the pod's own node is
+always allowed by NetworkPolicy (the API documents it, and CNIs implement it), so no rule
+is written and an info finding says so; opening node IPs broadly would let every
+host-network process of every node in. Traffic from ANOTHER node's address (a host-network
+client, or kube-proxy SNAT with externalTrafficPolicy Cluster) is allowed from exactly that
+address, on the port seen, with a warning."""
 
 from __future__ import annotations
 
@@ -105,7 +112,8 @@ def plan_ingress_edge(
     subject = str(workload)
     evidence = f"{source.label()} -> {subject} {edge.protocol} {edge.port}"
 
-    if source.kind is PeerKind.WORKLOAD and not source.host_network and source.workload:
+    if (source.kind is PeerKind.WORKLOAD and not source.host_network and source.workload
+            and context.known(source.workload)):
         if workload in dns.workloads and is_dns_edge(edge):
             draft.rule("ingress", "dns-clients", dns_ingress_peers(), use_names=False).observe(
                 source.label(), PortSpec(edge.protocol, edge.port), edge)

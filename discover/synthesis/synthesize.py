@@ -98,7 +98,7 @@ def propose(
     documents.sort(key=lambda d: (d.namespace, d.name != "default-deny", d.name))
 
     detection = detect_cni(inventory)
-    findings = list(context.findings.values())
+    findings = context.collected_findings()
     findings.extend(cni_findings(detection))
     findings.extend(audit_existing(inventory, edges, namespaces, options))
     proxy = options.egress_proxy
