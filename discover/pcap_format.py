@@ -39,6 +39,7 @@ _IDB, _OPB, _SPB, _EPB = 1, 2, 3, 6
 
 U8Array = npt.NDArray[np.uint8]
 I64Array = npt.NDArray[np.int64]
+U64Array = npt.NDArray[np.uint64]
 F64Array = npt.NDArray[np.float64]
 
 
@@ -97,6 +98,9 @@ class RecordWalker:
         self.problem: FormatProblem | None = None
         self.format = ""
         self.linktypes_seen: set[int] = set()
+        self._stream_error = ""
+        self._base = 0
+        self._last_time = 0.0
 
     # -- shared chunk plumbing -------------------------------------------------------------
 
@@ -206,6 +210,7 @@ class RecordWalker:
 
     def _pcapng(self, buf: bytes) -> Iterator[RecordBatch]:
         self._base = 0  # file offset of buf[0]
+        self._last_time = 0.0
         section = _Section("<")
         while True:
             epbs: list[int] = []
@@ -334,7 +339,9 @@ class RecordWalker:
             self._fail(where, "packet block names no interface or overflows its block")
             return False
         lt, divisor, offset = section.interfaces[ifid]
-        extra.append((pos + 28, caplen, lt, ((hi << 32) | lo) / divisor + offset))
+        ticks = (hi << 32) | lo
+        when = ticks // divisor + (ticks % divisor) / divisor + offset
+        extra.append((pos + 28, caplen, lt, when))
         return True
 
     def _pcapng_batch(
@@ -367,7 +374,9 @@ class RecordWalker:
             ticks = (fields[:, 3].astype(np.uint64) << np.uint64(32)) | fields[:, 4].astype(
                 np.uint64
             )
-            times = ticks / divisors[ifid] + offsets[ifid]
+            # Whole seconds and the fraction apart: nanosecond ticks exceed float precision.
+            div = divisors[ifid]
+            times = (ticks // div).astype(np.float64) + (ticks % div) / div + offsets[ifid]
             linktypes = lts[ifid]
         else:
             times = np.empty(0, dtype=np.float64)
@@ -377,7 +386,7 @@ class RecordWalker:
             ex = np.array([e[:3] for e in extra], dtype=np.int64).reshape(-1, 3)
             ex_times = np.array([e[3] for e in extra], dtype=np.float64)
             # Simple packet blocks carry no time: borrow the latest known one.
-            known = float(times[-1]) if len(times) else 0.0
+            known = float(times[-1]) if len(times) else self._last_time
             ex_times = np.where(np.isnan(ex_times), known, ex_times)
             starts = np.concatenate([starts, ex[:, 0]])
             caplen = np.concatenate([caplen, ex[:, 1]])
@@ -390,6 +399,7 @@ class RecordWalker:
         self.records += len(starts)
         if not len(starts):
             return None, found_bad
+        self._last_time = float(times[-1])
         self.linktypes_seen.update(int(x) for x in np.unique(linktypes))
         batch = RecordBatch(
             buf, data, starts.astype(np.int64), caplen.astype(np.int64),
@@ -404,12 +414,12 @@ class _Section:
     def __init__(self, order: str, length: int = 0) -> None:
         self.order = order
         self.length = length
-        self.interfaces: list[tuple[int, float, float]] = []  # linktype, ticks/s, offset s
-        self._table: tuple[I64Array, F64Array, F64Array] | None = None
+        self.interfaces: list[tuple[int, int, float]] = []  # linktype, ticks/s, offset s
+        self._table: tuple[I64Array, U64Array, F64Array] | None = None
 
     def add_interface(self, buf: bytes, pos: int, blen: int) -> None:
         linktype = struct.unpack_from(self.order + "H", buf, pos + 8)[0] if blen >= 20 else -1
-        divisor, offset = 1e6, 0.0
+        divisor, offset = 10**6, 0.0
         opt, end = pos + 16, pos + blen - 4
         while opt + 4 <= end:
             code, olen = struct.unpack_from(self.order + "HH", buf, opt)
@@ -418,18 +428,18 @@ class _Section:
                 break
             if code == 9 and value:  # if_tsresol
                 exp = value[0] & 0x7F
-                divisor = float(2**exp if value[0] & 0x80 else 10**exp)
+                divisor = 2 ** min(exp, 63) if value[0] & 0x80 else 10 ** min(exp, 19)
             elif code == 14 and len(value) == 8:  # if_tsoffset, seconds
                 offset = float(struct.unpack(self.order + "q", value)[0])
             opt += 4 + olen + (-olen % 4)
-        self.interfaces.append((linktype, divisor or 1e6, offset))
+        self.interfaces.append((linktype, divisor, offset))
         self._table = None
 
-    def table(self) -> tuple[I64Array, F64Array, F64Array]:
+    def table(self) -> tuple[I64Array, U64Array, F64Array]:
         if self._table is None:
             self._table = (
                 np.array([i[0] for i in self.interfaces], dtype=np.int64),
-                np.array([i[1] for i in self.interfaces], dtype=np.float64),
+                np.array([i[1] for i in self.interfaces], dtype=np.uint64),
                 np.array([i[2] for i in self.interfaces], dtype=np.float64),
             )
         return self._table

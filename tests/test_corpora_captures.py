@@ -1,0 +1,160 @@
+"""Every public capture through CaptureFile: no traceback, fast, record counts as indexed;
+golden comparisons with tshark on files whose content is known."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from discover.capture_file import CaptureFile
+from discover.errors import ReadError
+from discover.events import ConnectionOpen, DirectionEvidence, Protocol
+from discover.packets import DnsPayload
+
+GOLDEN = Path(__file__).parent / "data" / "golden"
+FOLDERS = ("tcpdump-tests", "zeek-traces", "scapy-pcaps", "libpcap-tests")
+PER_FILE_SECONDS = 5.0
+# Files the index counts wrongly (checked with capinfos): pfcp.pcap is a big-endian pcapng
+# that the indexer read as empty; capinfos and tcpdump both count 200 packets.
+INDEX_ERRATA = {"scapy-pcaps/pcaps/pfcp.pcap": 200}
+# Headers libpcap and tcpdump refuse too ("unsupported savefile version", bad SHB option).
+BAD_HEADERS = {
+    "libpcap-tests/pcap-invalid-version-1.pcap",
+    "libpcap-tests/pcap-invalid-version-2.pcap",
+    "libpcap-tests/pcapng-invalid-vers-1.pcapng",
+    "libpcap-tests/pcapng-invalid-vers-2.pcapng",
+    "libpcap-tests/shb-option-too-long.pcapng",
+}
+
+
+def _indexed(corpora: Path) -> list[tuple[Path, str, dict[str, str]]]:
+    rows = []
+    for folder in FOLDERS:
+        index = corpora / folder / "pcap_index.tsv"
+        with index.open() as handle:
+            for row in csv.DictReader(handle, delimiter="\t"):
+                base = corpora / folder
+                path = next((p for p in (base / row["file"], base / "Traces" / row["file"],
+                                         base / "pcaps" / row["file"]) if p.exists()), None)
+                assert path is not None, f"{folder}: {row['file']} listed but missing"
+                rows.append((path, f"{folder}/{row['file']}", row))
+    return rows
+
+
+@pytest.mark.corpora
+@pytest.mark.slow
+def test_every_corpus_capture_reads_without_traceback(corpora: Path) -> None:
+    rows = _indexed(corpora)
+    assert len(rows) > 1600
+    header_errors: set[str] = set()
+    warned = 0
+    for path, name, row in rows:
+        started = time.perf_counter()
+        capture = CaptureFile(path)
+        try:
+            for _event in capture:
+                pass
+        except ReadError as error:
+            assert str(path) in str(error)
+            header_errors.add(name)
+            continue
+        assert time.perf_counter() - started < PER_FILE_SECONDS, name
+        expected = INDEX_ERRATA.get(name, int(row["packets"]))
+        assert capture.records == expected, (name, capture.records, expected)
+        assert capture.stats.packets == capture.records
+        if row["error"]:
+            assert not capture.complete and capture.warnings, name
+        warned += bool(capture.warnings)
+        for warning in capture.warnings:
+            assert warning.startswith(f"{path}: "), warning
+    assert header_errors == BAD_HEADERS
+    assert warned > 0  # e.g. the trailing bytes file and unsupported link types
+
+
+@pytest.mark.corpora
+def test_trailing_garbage_is_a_warning_with_the_place(corpora: Path) -> None:
+    path = corpora / "scapy-pcaps" / "pcaps" / "bad_rsn_parsing_overrides_ssid.pcap"
+    capture = CaptureFile(path)
+    list(capture)
+    assert capture.records == 1
+    assert not capture.complete
+    assert "record 2 at byte" in capture.warnings[0]
+    assert "kept the 1 records before it" in capture.warnings[0]
+
+
+Golden = tuple[str, set[tuple[str, int, str, int]], Counter[tuple[str, str, int]]]
+
+
+def _golden(path: Path) -> Golden:
+    lines = path.read_text().splitlines()
+    capture = lines[0].split(": ", 1)[1]
+    syns: set[tuple[str, int, str, int]] = set()
+    dns: Counter[tuple[str, str, int]] = Counter()
+    for line in lines:
+        if line.startswith("#"):
+            continue
+        f = line.split("\t")
+        if f[0] == "syn":
+            syns.add((f[1] or f[2], int(f[3]), f[4] or f[5], int(f[6])))
+        else:
+            for qid in f[5].split(","):
+                dns[(f[1] or f[2], f[3] or f[4], int(qid, 16))] += 1
+    return capture, syns, dns
+
+
+@pytest.mark.corpora
+@pytest.mark.parametrize("golden", sorted(GOLDEN.glob("*.tsv")), ids=lambda p: p.stem)
+def test_syns_and_dns_answers_match_tshark(corpora: Path, golden: Path) -> None:
+    name, syns, dns = _golden(golden)
+    capture = CaptureFile(corpora / name)
+    events = list(capture)
+    ours_syn = {
+        (str(e.client_ip), e.client_port, str(e.server_ip), e.server_port)
+        for e in events
+        if isinstance(e, ConnectionOpen) and e.evidence is DirectionEvidence.SYN
+    }
+    ours_dns = Counter(
+        (str(e.server_ip), str(e.client_ip), int.from_bytes(e.payload[:2], "big"))
+        for e in events if isinstance(e, DnsPayload)
+    )
+    assert ours_syn == syns
+    # tshark (defragmentation off) also decodes the DNS head of a first IP fragment; the
+    # reader counts those as truncated instead of handing half a message to dnspython.
+    assert not ours_dns - dns
+    assert (dns - ours_dns).total() == capture.stats.dns_truncated
+    assert capture.complete
+
+
+@pytest.mark.corpora
+def test_golden_set_covers_link_types_and_dns_transports() -> None:
+    names = {_golden(p)[0] for p in GOLDEN.glob("*.tsv")}
+    assert any(n.endswith(".pcapng") for n in names)
+    assert "tcpdump-tests/pcaps/dns_tcp.pcap" in names  # DNS over TCP
+    assert "zeek-traces/Traces/tls/openjdk-25.0.2-zeek.org.pcap" in names  # Linux cooked v2
+
+
+@pytest.mark.corpora
+def test_otterize_frames(corpora: Path) -> None:
+    folder = corpora / "k8s-traffic" / "otterize-network-mapper"
+    for case in json.loads((folder / "cases.json").read_text()):
+        events = list(CaptureFile(folder / case["pcap"]))
+        expected = case["expected"]
+        if case["name"].startswith("tcp_syn"):
+            (syn,) = [e for e in events if isinstance(e, ConnectionOpen)]
+            assert syn.evidence is DirectionEvidence.SYN
+            assert str(syn.client_ip) == expected["SrcIp"]
+            assert str(syn.server_ip) == expected["Destination"]
+            assert syn.server_port == expected["DestinationPort"]
+            assert [syn.client_port] == expected["SrcPorts"]
+        else:
+            (answer,) = [e for e in events if isinstance(e, DnsPayload)]
+            assert str(answer.client_ip) == expected["SrcIp"]
+            assert answer.transport is Protocol.UDP and answer.server_port == 53
+            assert expected["DestinationIP"].encode() not in answer.payload  # raw wire bytes
+            qname = expected["Destination"].split(".")[0].encode()
+            assert qname in answer.payload
