@@ -316,3 +316,13 @@ def test_any_table_round_trips(
     doc = json.loads(json.dumps(summary_to_dict(table, SummaryMeta())))
     again = summary_to_dict(*summary_from_dict(doc, "h.json"))
     assert again == doc
+
+
+def test_the_documented_example_is_a_valid_summary() -> None:
+    text = (Path(__file__).parent.parent / "docs" / "summary-format.md").read_text()
+    example = text.split("```json\n", 1)[1].split("```", 1)[0]
+    doc = json.loads(example)
+    table, meta = summary_from_dict(doc, "docs/summary-format.md")
+    assert summary_to_dict(table, meta) == doc  # also: the doc lists rows in written order
+    assert meta.agent_name == "netpol-discover-agent-x7k2p"
+    assert table.edge_count == 2
