@@ -22,6 +22,7 @@ from discover.synthesis.factories import (
     workload_peer,
 )
 from discover.synthesis.selfcheck import EndpointFactory
+from tests.test_synthesis_rules import validate_documents
 
 PORTS = (53, 80, 443, 5432, 8080, 8081, 8082, 9090)
 NAMES = {8080: "http", 5432: "pg"}
@@ -121,3 +122,4 @@ def test_edge_order_does_not_matter(world: World, seed: object) -> None:
     second = render_policies_yaml(propose(make_graph(shuffled), world.inventory,
                                           SynthesisOptions()))
     assert first == second
+    validate_documents(first)

@@ -20,6 +20,7 @@ from discover.synthesis.factories import (
     shop_pods,
     workload_peer,
 )
+from tests.test_synthesis_rules import validate_cilium, validate_documents
 
 EDGES = [
     make_edge(workload_peer("front", "ui"), workload_peer("shop", "web"), 8080, port_name="http"),
@@ -33,6 +34,12 @@ def _render() -> tuple[str, str, str]:
     proposal = propose(make_graph(EDGES), make_inventory(shop_pods()), SynthesisOptions())
     return (render_policies_yaml(proposal), render_fqdn_yaml(proposal),
             render_cilium_yaml(proposal))
+
+
+def test_rendered_policies_pass_the_schema() -> None:
+    policies, _, cilium = _render()
+    assert validate_documents(policies) == 10  # 4 default denies, 6 workloads
+    validate_cilium(cilium)
 
 
 def test_same_input_same_bytes() -> None:
