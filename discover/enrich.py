@@ -72,6 +72,7 @@ class Resolver:
                                   s.name in DNS_SERVICE_NAMES
                                   or s.labels.get("k8s-app") in DNS_APP_LABELS)}
         self._dns_workloads = {p.workload for p in inventory.pods if self._is_dns_pod(p)}
+        self._selector_cache: dict[tuple[str, str], list[Pod]] = {}
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -269,8 +270,7 @@ class Resolver:
         the Service, not the pod IP, says where the traffic went. Without a selector (or
         no pod matches at all): the EndpointSlices' addresses, resolved at `when`."""
         if service.selector:
-            matched = [p for p in self.inventory.pods if p.namespace == service.namespace
-                       and p.ips and selects(service.selector, p.labels)]
+            matched = self._selected(service)
             alive = [p for p in matched if self._held_at(p, when)]
             found: list[Resolved] = []
             for pod in alive or matched:
@@ -296,6 +296,18 @@ class Resolver:
                 for address in endpoint.addresses:
                     resolved.extend(self.resolve_destination(address, protocol, eport.port, when))
         return resolved
+
+    def _selected(self, service: Service) -> list[Pod]:
+        """Pods with an address that the Service's selector matches (cached: every flow to
+        a ClusterIP asks)."""
+        key = (service.namespace, service.name)
+        found = self._selector_cache.get(key)
+        if found is None:
+            selector = service.selector or {}
+            found = [p for p in self.inventory.pods if p.namespace == service.namespace
+                     and p.ips and selects(selector, p.labels)]
+            self._selector_cache[key] = found
+        return found
 
     def _held_at(self, pod: Pod, when: datetime) -> bool:
         if pod.host_network:
