@@ -27,6 +27,7 @@ from discover.summary import SummaryMeta, summary_from_dict, summary_to_dict
 from sidecar import metrics
 from sidecar.capture import CaptureSocket
 from sidecar.checkpoint import Checkpoint
+from sidecar.inventory_watch import InventoryWatch
 from sidecar.sampling import UdpSampler
 from sidecar.server import AgentServer
 
@@ -48,6 +49,9 @@ class AgentOptions:
     node_name: str = ""
     agent_name: str = ""
     inventory_watch: bool = False
+    inventory_relist: float = 600.0  # seconds of pod watch between full lists
+    kubeconfig: str | None = None  # None: $KUBECONFIG / ~/.kube/config, else in-cluster
+    context: str | None = None
     exit_after_window: bool = False
     batch_frames: int = 512
     batch_wait: float = 0.05
@@ -90,7 +94,14 @@ class Agent:
         self.last_checkpoint: float | None = None
         self._capture_thread: threading.Thread | None = None
         self._capture_error: str | None = None
-        self.extra_health: list[Callable[[], tuple[bool, str]]] = []
+        self.inventory: InventoryWatch | None = None
+        if options.inventory_watch:
+            self.inventory = InventoryWatch(
+                options.state_dir,
+                kubeconfig=options.kubeconfig,
+                context=options.context,
+                relist_interval=options.inventory_relist,
+            )
 
     # --- state ---------------------------------------------------------------------
 
@@ -151,6 +162,11 @@ class Agent:
     def save_checkpoint(self) -> None:
         self.checkpoint.save(self.document())
         self.last_checkpoint = self._clock()
+        if self.inventory is not None:
+            try:
+                self.inventory.write()
+            except OSError as error:  # the summary is what matters; say so and go on
+                log.warning("writing %s: %s", self.inventory.path, error)
 
     # --- capture -------------------------------------------------------------------
 
@@ -220,10 +236,6 @@ class Agent:
         age = self.checkpoint_age()
         if age is not None and age > 3 * self.options.checkpoint_interval + 30:
             return False, f"last checkpoint {age:.0f}s ago"
-        for check in self.extra_health:
-            ok, reason = check()
-            if not ok:
-                return False, reason
         return True, "window over, serving" if self._window_over.is_set() else "capturing"
 
     def checkpoint_age(self) -> float | None:
@@ -298,7 +310,38 @@ class Agent:
                     "checkpoint_age_seconds", "gauge", "Seconds since the last checkpoint.", age
                 )
             )
+        if self.inventory is not None:
+            samples += self._inventory_samples(self.inventory)
         return metrics.render(samples)
+
+    def _inventory_samples(self, inventory: InventoryWatch) -> list[metrics.Sample]:
+        samples = [
+            metrics.Sample("inventory_writes_total", "counter",
+                           "Times inventory.json was written.", inventory.writes),
+            metrics.Sample("inventory_lists_total", "counter",
+                           "Full lists of the inventory kinds (then pods are watched).",
+                           inventory.lists),
+            metrics.Sample("inventory_pod_changes_total", "counter",
+                           "Pod additions, deletions and IP changes the watch recorded.",
+                           inventory.pod_changes),
+            metrics.Sample("inventory_errors_total", "counter",
+                           "API failures of the inventory watch (retried with backoff).",
+                           inventory.errors),
+        ]  # fmt: skip
+        age = inventory.age(self._clock)
+        if age is not None:
+            samples.append(
+                metrics.Sample(
+                    "inventory_age_seconds",
+                    "gauge",
+                    "Seconds since inventory.json was written.",
+                    age,
+                )
+            )
+        return samples
+
+    def inventory_json(self) -> bytes | None:
+        return None if self.inventory is None else self.inventory.document_bytes()
 
     # --- the process ----------------------------------------------------------------
 
@@ -317,6 +360,8 @@ class Agent:
             signal.signal(signal.SIGINT, self._on_signal)
         server = AgentServer(self, options.listen_host, options.listen_port)
         self.listen_port = server.port
+        if self.inventory is not None:
+            self.inventory.start()
         try:
             self._capture_until_window_ends(server.port)
             self.save_checkpoint()
@@ -325,7 +370,12 @@ class Agent:
                 while not self._stop.wait(options.checkpoint_interval):
                     self.last_checkpoint = self._clock()  # nothing changes: still fresh
         finally:
+            if self.inventory is not None:
+                self.inventory.stop()
             server.close()
+        if self._capture_error is not None:
+            log.error("capture failed: %s (checkpoint written; exiting)", self._capture_error)
+            return 1
         return 0
 
     def _capture_until_window_ends(self, http_port: int) -> None:

@@ -1,4 +1,5 @@
-"""The agent's HTTP endpoint: /summary, /healthz, /metrics (stdlib, one thread a request).
+"""The agent's HTTP endpoint: /summary, /healthz, /metrics, /inventory (stdlib, one
+thread a request).
 
 The handler only asks an `AgentView` for bytes; it knows nothing of capture, so the
 server is tested with any object that answers those three questions.
@@ -24,6 +25,8 @@ class AgentView(Protocol):
     def health(self) -> tuple[bool, str]: ...
 
     def metrics_text(self) -> str: ...
+
+    def inventory_json(self) -> bytes | None: ...
 
 
 class ListenError(ConfigurationError):
@@ -56,8 +59,16 @@ def _handler(view: AgentView) -> type[BaseHTTPRequestHandler]:
                 self._reply(200 if ok else 503, "text/plain", (reason + "\n").encode())
             elif path == "/metrics":
                 self._reply(200, metrics.CONTENT_TYPE, view.metrics_text().encode())
+            elif path == "/inventory":
+                inventory = view.inventory_json()
+                if inventory is None:
+                    self._reply(404, "text/plain", b"no inventory: run with --inventory-watch\n")
+                else:
+                    self._reply(200, "application/json", inventory)
             else:
-                self._reply(404, "text/plain", b"not found: try /summary /healthz /metrics\n")
+                self._reply(
+                    404, "text/plain", b"not found: try /summary /healthz /metrics /inventory\n"
+                )
 
         def _reply(self, status: int, content_type: str, body: bytes) -> None:
             self.send_response(status)

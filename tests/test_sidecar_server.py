@@ -29,6 +29,11 @@ class View:
     def metrics_text(self) -> str:
         return "# HELP x y\n# TYPE x counter\nx 1\n"
 
+    def inventory_json(self) -> bytes | None:
+        return self.inventory
+
+    inventory: bytes | None = None
+
 
 @pytest.fixture
 def served() -> Iterator[tuple[View, str]]:
@@ -67,6 +72,14 @@ def test_healthz_follows_the_view(served: tuple[View, str]) -> None:
 def test_metrics_has_the_prometheus_content_type(served: tuple[View, str]) -> None:
     _, base = served
     assert _get(base + "/metrics") == (200, CONTENT_TYPE, b"# HELP x y\n# TYPE x counter\nx 1\n")
+
+
+def test_inventory_is_served_when_there_is_one(served: tuple[View, str]) -> None:
+    view, base = served
+    status, _, body = _get(base + "/inventory")
+    assert status == 404 and b"--inventory-watch" in body
+    view.inventory = b'{"kind": "List", "items": []}'
+    assert _get(base + "/inventory") == (200, "application/json", view.inventory)
 
 
 def test_unknown_path_is_404(served: tuple[View, str]) -> None:

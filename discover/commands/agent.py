@@ -111,6 +111,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "the API (in-cluster config or kubeconfig) beside capture",
     )
     parser.add_argument(
+        "--kubeconfig", default=None, help="for --inventory-watch outside a cluster"
+    )
+    parser.add_argument("--context", default=None, help="kubeconfig context")
+    parser.add_argument(
         "--exit-after-window",
         action="store_true",
         help="exit when the window ends instead of serving on",
@@ -146,5 +150,7 @@ def run(args: argparse.Namespace) -> int:
         agent_name=args.agent_name or os.environ.get("POD_NAME") or socket.gethostname(),
         exit_after_window=args.exit_after_window,
         inventory_watch=args.inventory_watch,
+        kubeconfig=args.kubeconfig,
+        context=args.context,
     )
     return Agent(options).run()
