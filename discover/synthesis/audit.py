@@ -4,10 +4,11 @@ flows they would block. The evaluator (contract 9) decides every question."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 
-from discover.inventory.model import Inventory
+from discover.inventory.model import Inventory, WorkloadRef
 from discover.netpol.evaluate import Endpoint, PodEndpoint, PolicyEvaluator
 from discover.netpol.policy import EGRESS, INGRESS, Policy, Rule, parse_policy
 from discover.netpol.selectors import InvalidPolicyError
@@ -39,13 +40,14 @@ def _is_default_deny(policy: Policy, direction: str) -> bool:
             and not policy.rules(direction))
 
 
-def _is_local_host_edge(edge: GraphEdge, inventory: Inventory) -> bool:
+def _is_local_host_edge(edge: GraphEdge, nodes_of: dict[WorkloadRef, set[str | None]]) -> bool:
     """Traffic from the destination pod's own node: NetworkPolicy never blocks it."""
     source, destination = edge.source, edge.destination
     if source.kind is not PeerKind.NODE and not source.host_network:
         return False
-    nodes = {pod.node_name for pod in inventory.pods if pod.workload == destination.workload}
-    return source.node_name is not None and source.node_name in nodes
+    if destination.workload is None or source.node_name is None:
+        return False
+    return source.node_name in nodes_of.get(destination.workload, set())
 
 
 def audit_existing(
@@ -71,8 +73,11 @@ def audit_existing(
                     "podSelector {} and no rules)"))
     factory = EndpointFactory(inventory)
     checked: list[_Checked] = []
+    nodes_of: dict[WorkloadRef, set[str | None]] = defaultdict(set)
+    for pod in inventory.pods:
+        nodes_of[pod.workload].add(pod.node_name)
     for edge in edges:
-        if _is_local_host_edge(edge, inventory):
+        if _is_local_host_edge(edge, nodes_of):
             continue
         src, dst = factory.endpoint(edge.source), factory.endpoint(edge.destination)
         if src is not None and dst is not None:

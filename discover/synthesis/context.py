@@ -32,6 +32,9 @@ class SynthesisContext:
         for pod in inventory.pods:
             self.pods_by_workload[pod.workload].append(pod)
             self.pods_by_name[(pod.namespace, pod.name)] = pod
+        self.kinds_by_name: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for workload in self.pods_by_workload:
+            self.kinds_by_name[(workload.namespace, workload.name)].add(workload.kind)
         self.namespace_labels = {ns.name: ns.labels for ns in inventory.namespaces}
         self.node_names_by_ip = {
             address: node.name for node in inventory.nodes for address in node.addresses
@@ -92,14 +95,9 @@ class SynthesisContext:
 
     def policy_name(self, workload: WorkloadRef) -> str:
         """`<workload>-netpol`; the kind joins the name only when two kinds share a name."""
-        clash = any(
-            other.namespace == workload.namespace
-            and other.name == workload.name
-            and other.kind != workload.kind
-            for other in self.pods_by_workload
-        )
+        clash = len(self.kinds_by_name.get((workload.namespace, workload.name), ())) > 1
         base = f"{workload.name}-{workload.kind.lower()}" if clash else workload.name
-        return f"{base[:240]}-netpol"
+        return f"{base[:240].rstrip('-.')}-netpol"
 
     def policy_id(self, workload: WorkloadRef) -> str:
         return f"{workload.namespace}/{self.policy_name(workload)}"
