@@ -1,18 +1,27 @@
 """DNS responses to `DnsAnswer` records: which addresses a client was told a name has.
 
-dnspython does the parsing (it copes with compression, EDNS and odd record types), but it
-costs ~115 µs a response, and the same answer arrives over and over (every pod asks for
-the same few names, each answer differs from the last only in its 2-byte ID). So each
-distinct payload, ID aside, is parsed once and the outcome kept in a bounded LRU cache.
+dnspython is the reference parser (it copes with compression, EDNS and odd record types),
+but it costs ~115 µs a response. Two things keep that off the hot path:
 
-Nothing here raises on bad bytes: a payload dnspython can't read is counted and skipped.
+- the same answer arrives over and over (every pod asks for the same few names; answers
+  differ only in their 2-byte ID), so each distinct payload, ID aside, is parsed once and
+  the outcome kept in a bounded LRU cache;
+- `fast_parse` below reads the common shape directly (one
+  question, an answer section of A, AAAA and CNAME records in class IN, names of letters,
+  digits, '-' and '_') is read directly, ~10x faster, with dnspython's rules for
+  compression pointers, TTLs and record sets. Anything else returns None and goes to
+  dnspython. Tests check that both agree.
+
+Nothing here raises on bad bytes: a payload that can't be read is counted and skipped.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from ipaddress import ip_address
+from ipaddress import IPv4Address, IPv6Address, ip_address
+from struct import unpack_from
+from typing import Any
 from typing import Protocol as TypingProtocol
 
 import dns.exception
@@ -33,7 +42,8 @@ DEFAULT_CACHE_SIZE = 4096
 
 COUNTER_NAMES = (
     "responses",  # payloads offered to decode()
-    "parsed",  # payloads dnspython actually parsed (cache misses)
+    "parsed",  # payloads actually parsed (cache misses)
+    "dnspython",  # of those, the ones the fast path left to dnspython
     "cache_hits",
     "answers",  # DnsAnswer records returned
     "malformed",  # dnspython could not read the payload
@@ -107,7 +117,10 @@ class DnsDecoder:
             self.counters["cache_hits"] += 1
             return cached
         self.counters["parsed"] += 1
-        outcome = parse_response(wire)
+        outcome = fast_parse(wire)
+        if outcome is None:
+            self.counters["dnspython"] += 1
+            outcome = parse_response(wire)
         if len(wire) <= MAX_CACHED_PAYLOAD and self.cache_size > 0:
             cache[key] = outcome
             if len(cache) > self.cache_size:
@@ -171,3 +184,120 @@ def _follow_answer(message: dns.message.Message, qname: dns.name.Name) -> Parsed
 def _name_text(name: dns.name.Name) -> str:
     """Lower case, no trailing dot: the form every table and policy uses."""
     return name.to_text(omit_final_dot=True).lower()
+
+
+# -- the fast path ---------------------------------------------------------------------
+
+_A, _CNAME, _AAAA, _CLASS_IN = 1, 5, 28, 1
+# Label bytes that dnspython's to_text() leaves as they are; any other byte sends the
+# payload to dnspython, which knows how to escape it.
+_PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+_MAX_NAME_WIRE = 255
+
+
+def fast_parse(wire: bytes) -> ParsedResponse | str | None:
+    """What `parse_response` would say, for the common shapes only; None: ask dnspython.
+
+    Reads the header, the single question and the answer section (authority and additional
+    aren't needed). Follows dnspython where it matters: compression pointers must point
+    strictly backwards and not into the name that holds them, a TTL above 2^31-1 counts
+    as 0, records of one (name, type) form one set whose TTL is the smallest.
+    """
+    size = len(wire)
+    if size < 12:
+        return None
+    flags, questions, answers = unpack_from("!HHH", wire, 2)
+    # Queries, opcodes other than QUERY (UPDATE has other sections) and truncated answers
+    # are rare: dnspython decides.
+    if not flags & 0x8000 or flags & 0x7A00 or questions != 1:
+        return None
+    qname, pos = _read_name(wire, 12, size)
+    if not qname or pos + 4 > size:
+        return None
+    pos += 4  # qtype, qclass
+    cnames: dict[str, str] = {}
+    # (name, type) -> [ttl, addresses]: dnspython's record sets, in order of appearance.
+    rrsets: dict[tuple[str, int], list[Any]] = {}
+    for _ in range(answers):
+        name, pos = _read_name(wire, pos, size)
+        if name is None or pos + 10 > size:
+            return None
+        rtype, rclass, ttl, length = unpack_from("!HHIH", wire, pos)
+        pos += 10
+        end = pos + length
+        if end > size or rclass != _CLASS_IN:
+            return None
+        if ttl > 0x7FFFFFFF:
+            ttl = 0
+        if rtype == _A and length == 4:
+            address: IPAddress = IPv4Address(wire[pos:end])
+        elif rtype == _AAAA and length == 16:
+            address = IPv6Address(wire[pos:end])
+        elif rtype == _CNAME:
+            target, after = _read_name(wire, pos, end)
+            if target is None or after != end or cnames.get(name, target) != target:
+                return None
+            cnames[name] = target
+            pos = end
+            continue
+        else:
+            return None
+        rrset = rrsets.setdefault((name, rtype), [ttl, {}])
+        rrset[0] = min(rrset[0], ttl)
+        rrset[1].setdefault(address, None)
+        pos = end
+    current, seen = qname, {qname}
+    chain: list[str] = []
+    has_addresses = {name for name, _ in rrsets}
+    while current not in has_addresses and current in cnames and len(chain) < MAX_CNAME_CHAIN:
+        current = cnames[current]
+        if current in seen:
+            break
+        seen.add(current)
+        chain.append(current)
+    records: dict[IPAddress, DnsRecordAddress] = {}
+    for (name, _), (ttl, addresses) in rrsets.items():
+        if name == current:
+            for found in addresses:
+                records.setdefault(found, DnsRecordAddress(found, ttl))
+    if not records:
+        return "no_addresses"
+    return ParsedResponse(qname, tuple(chain), tuple(records.values()))
+
+
+def _read_name(wire: bytes, pos: int, end: int) -> tuple[str | None, int]:
+    """A name at `pos` (lower case, no trailing dot) and the position after it; (None, 0)
+    when it breaks a rule or has a byte that needs escaping."""
+    labels: list[bytes] = []
+    wire_length = 1
+    lowest_pointer = pos  # every pointer must go below the previous one
+    segment = pos
+    after = -1
+    while True:
+        if pos >= end:
+            return None, 0
+        count = wire[pos]
+        if count == 0:
+            pos += 1
+            break
+        if count < 64:
+            label = wire[pos + 1 : pos + 1 + count]
+            if pos + 1 + count > end or not _PLAIN.issuperset(label):
+                return None, 0
+            labels.append(label)
+            wire_length += count + 1
+            pos += count + 1
+        elif count >= 192 and pos + 2 <= end:
+            target = (count & 0x3F) << 8 | wire[pos + 1]
+            if target >= lowest_pointer:
+                return None, 0
+            if after < 0:
+                after = pos + 2
+            lowest_pointer = target
+            end = min(end, segment)  # the target must not run into this name
+            segment = pos = target
+        else:
+            return None, 0
+    if wire_length > _MAX_NAME_WIRE:
+        return None, 0
+    return b".".join(labels).decode("ascii").lower(), after if after >= 0 else pos
