@@ -96,14 +96,18 @@ def build_graph(flows: pd.DataFrame, dns: pd.DataFrame | None, inventory: Invent
         destinations = _unique(
             r for t in instants
             for r in resolver.resolve_destination(dst_ip, protocol, dst_port, t, src_ip))
-        if len(sources) > 1:
+        owners = {_identity(p) for p in sources}
+        if len(owners) > 1:
             notes.add(f"{src_ip} changed owner between {first.isoformat()} and "
                       f"{last.isoformat()}: the flow to {dst_ip}/{protocol}/{dst_port} is "
-                      f"counted for each of {', '.join(sorted(p.label() for p in sources))}")
+                      f"counted for each of {', '.join(sorted(p.label() for p in owners))}")
         backends = {_identity(p) for p, _, _ in destinations}
         if len(backends) > 1 and any(p.via_service for p, _, _ in destinations):
             notes.add(f"{dst_ip}/{protocol}/{dst_port} is served by {len(backends)} workloads: "
                       "each edge carries the flow's full counts")
+        # Resolving at two instants may give the same edge twice (with other notes):
+        # the row counts once for each distinct edge.
+        touched: set[tuple[Peer, Peer, str, int]] = set()
         for source in sources:
             for destination, port, port_name in destinations:
                 key = (_identity(source), _identity(destination), protocol, port)
@@ -111,16 +115,19 @@ def build_graph(flows: pd.DataFrame, dns: pd.DataFrame | None, inventory: Invent
                 if acc is None:
                     acc = edges[key] = _EdgeAcc(key[0], key[1])
                 acc.port_name = acc.port_name or port_name
-                acc.first = first if acc.first is None else min(acc.first, first)
-                acc.last = last if acc.last is None else max(acc.last, last)
-                acc.evidence.add(flow)
                 if source.note:
                     acc.source_notes.add(source.note)
                 if destination.note:
                     acc.notes.add(destination.note)
-                bucket = acc.via_service if destination.via_service else acc.direct
                 if destination.via_service:
                     acc.services.add(destination.via_service)
+                if key in touched:
+                    continue
+                touched.add(key)
+                acc.first = first if acc.first is None else min(acc.first, first)
+                acc.last = last if acc.last is None else max(acc.last, last)
+                acc.evidence.add(flow)
+                bucket = acc.via_service if destination.via_service else acc.direct
                 counts = bucket.setdefault(src_ip, _Counts())
                 counts.connections += connections
                 counts.packets += packets

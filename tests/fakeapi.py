@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -47,13 +46,22 @@ class FakeApi:
     objects: list[dict[str, Any]]
     watch_events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     forbidden: set[str] = field(default_factory=set)  # plural names: "pods", "deployments"
+    forbidden_watch: set[str] = field(default_factory=set)  # list allowed, watch refused
+    expire_watches: int = 0  # answer this many first watches with a 410 Gone ERROR event
+    later_objects: list[dict[str, Any]] | None = None  # what lists return after the first
     requests: list[Recorded] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
 
+    lists_served: dict[str, int] = field(default_factory=dict)
+
     def items(self, kind: str) -> list[dict[str, Any]]:
+        served = self.lists_served.get(kind, 0)
+        self.lists_served[kind] = served + 1
+        objects = self.objects if served == 0 or self.later_objects is None \
+            else self.later_objects
         # The API leaves kind/apiVersion out of list items.
         return [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")}
-                for o in self.objects if o.get("kind") == kind]
+                for o in objects if o.get("kind") == kind]
 
 
 def _status(code: int, reason: str, message: str) -> bytes:
@@ -86,7 +94,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, _status(404, "NotFound", f"the server could not find {url.path}"))
             return
         watching = query.get("watch", ["false"])[0] in ("true", "1")
-        if plural in self.api.forbidden:
+        if plural in self.api.forbidden or (watching and plural in self.api.forbidden_watch):
             verb = "watch" if watching else "list"
             group = url.path.split("/")[2] if url.path.startswith("/apis/") else ""
             self._send(403, _status(403, "Forbidden", (
@@ -107,6 +115,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        if self.api.expire_watches > 0:
+            self.api.expire_watches -= 1
+            gone = {"type": "ERROR", "object": {
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "too old resource version", "reason": "Expired", "code": 410}}
+            self._chunk(json.dumps(gone).encode() + b"\n")
+            self.wfile.write(b"0\r\n\r\n")
+            self.close_connection = True
+            return
         for event in self.api.watch_events.get(plural, []):
             version = int(event["object"]["metadata"]["resourceVersion"])
             if version > since:
@@ -150,15 +167,6 @@ def write_kubeconfig(path: Path, server: str, context: str = "fake") -> Path:
 
 def load_events(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def wait_until(predicate: Any, seconds: float = 5.0, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 def objects_of(path: Path) -> list[dict[str, Any]]:

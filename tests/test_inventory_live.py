@@ -104,3 +104,26 @@ def test_bad_kubeconfig_and_unknown_context(tmp_path: Path) -> None:
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:1")
     with pytest.raises(InventoryError, match="cannot load the cluster configuration"):
         load_inventory_live(str(kubeconfig), "no-such-context")
+
+
+def test_watch_refused_keeps_the_listed_pods(tmp_path: Path) -> None:
+    api = FakeApi(objects_of(DATA / "cluster.json"), forbidden_watch={"pods"})
+    with serve(api) as url:
+        live = load_inventory_live(str(write_kubeconfig(tmp_path / "kubeconfig", url)), None,
+                                   watch_seconds=1)
+    assert len(live.pods) == 10
+    assert ("forbidden: cannot watch pods at cluster scope: grant 'watch' on 'pods'; pod "
+            "changes during the window were not recorded") in live.notes
+
+
+def test_expired_watch_relists_and_records_pods_gone_meanwhile(tmp_path: Path) -> None:
+    objects = objects_of(DATA / "cluster.json")
+    later = [o for o in objects if o["metadata"]["name"] != "debug"]
+    api = FakeApi(objects, expire_watches=1, later_objects=later)
+    with serve(api) as url:
+        live = load_inventory_live(str(write_kubeconfig(tmp_path / "kubeconfig", url)), None,
+                                   watch_seconds=1)
+    assert api.lists_served["Pod"] == 2  # listed again after the 410
+    debug = next(p for p in live.pods if p.name == "debug")
+    assert debug.deleted is not None
+    assert len(live.pods) == 10

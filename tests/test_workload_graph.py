@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from discover.inventory.files import load_inventory_files
 from discover.inventory.model import Inventory, WorkloadRef
@@ -159,3 +161,46 @@ def test_empty_flows(inventory: Inventory) -> None:
     graph = build_graph(flows_frame([]), None, inventory)
     assert graph.edges == () and graph.window_start is None
     assert list(graph_frame(graph).columns) == GRAPH_COLUMNS
+
+
+def test_row_resolving_to_the_same_edge_at_both_ends_counts_once(
+        inventory: Inventory) -> None:
+    # At 11:00 no api pod existed yet (the selector's workload is used, with a note); at
+    # 12:05 the api pod did: the same edge, which must not get the row twice.
+    flows = flows_frame([("10.244.2.40", "10.96.10.20", "TCP", 80, 3, 30, t(11), t(12, 5))])
+    [edge] = build_graph(flows, None, inventory).edges
+    assert edge.destination.workload == API and (edge.connections, edge.packets) == (3, 30)
+    assert "selector" in edge.destination.note
+
+
+POOL = [
+    ("10.244.2.40", "10.96.10.10", "TCP", 80),  # web Service
+    ("10.244.2.40", "10.244.1.11", "TCP", 8080),  # web pod after DNAT
+    ("10.244.2.20", "10.96.10.10", "TCP", 80),
+    ("10.244.2.20", "10.244.1.11", "TCP", 8080),
+    ("10.244.1.11", "10.96.0.10", "UDP", 53),
+    ("10.244.1.11", "10.244.2.2", "UDP", 53),
+    ("10.244.1.11", "203.0.113.5", "TCP", 443),
+    ("10.0.0.12", "10.244.2.20", "TCP", 5432),
+    ("198.51.100.9", "198.51.100.7", "TCP", 443),  # LB IP
+    ("198.51.100.9", "10.244.1.11", "TCP", 8080),
+]
+
+
+@given(st.dictionaries(st.sampled_from(range(len(POOL))),
+                       st.tuples(st.integers(1, 50), st.integers(0, 500)), min_size=1))
+@settings(max_examples=60, deadline=None)
+def test_edge_counts_lie_between_the_largest_row_and_the_sum(
+        chosen: dict[int, tuple[int, int]]) -> None:
+    inventory = load_inventory_files([CLUSTER])
+    rows = [(*POOL[i], c, p, t(13), t(13, 1)) for i, (c, p) in sorted(chosen.items())]
+    graph = build_graph(flows_frame(rows), None, inventory)
+    by_key = {r[:4]: r for r in rows}
+    covered = set()
+    for edge in graph.edges:
+        evidence = [by_key[(str(f.src_ip), str(f.dst_ip), f.protocol, f.dst_port)]
+                    for f in edge.evidence]
+        covered.update(r[:4] for r in evidence)
+        assert max(r[4] for r in evidence) <= edge.connections <= sum(r[4] for r in evidence)
+        assert edge.packets <= sum(r[5] for r in evidence)
+    assert covered == set(by_key)  # every row is evidence of some edge
