@@ -223,3 +223,33 @@ def test_single_object_corpus(corpora: Path) -> None:
     assert slices["fred"].endpoints[1].addresses == (ip("172.20.0.3"),)
     assert [p.name for p in inventory.network_policies] == ["fred"]
     assert any(t.ref.kind == "StatefulSet" for t in inventory.workloads)
+
+
+def test_online_boutique_kubectl_yaml(corpora: Path) -> None:
+    folder = corpora / "netpol-oracle" / "np-guard-netpol-analyzer" / "tests" / "onlineboutique"
+    inventory = load_inventory_files([folder / "pods.yaml", folder / "ns.yaml",
+                                      folder / "netpols.yaml"])
+    assert len(inventory.pods) == 12 and len(inventory.network_policies) == 11
+    currency = next(p for p in inventory.pods if p.name.startswith("currencyservice-"))
+    assert currency.workload == WorkloadRef("default", "Deployment", "currencyservice")
+    assert currency.ports == (ContainerPort(7000, "TCP", "grpc", "server"),)
+
+
+def test_older_api_versions(tmp_path: Path) -> None:
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump_all([
+        {"apiVersion": "extensions/v1beta1", "kind": "Ingress",
+         "metadata": {"name": "legacy", "namespace": "web",
+                      "annotations": {"kubernetes.io/ingress.class": "nginx"}},
+         "spec": {"backend": {"serviceName": "site", "servicePort": "http"},
+                  "rules": [{"http": {"paths": [
+                      {"backend": {"serviceName": "api", "servicePort": 8080}}]}}]}},
+        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "FQDN",
+         "metadata": {"name": "ext", "namespace": "web"},
+         "endpoints": [{"addresses": ["db.example.com"]}]},
+    ]))
+    inventory = load_inventory_files([path])
+    [ingress] = inventory.ingresses
+    assert ingress.ingress_class == "nginx"
+    assert ingress.backends == (IngressBackend("site", "http"), IngressBackend("api", 8080))
+    assert inventory.endpoint_slices == ()  # FQDN slices hold names, not addresses
