@@ -155,7 +155,7 @@ class RecordWalker:
         linktype = linkfield & 0xFFFF
         self.linktypes_seen.add(linktype)
         limit = max(MAX_RECORD, min(snaplen, 1 << 26))
-        incl_at = struct.Struct(order + "I").unpack_from
+        incl_at = struct.Struct(order + "8xI").unpack_from  # a record header's incl_len
         base = 24  # file offset of buf[0]
         buf = buf[24:]
         while True:
@@ -164,16 +164,21 @@ class RecordWalker:
             pos = 0
             size = len(buf)
             bad = False
-            while pos + hlen <= size:
-                incl = incl_at(buf, pos + 8)[0]
-                if incl > limit:
-                    bad = True
-                    break
-                end = pos + hlen + incl
-                if end > size:
-                    break
-                append(pos)
-                pos = end
+            incl = 0
+            # The hottest loop of the reader: hop from record to record until a header no
+            # longer fits (struct.error), then drop a last record that runs past the end.
+            try:
+                while True:
+                    (incl,) = incl_at(buf, pos)
+                    if incl > limit:
+                        bad = True
+                        break
+                    append(pos)
+                    pos += hlen + incl
+            except struct.error:
+                pass
+            if positions and positions[-1] + hlen + incl_at(buf, positions[-1])[0] > size:
+                pos = positions.pop()
             if positions:
                 yield self._pcap_batch(buf, positions, order, divisor, hlen, linktype)
             if bad:
