@@ -6,14 +6,25 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from discover.inventory.files import load_inventory_files
 from sidecar.inventory_watch import INVENTORY_NAME, InventoryWatch
-from tests.fakeapi import FakeApi, load_events, objects_of, serve, wait_until, write_kubeconfig
+from tests.fakeapi import FakeApi, load_events, objects_of, serve, write_kubeconfig
 
 DATA = Path(__file__).parent / "data" / "inventory"
 ip = ipaddress.ip_address
+
+
+def wait_until(predicate: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def _run(state: Path, kubeconfig: Path, changes: int = 0) -> InventoryWatch:
@@ -24,6 +35,7 @@ def _run(state: Path, kubeconfig: Path, changes: int = 0) -> InventoryWatch:
         assert wait_until(lambda: watch.lists >= 1 and watch.pod_changes >= changes,
                           seconds=20), watch.last_error  # fmt: skip
         watch.write()
+        assert watch.errors == 0, watch.last_error  # (shutting the server down may add one)
     finally:
         watch.stop()
     return watch
@@ -35,8 +47,7 @@ def test_inventory_file_has_the_list_and_the_pod_changes_seen_by_the_watch(
     api = FakeApi(objects_of(DATA / "cluster.json"),
                   watch_events={"pods": load_events(DATA / "watch-pods.jsonl")})  # fmt: skip
     with serve(api) as url:
-        watch = _run(tmp_path, write_kubeconfig(tmp_path / "kc", url), changes=3)
-    assert watch.errors == 0
+        _run(tmp_path, write_kubeconfig(tmp_path / "kc", url), changes=3)
     inventory = load_inventory_files([tmp_path / INVENTORY_NAME])  # what analyze reads
     db = sorted((p for p in inventory.pods if p.name == "db-0"), key=lambda p: p.ips)
     assert [p.ips for p in db] == [(ip("10.244.2.20"),), (ip("10.244.2.21"),)]
@@ -54,7 +65,7 @@ def test_refused_resources_leave_a_partial_inventory(tmp_path: Path) -> None:
         watch = _run(tmp_path, write_kubeconfig(tmp_path / "kc", url))
     kinds = {i["kind"] for i in json.loads((tmp_path / INVENTORY_NAME).read_text())["items"]}
     assert "Pod" in kinds and "ReplicaSet" not in kinds and "Job" not in kinds
-    assert watch.errors == 0
+    assert watch.lists == 1
 
 
 def test_an_unreachable_api_server_is_retried_never_raised(tmp_path: Path) -> None:
