@@ -62,6 +62,12 @@ def test_stable_addresses_are_not_changed() -> None:
     proposal = propose(make_graph([_edge("203.0.113.5")]), make_inventory(shop_pods()),
                        SynthesisOptions(fqdn_mode=FqdnMode.PIN), dns)
     assert proposal.fqdn_dependencies[0].addresses_changed is False
+    # pinning covers the round-robin sibling DNS answered too, on the port seen
+    api = next(p for p in proposal.policies if p["metadata"]["name"] == "api-netpol")
+    pinned = [(r["to"][0]["ipBlock"]["cidr"], r["ports"]) for r in api["spec"]["egress"]
+              if "ipBlock" in r["to"][0]]
+    assert pinned == [("203.0.113.5/32", [{"protocol": "TCP", "port": 443}]),
+                      ("203.0.113.6/32", [{"protocol": "TCP", "port": 443}])]
 
 
 def test_unknown_proxy_is_a_configuration_error() -> None:

@@ -134,9 +134,14 @@ def proxy_ports(context: SynthesisContext, proxy: ProxyRef, workload: WorkloadRe
 
 def plan_fqdn_edges(
     context: SynthesisContext, edges: Sequence[GraphEdge], cidrs: ClusterCidrs,
-    all_edges: Sequence[GraphEdge],
+    all_edges: Sequence[GraphEdge], dns: Sequence[DnsObservation] = (),
 ) -> dict[WorkloadRef, str]:
-    """Write the rules for edges reached by name; returns the mode applied per workload."""
+    """Write the rules for edges reached by name; returns the mode applied per workload.
+    Pinning also pins the addresses DNS answered for the name but nobody connected to
+    (round-robin siblings), which makes the pin a little less brittle."""
+    answered: dict[str, set[IPAddress]] = defaultdict(set)
+    for row in dns:
+        answered[row.name].add(row.address)
     mode = context.options.effective_fqdn_mode
     proxy = context.options.egress_proxy
     proxy_ref = proxy_workload(context, proxy) if proxy is not None and mode is FqdnMode.PROXY \
@@ -153,7 +158,7 @@ def plan_fqdn_edges(
             assert proxy is not None and proxy_ref is not None
             _plan_proxy(context, edge, proxy, proxy_ref, all_edges)
         elif workload_mode is FqdnMode.PIN:
-            _plan_pin(context, edge)
+            _plan_pin(context, edge, answered.get(edge.destination.fqdn, set()))
         else:
             _plan_any_ip(context, edge, cidrs)
     return applied
@@ -189,14 +194,19 @@ def _plan_proxy(context: SynthesisContext, edge: GraphEdge, proxy: ProxyRef,
                    f"{edge.destination.fqdn}: through the egress proxy {proxy}")
 
 
-def _plan_pin(context: SynthesisContext, edge: GraphEdge) -> None:
+def _plan_pin(context: SynthesisContext, edge: GraphEdge, answered: set[IPAddress]) -> None:
     source = edge.source.workload
     assert source is not None and edge.destination.ip is not None
     draft = context.draft(source)
     draft.flags.add("fqdn-pin")
+    port = PortSpec(edge.protocol, edge.port)
     draft.rule("egress", f"ip:{edge.destination.ip}", [ip_peer(edge.destination.ip)],
                use_names=False, reason=f"addresses seen for {edge.destination.fqdn} (pinned)"
-               ).observe(edge.destination.label(), PortSpec(edge.protocol, edge.port), edge)
+               ).observe(edge.destination.label(), port, edge)
+    for address in sorted(answered - {edge.destination.ip}, key=lambda a: (a.version, a)):
+        draft.rule("egress", f"ip:{address}", [ip_peer(address)], use_names=False,
+                   reason=f"answered by DNS for {edge.destination.fqdn} (pinned, not "
+                          "connected to in the window)").ports.add(port)
     context.report(
         Severity.WARNING, "egress-fqdn-pin", str(source),
         "the addresses seen for names are pinned as ipBlocks: brittle, they break when "

@@ -80,7 +80,7 @@ def propose(
     _report_undeclared_ports(context, graph)
 
     cidrs = cluster_cidrs(inventory, options)
-    mode_of = plan_fqdn_edges(context, by_name, cidrs, edges)
+    mode_of = plan_fqdn_edges(context, by_name, cidrs, edges, dns)
     if any(mode == FqdnMode.ANY_IP.value for mode in mode_of.values()):
         for note in cidrs.notes:
             context.report(Severity.INFO, "egress-fqdn-cidrs", "cluster/cidrs", note)
