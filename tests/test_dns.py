@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from discover.dns import DnsDecoder, parse_response
+from discover.dns import DnsDecoder, ParsedResponse, fast_parse, parse_response
 from discover.events import DnsAnswer, DnsRecordAddress, IPAddress, Protocol
 
 CLIENT = IPv4Address("10.244.0.9")
@@ -319,3 +319,96 @@ def test_every_dns_capture_in_the_tcpdump_corpus_decodes_without_raising(corpora
     # dns-badlabel and dns_fwdptr are crafted to break label parsing.
     assert decoder.counters["malformed"] >= 2
     assert decoder.counters["answers"] >= 20
+
+
+# -- the fast path agrees with dnspython ---------------------------------------------------
+
+label = st.text(alphabet="abcXYZ09-_", min_size=1, max_size=8)
+zone = st.sampled_from(["example.com.", "cdn.example.net.", "svc.cluster.local."])
+name_strategy = st.builds(lambda first, rest: f"{first}.{rest}", label, zone)
+
+
+@st.composite
+def dns_messages(draw: st.DrawFn) -> bytes:
+    """Responses as dnspython writes them: compressed, in any order, with extra sections."""
+    names = draw(st.lists(name_strategy, min_size=1, max_size=4, unique=True))
+    query = dns.message.make_query(
+        names[0], draw(st.sampled_from(["A", "AAAA"])), use_edns=draw(st.booleans())
+    )
+    query.id = draw(st.integers(0, 65535))
+    reply = dns.message.make_response(query)
+    for _ in range(draw(st.integers(1, 6))):
+        owner = draw(st.sampled_from(names))
+        kind = draw(st.sampled_from(["A", "AAAA", "CNAME"]))
+        ttl = draw(st.sampled_from([0, 5, 300, 2**31 - 1, 2**31, 2**32 - 1]))
+        if kind == "A":
+            value = draw(st.sampled_from(["192.0.2.1", "192.0.2.2", "198.51.100.3"]))
+        elif kind == "AAAA":
+            value = draw(st.sampled_from(["2001:db8::1", "2001:db8::2"]))
+        else:
+            value = draw(st.sampled_from(names))
+        reply.answer.append(dns.rrset.from_text(owner, ttl, "IN", kind, value))
+    if draw(st.booleans()):
+        reply.authority.append(
+            dns.rrset.from_text(
+                "example.com.", 60, "IN", "SOA", "ns.example.com. admin.example.com. 1 2 3 4 5"
+            )
+        )
+    return reply.to_wire()
+
+
+@settings(max_examples=400, deadline=None)
+@given(dns_messages())
+def test_fast_path_agrees_with_dnspython_on_well_formed_answers(wire: bytes) -> None:
+    fast = fast_parse(wire)
+    # CNAME sets with two targets are the one shape of these the fast path hands over.
+    assert fast is not None or wire.count(b"\x00\x05\x00\x01") > 1
+    if fast is not None:
+        assert fast == parse_response(wire)
+
+
+@settings(max_examples=400, deadline=None)
+@given(dns_messages(), st.binary(min_size=1, max_size=4), st.integers(0, 120))
+def test_fast_path_never_contradicts_dnspython_on_damaged_answers(
+    wire: bytes, noise: bytes, position: int
+) -> None:
+    damaged = wire[:position] + noise + wire[position + len(noise) :]
+    fast = fast_parse(damaged)
+    slow = parse_response(damaged)
+    if fast is not None and not isinstance(slow, str):
+        assert fast == slow
+    if isinstance(fast, ParsedResponse):
+        # When dnspython can't read it, it is only for a section the fast path never reads.
+        assert slow == fast or slow == "malformed"
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        # A pointer forward (to the answer's own name) instead of backward.
+        struct.pack("!HHHHHH", 1, 0x8180, 1, 1, 0, 0)
+        + b"\x01a\x00\x00\x01\x00\x01"
+        + b"\xc0\x1d\x00\x01\x00\x01\x00\x00\x00\x05\x00\x04\xc0\x00\x02\x01"
+        + b"\x01b\x00",
+        # A label with a space: dnspython escapes it ("a\\032b").
+        response("a b.example.com.", [("a b.example.com.", "A", 5, ["192.0.2.1"])]),
+        # An MX record in the answer: not a shape the fast path reads.
+        response("m.example.com.", [("m.example.com.", "MX", 5, ["10 x.example.com."])]),
+        # Truncated (TC) answers.
+        bytes([0, 1, 0x83, 0x80])
+        + response("t.example.com.", [("t.example.com.", "A", 5, ["192.0.2.1"])])[4:],
+    ],
+    ids=["forward-pointer", "escaped-label", "mx", "tc-bit"],
+)
+def test_unusual_shapes_go_to_dnspython(wire: bytes) -> None:
+    assert fast_parse(wire) is None
+    decoder = DnsDecoder()
+    decoder.decode(Payload(wire))
+    assert decoder.counters["dnspython"] == 1
+
+
+def test_escaped_names_come_out_as_dnspython_writes_them() -> None:
+    wire = response("a b.example.com.", [("a b.example.com.", "A", 5, ["192.0.2.1"])])
+    answer = DnsDecoder().decode(Payload(wire))
+    assert answer is not None
+    assert answer.query_name == "a\\032b.example.com"
