@@ -47,6 +47,7 @@ class FakeApi:
     watch_events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     forbidden: set[str] = field(default_factory=set)  # plural names: "pods", "deployments"
     forbidden_watch: set[str] = field(default_factory=set)  # list allowed, watch refused
+    refusal: int = 403  # 401 makes `forbidden` answer as for bad credentials
     expire_watches: int = 0  # answer this many first watches with a 410 Gone ERROR event
     later_objects: list[dict[str, Any]] | None = None  # what lists return after the first
     requests: list[Recorded] = field(default_factory=list)
@@ -97,6 +98,9 @@ class _Handler(BaseHTTPRequestHandler):
         if plural in self.api.forbidden or (watching and plural in self.api.forbidden_watch):
             verb = "watch" if watching else "list"
             group = url.path.split("/")[2] if url.path.startswith("/apis/") else ""
+            if self.api.refusal == 401:
+                self._send(401, _status(401, "Unauthorized", "Unauthorized"))
+                return
             self._send(403, _status(403, "Forbidden", (
                 f'{plural} is forbidden: User "system:serviceaccount:default:netpol" cannot '
                 f'{verb} resource "{plural}" in API group "{group}" at the cluster scope')))

@@ -127,3 +127,25 @@ def test_expired_watch_relists_and_records_pods_gone_meanwhile(tmp_path: Path) -
     debug = next(p for p in live.pods if p.name == "debug")
     assert debug.deleted is not None
     assert len(live.pods) == 10
+
+
+def test_bad_credentials(tmp_path: Path) -> None:
+    from tests.fakeapi import PATHS
+    api = FakeApi([], forbidden={p.rsplit("/", 1)[-1] for p in PATHS}, refusal=401)
+    with serve(api) as url, pytest.raises(InventoryError) as caught:
+        load_inventory_live(str(write_kubeconfig(tmp_path / "kubeconfig", url)), None)
+    assert str(caught.value) == (
+        f"{url}: every resource was refused: unauthorized: the API server rejected the "
+        "credentials when trying to list namespaces (HTTP 401)")
+
+
+def test_server_that_never_answers_times_out_naming_the_url(tmp_path: Path) -> None:
+    with socket.socket() as server:  # accepts connections (backlog) but never replies
+        server.bind(("127.0.0.1", 0))
+        server.listen(4)
+        url = f"http://127.0.0.1:{server.getsockname()[1]}"
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", url)
+        with pytest.raises(InventoryError) as caught:
+            load_inventory_live(str(kubeconfig), None, timeout=0.5)
+    assert str(caught.value).startswith(f"{url}: cannot reach the API server: ")
+    assert "timed out" in str(caught.value)

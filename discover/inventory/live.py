@@ -133,6 +133,7 @@ def load_inventory_live(
     pods: list[dict[str, Any]] = []
     pods_version = ""
     denied = 0
+    refusal = ""
     try:
         for resource in RESOURCES:
             try:
@@ -140,6 +141,7 @@ def load_inventory_live(
             except ApiException as error:
                 if error.status in (401, 403):
                     denied += 1
+                    refusal = refusal or rbac_message(resource, "list", error)
                     notes.append(rbac_message(resource, "list", error)
                                  + "; the inventory is partial")
                     continue
@@ -157,7 +159,7 @@ def load_inventory_live(
                 raw.extend(RawObject(f"{server}: {resource.plural}[{i}]", item)
                            for i, item in enumerate(items))
         if denied == len(RESOURCES):
-            raise InventoryError(f"{server}: every resource was refused: {notes[0]}")
+            raise InventoryError(f"{server}: every resource was refused: {refusal}")
         watcher = PodWatcher(pods, started=datetime.now(UTC))
         if watch_seconds > 0 and pods_version:
             notes.extend(_watch(api, watcher, pods_version, watch_seconds, timeout, server))
