@@ -24,9 +24,10 @@ from discover.synthesis.selfcheck import check_proposal
 from discover.workload_graph import WorkloadGraph
 
 
-def _edge_key(edge: GraphEdge) -> tuple[str, str, str, int, str, str]:
-    return (edge.source.label(), edge.destination.label(), edge.protocol, edge.port,
-            edge.source.kind.value, edge.destination.kind.value)
+def _edge_key(edge: GraphEdge) -> tuple[str, ...]:
+    return (edge.source.label(), edge.destination.label(), edge.protocol, f"{edge.port:05d}",
+            edge.source.kind.value, edge.destination.kind.value, str(edge.source.ip),
+            str(edge.destination.ip))
 
 
 def propose(
