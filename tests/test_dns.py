@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import socket
 import struct
+import subprocess
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
@@ -412,3 +417,110 @@ def test_escaped_names_come_out_as_dnspython_writes_them() -> None:
     answer = DnsDecoder().decode(Payload(wire))
     assert answer is not None
     assert answer.query_name == "a\\032b.example.com"
+
+
+# -- a real DNS server's answers -------------------------------------------------------
+
+DNS_DATA = Path(__file__).parent / "data" / "dns"
+CHAIN = ("web.example.org", "edge.example.net")
+DNSMASQ_ARGS = [
+    "--no-resolv",
+    "--no-hosts",
+    "--conf-file=/dev/null",
+    "--cname=www.example.com,web.example.org",
+    "--cname=web.example.org,edge.example.net",
+    "--host-record=edge.example.net,192.0.2.10,2001:db8::10",
+]
+
+
+@pytest.mark.parametrize(
+    ("fixture", "address"),
+    [("dnsmasq-cname-chain-a.bin", "192.0.2.10"), ("dnsmasq-cname-chain-aaaa.bin", "2001:db8::10")],
+)
+def test_dnsmasq_answers_with_a_cname_chain(fixture: str, address: str) -> None:
+    wire = (DNS_DATA / fixture).read_bytes()
+    answer = DnsDecoder().decode(Payload(wire))
+    assert answer is not None
+    assert answer.query_name == "www.example.com"  # asked as WWW.example.com
+    assert answer.cname_chain == CHAIN
+    assert answer.addresses == (DnsRecordAddress(ip_address(address), 0),)
+    assert fast_parse(wire) == parse_response(wire)
+
+
+@pytest.fixture
+def dnsmasq_port() -> Iterator[int]:
+    """A dnsmasq on 127.0.0.1 serving the chain above, on a free port."""
+    binary = shutil.which("dnsmasq")
+    if binary is None:
+        pytest.skip("dnsmasq is not installed")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # free for TCP; dnsmasq fails loudly if not for UDP
+    server = subprocess.Popen(
+        [
+            binary,
+            "--keep-in-foreground",
+            f"--port={port}",
+            "--listen-address=127.0.0.1",
+            "--bind-interfaces",
+            "--user=root",
+            *DNSMASQ_ARGS,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"dnsmasq did not start: {server.stderr.read()!r}")  # type: ignore[union-attr]
+                time.sleep(0.05)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        if server.stderr is not None:
+            server.stderr.close()
+
+
+def _ask_udp(port: int, name: str, rdtype: str, message_id: int) -> bytes:
+    query = dns.message.make_query(name, rdtype)
+    query.id = message_id
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.settimeout(5)
+        udp.sendto(query.to_wire(), ("127.0.0.1", port))
+        return udp.recv(65535)
+
+
+def _ask_tcp(port: int, name: str, rdtype: str) -> bytes:
+    wire = dns.message.make_query(name, rdtype).to_wire()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as tcp:
+        tcp.sendall(struct.pack("!H", len(wire)) + wire)
+        data = b""
+        while len(data) < 2 or len(data) < 2 + struct.unpack("!H", data[:2])[0]:
+            chunk = tcp.recv(65535)
+            if not chunk:
+                break
+            data += chunk
+    return data[2:]  # what DnsPayload carries for TCP: no length prefix
+
+
+def test_live_dnsmasq_answers_over_udp_and_tcp(dnsmasq_port: int) -> None:
+    decoder = DnsDecoder()
+    udp = decoder.decode(Payload(_ask_udp(dnsmasq_port, "www.example.com", "A", 1)))
+    again = decoder.decode(Payload(_ask_udp(dnsmasq_port, "www.example.com", "A", 2)))
+    tcp = decoder.decode(
+        Payload(_ask_tcp(dnsmasq_port, "WWW.EXAMPLE.COM", "AAAA"), transport=Protocol.TCP)
+    )
+    assert udp is not None and again is not None and tcp is not None
+    assert udp.cname_chain == tcp.cname_chain == CHAIN
+    assert [str(a.address) for a in udp.addresses] == ["192.0.2.10"]
+    assert [str(a.address) for a in tcp.addresses] == ["2001:db8::10"]
+    assert tcp.transport is Protocol.TCP
+    assert decoder.counters["cache_hits"] == 1  # the second UDP answer differs only by ID
+    missing = decoder.decode(Payload(_ask_udp(dnsmasq_port, "nothing.example.com", "A", 3)))
+    assert missing is None
