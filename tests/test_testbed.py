@@ -23,10 +23,10 @@ from discover.events import ConnectionOpen
 from discover.inventory.files import load_inventory_files
 from tests.testbed.cluster import build_cluster
 from tests.testbed.dnat import render_nat_table
-from tests.testbed.dns import hosts_file_text, static_records
+from tests.testbed.dns import hosts_file_text, parse_query_log, static_records
 from tests.testbed.ground_truth import build_ground_truth
 from tests.testbed.inventory_writer import build_inventory
-from tests.testbed.plan import EXTERNAL_AGENT, plan_agents
+from tests.testbed.plan import EXTERNAL_AGENT, NODE_AGENT, plan_agents
 from tests.testbed.pytest_support import REPO, cached_run, leftovers, processes_mentioning
 from tests.testbed.runner import RunResult, Timeline
 from tests.testbed.scenario import DOCUMENTATION_RANGES, POD_RANGE, ScenarioError
@@ -146,7 +146,7 @@ def test_plans_only_use_pods_alive_and_documentation_addresses(name: str) -> Non
     allowed = list(DOCUMENTATION_RANGES) + [POD_RANGE, IPv4Network("10.96.0.0/12")]
     for agent, plan in plans.items():
         for action in plan.actions:
-            if agent != EXTERNAL_AGENT:
+            if agent not in (EXTERNAL_AGENT, NODE_AGENT):
                 assert pods[agent].alive(action.at)
             assert action.address is not None or action.query
             if action.address is not None:
@@ -202,6 +202,29 @@ def test_dns_records_and_rotation() -> None:
     assert "192.0.2.10" not in phases[1] and "192.0.2.12 api.payments.example.com" in phases[1]
     assert phases[0] == hosts_file_text(cluster, 3), "phases cycle"
     assert "192.0.2.20 s3.eu-west.store.example.com" in phases[0]
+
+
+def test_dnsmasq_query_log_names_client_port_and_name() -> None:
+    text = (
+        "Nov 26 04:34:51 dnsmasq[18207]: started, version 2.90 cachesize 150\n"
+        "Nov 26 04:34:52 dnsmasq[18207]: 1 10.244.0.5/35636 query[A] Cart.shop.svc.cluster"
+        ".local from 10.244.0.5\n"
+        "Nov 26 04:34:52 dnsmasq[18207]: 1 10.244.0.5/35636 config cart.shop.svc.cluster"
+        ".local is 10.96.10.13\n"
+    )
+    assert parse_query_log(text) == {("10.244.0.5", 35636, "cart.shop.svc.cluster.local")}
+
+
+def test_node_probes_and_dns_over_tcp_are_planned() -> None:
+    cluster = build_cluster(load_scenario("shop"))
+    plans = plan_agents(cluster)
+    node = plans[NODE_AGENT]
+    assert node.actions and node.listen == ()
+    assert {a.source for a in node.actions} == {str(cluster.scenario.node.ip)}
+    catalog = {str(p.ip) for p in cluster.pods_of("shop/catalog")}
+    assert catalog <= {a.address for a in node.actions}
+    media = cluster.pods_of("shop/media")[0]
+    assert all(a.dns_tcp for a in plans[media.name].actions)
 
 
 # -- inventory and ground truth, from a made-up timeline ----------------------------------

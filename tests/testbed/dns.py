@@ -9,6 +9,7 @@ External names live in an additional hosts file that `rotate()` rewrites and rel
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import subprocess
@@ -19,6 +20,14 @@ from tests.testbed.cluster import Cluster, PodPlan
 from tests.testbed.netns import Sandbox, TestbedError
 
 LOCAL_TTL = 2  # seconds: short, so rotated answers are used at once
+# `--log-queries=extra` lines: "<serial> <client>/<port> query[A] <name> from <client>"
+_QUERY_LINE = re.compile(r"dnsmasq\[\d+\]: \d+ (\S+)/(\d+) query\[\w+\] (\S+) from ")
+
+
+def parse_query_log(text: str) -> set[tuple[str, int, str]]:
+    """(client IP, client port, name) of every query a dnsmasq log shows: which CoreDNS
+    replica answered which query, for the ground truth."""
+    return {(m[1], int(m[2]), m[3].lower().rstrip(".")) for m in _QUERY_LINE.finditer(text)}
 
 
 def dnsmasq_binary() -> str:
@@ -87,7 +96,7 @@ class ClusterDns:
             dnsmasq_binary(), "--no-daemon", "--conf-file=/dev/null", "--no-resolv",
             "--no-hosts", "--bind-interfaces", f"--listen-address={pod.ip}",
             "--port=53", "--user=root", "--pid-file=", f"--local-ttl={LOCAL_TTL}",
-            "--log-queries", f"--log-facility={log}",
+            "--log-queries=extra", f"--log-facility={log}",
             f"--addn-hosts={self.hosts}", "--address=/#/",
             *static_records(self.cluster),
         ]

@@ -13,7 +13,7 @@ from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any
 
 from tests.testbed.cluster import Cluster, PodPlan
-from tests.testbed.plan import EXTERNAL_AGENT
+from tests.testbed.plan import EXTERNAL_AGENT, NODE_AGENT
 from tests.testbed.scenario import POD_RANGE
 
 if TYPE_CHECKING:
@@ -36,8 +36,10 @@ def _pod_ref(pod: PodPlan) -> dict[str, Any]:
 
 class _Truth:
     def __init__(self, cluster: Cluster, times: Timeline,
-                 logs: Mapping[str, list[dict[str, Any]]]) -> None:
+                 logs: Mapping[str, list[dict[str, Any]]],
+                 dns_answerers: Mapping[tuple[str, int, str], list[str]]) -> None:
         self.cluster = cluster
+        self.dns_answerers = dns_answerers
         self.times = times
         self.pods = {p.name: p for p in cluster.pods}
         # Keyed by the client's address and port; a list because ephemeral ports get
@@ -50,6 +52,9 @@ class _Truth:
                     self.accepts.setdefault(key, []).append((agent, record))
 
     def client(self, agent: str, src: str | None) -> dict[str, Any]:
+        if agent == NODE_AGENT:
+            node = self.cluster.scenario.node
+            return {"kind": "node", "name": node.name, "ip": str(node.ip)}
         if agent == EXTERNAL_AGENT:
             name = next((c.name for c in self.cluster.scenario.external_clients
                          if str(c.ip) == src), None)
@@ -107,13 +112,20 @@ class _Truth:
 
     def dns_connection(self, agent: str, record: dict[str, Any]) -> dict[str, Any]:
         at = record["time"]
+        client = self.client(agent, None)
+        transport = record.get("transport", "UDP")
         dns_pods = [p for p in self.cluster.pods if p.runs_dns]
-        resolved = _pod_ref(dns_pods[0]) | {"port": 53, "port_name": "dns"} \
-            if len(dns_pods) == 1 else None
+        answerers = self.dns_answerers.get((client["ip"], record["sport"], record["qname"]), [])
+        if len(dns_pods) == 1:
+            answerers = [dns_pods[0].name]
+        resolved = None
+        if len(answerers) == 1:  # else: not logged, or ambiguous (a port reused)
+            resolved = _pod_ref(self.pods[answerers[0]]) | {
+                "port": 53, "port_name": "dns" if transport == "UDP" else "dns-tcp"}
         return {
             "time": round(at, 6), "time_iso": iso(at), "purpose": "dns", "traffic": None,
-            "ok": record["rcode"] != "ERROR", "error": record.get("error"), "protocol": "UDP",
-            "client": self.client(agent, None), "client_port": record["sport"],
+            "ok": record["rcode"] != "ERROR", "error": record.get("error"),
+            "protocol": transport, "client": client, "client_port": record["sport"],
             "server_address": record["server"], "server_port": 53,
             "server_kind": "cluster-ip", "service": "kube-system/kube-dns",
             "query": record["qname"], "resolved": resolved,
@@ -121,9 +133,11 @@ class _Truth:
 
 
 def build_ground_truth(cluster: Cluster, times: Timeline,
-                       logs: Mapping[str, list[dict[str, Any]]], result: RunResult
+                       logs: Mapping[str, list[dict[str, Any]]], result: RunResult,
+                       dns_answerers: Mapping[tuple[str, int, str], list[str]] | None = None,
                        ) -> dict[str, Any]:
-    truth = _Truth(cluster, times, logs)
+    """`dns_answerers`: (client IP, port, name) -> CoreDNS pods that logged the query."""
+    truth = _Truth(cluster, times, logs, dns_answerers or {})
     connections: list[dict[str, Any]] = []
     queries: list[dict[str, Any]] = []
     for agent, records in sorted(logs.items()):
@@ -137,6 +151,7 @@ def build_ground_truth(cluster: Cluster, times: Timeline,
                     "time": round(record["time"], 6), "time_iso": iso(record["time"]),
                     "client": connection["client"], "name": record["qname"],
                     "rcode": record["rcode"], "addresses": record["addresses"],
+                    "transport": connection["protocol"],
                     "cname_chain": record["cname_chain"],
                 })
     connections.sort(key=lambda c: (c["time"], c["client"]["ip"] or "", c["client_port"] or 0))

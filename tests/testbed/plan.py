@@ -12,6 +12,7 @@ from tests.testbed.cluster import Cluster, PodPlan, target_port_of
 from tests.testbed.scenario import ScenarioError, ServiceSpec, TrafficSpec
 
 EXTERNAL_AGENT = "external"
+NODE_AGENT = "node"  # kubelet-like probes from the node's own address
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +24,8 @@ class Action:
     address: str | None  # literal destination; None: the answer to `query`
     query: str | None = None  # name to resolve (search list applies, as with ndots:5)
     pick: int = 0  # which of the answers to use (round robin over ticks)
-    source: str | None = None  # source address to bind (external clients)
+    source: str | None = None  # source address to bind (external clients, the node)
+    dns_tcp: bool = False  # resolve `query` over TCP
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +56,8 @@ def plan_agents(cluster: Cluster) -> dict[str, AgentPlan]:
                 for action in _targets(cluster, item, index, client, at, tick):
                     actions.setdefault(agent, []).append(
                         Action(action.at, action.traffic, action.protocol, action.port,
-                               action.address, action.query, action.pick, source))
+                               action.address, action.query, action.pick, source,
+                               item.target.dns_tcp))
     plans: dict[str, AgentPlan] = {}
     for pod in cluster.pods:
         if pod.host_network:
@@ -71,6 +74,11 @@ def plan_agents(cluster: Cluster) -> dict[str, AgentPlan]:
         agent=EXTERNAL_AGENT, namespace=None, workload=None, listen=tuple(ext_listen),
         search=(), actions=tuple(sorted(actions.get(EXTERNAL_AGENT, []), key=lambda a: a.at)),
     )
+    if actions.get(NODE_AGENT):
+        plans[NODE_AGENT] = AgentPlan(
+            agent=NODE_AGENT, namespace=None, workload=None, listen=(), search=(),
+            actions=tuple(sorted(actions[NODE_AGENT], key=lambda a: a.at)),
+        )
     return plans
 
 
@@ -80,6 +88,8 @@ def _clients(cluster: Cluster, item: TrafficSpec
     if item.from_external is not None:
         client = next(c for c in cluster.scenario.external_clients if c.name == item.from_external)
         return [(EXTERNAL_AGENT, str(client.ip), None, 0.0)]
+    if item.source == NODE_AGENT:
+        return [(NODE_AGENT, str(cluster.scenario.node.ip), None, 0.0)]
     pods = [p for p in cluster.pods_of(item.source) if not p.host_network]
     return [(p.name, None, p, 0.29 * i) for i, p in enumerate(pods)]
 

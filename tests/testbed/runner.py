@@ -26,11 +26,11 @@ from typing import Any
 from tests.testbed.capture import Capture
 from tests.testbed.cluster import Cluster, PodPlan, build_cluster
 from tests.testbed.dnat import choose_iptables, load_nat_table, render_nat_table
-from tests.testbed.dns import ClusterDns
+from tests.testbed.dns import ClusterDns, parse_query_log
 from tests.testbed.ground_truth import build_ground_truth
 from tests.testbed.inventory_writer import build_inventory
 from tests.testbed.netns import Sandbox, TestbedError
-from tests.testbed.plan import EXTERNAL_AGENT, AgentPlan, plan_agents
+from tests.testbed.plan import EXTERNAL_AGENT, NODE_AGENT, AgentPlan, plan_agents
 from tests.testbed.scenario import Scenario
 
 REPO = Path(__file__).resolve().parents[2]
@@ -148,6 +148,8 @@ class _Run:
         for pod in initial:
             self.start_agent(pod.name, self.pod_ns[pod.name])
         self.start_agent(EXTERNAL_AGENT, ext_ns)
+        if NODE_AGENT in self.plans:
+            self.start_agent(NODE_AGENT, self.node)
         for name in list(self.agents):
             self.wait_ready(name)
         captures = [Capture(self.sandbox, self.node, "any", self.result.capture,
@@ -167,6 +169,10 @@ class _Run:
         self.times.end = time.time()
         for name in list(self.agents):
             self.sandbox.stop(self.agents.pop(name))
+        for errors in sorted(self.workdir.glob("agent-*.err")):
+            text = errors.read_text(errors="replace").strip()
+            if text:  # an agent that complained: say so, the ground truth may lack things
+                self.result.warnings.append(f"{errors.stem}: {text[-300:]}")
         time.sleep(0.3)  # the last replies reach the capture
         for capture in captures:
             capture.stop()
@@ -175,7 +181,8 @@ class _Run:
         inventory = build_inventory(self.cluster, self.times)
         self.result.inventory.write_text(json.dumps(inventory, indent=2, sort_keys=True) + "\n",
                                          encoding="utf-8")
-        truth = build_ground_truth(self.cluster, self.times, self._read_logs(), self.result)
+        truth = build_ground_truth(self.cluster, self.times, self._read_logs(), self.result,
+                                   self._dns_answerers())
         self.result.ground_truth.write_text(json.dumps(truth, indent=2, sort_keys=True) + "\n",
                                             encoding="utf-8")
         self.say(f"{len(truth['connections'])} connections, {len(truth['dns_queries'])} DNS "
@@ -208,7 +215,9 @@ class _Run:
         plan_path.write_text(json.dumps(plan), encoding="utf-8")
         argv = [sys.executable, "-m", "tests.testbed.traffic", str(plan_path),
                 str(self.workdir / f"log-{name}.jsonl")]
-        self.agents[name] = self.sandbox.start(namespace, argv, cwd=str(REPO))
+        with (self.workdir / f"agent-{name}.err").open("w") as errors:
+            self.agents[name] = self.sandbox.start(namespace, argv, cwd=str(REPO),
+                                                   stderr=errors.fileno())
 
     def wait_ready(self, name: str) -> None:
         process = self.agents[name]
@@ -218,7 +227,7 @@ class _Run:
                 process.wait(2)
             except subprocess.TimeoutExpired:
                 process.kill()
-            error = process.stderr.read() if process.stderr is not None else ""
+            error = (self.workdir / f"agent-{name}.err").read_text(errors="replace")
             raise TestbedError(f"agent {name}", error.strip()[-500:] or f"said {line!r}")
 
     def go(self, name: str) -> None:
@@ -261,6 +270,15 @@ class _Run:
                 self.wait_ready(subject.name)
                 self.go(subject.name)
                 self.say(f"created pod {subject.namespace}/{subject.name} ({subject.ip})")
+
+    def _dns_answerers(self) -> dict[tuple[str, int, str], list[str]]:
+        """(client IP, port, name) -> the CoreDNS pods whose dnsmasq logged that query."""
+        found: dict[tuple[str, int, str], list[str]] = {}
+        for log_path in self.dns.logs:
+            pod = log_path.stem.removeprefix("dnsmasq-")
+            for key in parse_query_log(log_path.read_text(encoding="utf-8", errors="replace")):
+                found.setdefault(key, []).append(pod)
+        return found
 
     def _read_logs(self) -> dict[str, list[dict[str, Any]]]:
         logs: dict[str, list[dict[str, Any]]] = {}

@@ -132,11 +132,12 @@ class TargetSpec:
     load_balancer: str | None = None  # "ns/name" of a LoadBalancer Service, by its LB IP
     every_pod: bool = False  # all pods (but the client's own) that declare the named port
     resolve: str | None = None  # the name the client asks for (search-list style)
+    dns_tcp: bool = False  # resolve over TCP (as after a truncated UDP answer)
 
 
 @dataclass(frozen=True, slots=True)
 class TrafficSpec:
-    source: str  # "ns/name" of a workload, or "external:NAME" for an external client
+    source: str  # "ns/name" of a workload, "external:NAME" (external client), or "node"
     target: TargetSpec
     protocol: str
     every: float  # seconds between connections

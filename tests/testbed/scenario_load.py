@@ -259,7 +259,7 @@ class _Parser:
         doc = self.mapping(value, where, {"from", "to", "protocol", "every", "start", "stop"})
         to = self.mapping(doc.get("to"), f"{where}.to", {
             "service", "workload", "external", "ip", "load_balancer", "every_pod", "port",
-            "resolve",
+            "resolve", "dns_tcp",
         })
         refs = [k for k in ("service", "workload", "external", "ip", "load_balancer",
                             "every_pod") if to.get(k)]
@@ -276,6 +276,7 @@ class _Parser:
             load_balancer=to.get("load_balancer"),
             every_pod=bool(to.get("every_pod", False)),
             resolve=to.get("resolve"),
+            dns_tcp=bool(to.get("dns_tcp", False)),
         )
         return TrafficSpec(
             source=str(doc.get("from")),
@@ -347,6 +348,9 @@ def check_scenario(scenario: Scenario) -> None:
         if t.from_external is not None:
             if t.from_external not in clients:
                 raise fail(f"{where}.from", f"no external client {t.from_external!r}")
+        elif t.source == "node":
+            if t.target.workload is None and t.target.ip is None:
+                raise fail(f"{where}.to", "the node probes pods by IP: use workload or ip")
         else:
             _lookup(keys, t.source, fail, f"{where}.from")
         if t.target.service is not None:

@@ -113,25 +113,33 @@ class Resolver:
         absolute = f"{name}."
         return [absolute, *searched] if name.count(".") >= NDOTS else [*searched, absolute]
 
-    def resolve(self, name: str) -> list[str]:
+    def resolve(self, name: str, tcp: bool = False) -> list[str]:
         for qname in self.candidates(name):
-            addresses = self._query(qname)
+            addresses = self._query(qname, tcp)
             if addresses:
                 return addresses
         return []
 
-    def _query(self, qname: str) -> list[str]:
+    def _query(self, qname: str, tcp: bool) -> list[str]:
         query = dns.message.make_query(qname, dns.rdatatype.A)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        kind = socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM
+        record: dict[str, Any] = {"event": "dns", "qname": qname.rstrip("."),
+                                  "server": self.server, "transport": "TCP" if tcp else "UDP"}
+        with socket.socket(socket.AF_INET, kind) as sock:
+            sock.settimeout(CONNECT_TIMEOUT)
             sock.bind(("0.0.0.0", 0))
-            sport = sock.getsockname()[1]
-            started = time.time()
+            record.update(sport=sock.getsockname()[1], time=time.time())
             try:
-                answer = dns.query.udp(query, self.server, timeout=CONNECT_TIMEOUT, sock=sock)
+                if tcp:
+                    sock.connect((self.server, 53))
+                    answer = dns.query.tcp(query, self.server, timeout=CONNECT_TIMEOUT,
+                                           sock=sock)
+                else:
+                    answer = dns.query.udp(query, self.server, timeout=CONNECT_TIMEOUT,
+                                           sock=sock)
             except (OSError, dns.exception.DNSException) as error:
-                self.log.write(event="dns", time=started, qname=qname.rstrip("."),
-                               server=self.server, sport=sport, rcode="ERROR",
-                               error=str(error), addresses=[], cname_chain=[])
+                self.log.write(**record, rcode="ERROR", error=str(error), addresses=[],
+                               cname_chain=[])
                 return []
         addresses: list[str] = []
         chain: list[str] = []
@@ -141,8 +149,7 @@ class Resolver:
                     addresses.append(rdata.address)
                 elif rrset.rdtype == dns.rdatatype.CNAME:
                     chain.append(str(rdata.target).rstrip("."))
-        self.log.write(event="dns", time=started, qname=qname.rstrip("."), server=self.server,
-                       sport=sport, rcode=dns.rcode.to_text(answer.rcode()),
+        self.log.write(**record, rcode=dns.rcode.to_text(answer.rcode()),
                        addresses=addresses, cname_chain=chain)
         return addresses
 
@@ -155,7 +162,8 @@ def connect(action: dict[str, Any], resolver: Resolver | None, log: Log) -> None
         "protocol": action["protocol"], "query": action["query"], "dport": action["port"],
     }
     if address is None:
-        answers = resolver.resolve(action["query"]) if resolver is not None else []
+        answers = (resolver.resolve(action["query"], action["dns_tcp"])
+                   if resolver is not None else [])
         if not answers:
             log.write(**record, dst=None, src=None, sport=None, ok=False, error="no answer")
             return
