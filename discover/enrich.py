@@ -248,15 +248,9 @@ class Resolver:
         out: dict[tuple[Peer, int], str | None] = {}
         for peer, target, name in backends:
             ref = ServiceRef(service.namespace, service.name, port, target, name)
-            if peer.workload is not None and peer.kind is PeerKind.WORKLOAD:
-                peer = Peer(PeerKind.WORKLOAD, workload=peer.workload,
-                            is_cluster_dns=peer.is_cluster_dns or is_dns, via_service=ref,
-                            note=peer.note)
-            else:
-                peer = Peer(peer.kind, workload=peer.workload, pod_name=peer.pod_name,
-                            ip=peer.ip, node_name=peer.node_name, host_network=peer.host_network,
-                            is_cluster_dns=peer.is_cluster_dns or is_dns, via_service=ref,
-                            note=peer.note)
+            if peer.kind is PeerKind.WORKLOAD:  # the workload, not one of its pods
+                peer = replace(peer, pod_name=None, ip=None, node_name=None)
+            peer = replace(peer, is_cluster_dns=peer.is_cluster_dns or is_dns, via_service=ref)
             out.setdefault((peer, target), name)
         return sorted(((p, t, n) for (p, t), n in out.items()),
                       key=lambda r: (r[0].label(), r[1]))

@@ -17,7 +17,6 @@ from typing import TypeVar
 import pandas as pd
 
 from discover.enrich import Resolver, declared_port
-from discover.enrich_dns import times
 from discover.events import IPAddress
 from discover.inventory.model import Inventory, WorkloadRef
 from discover.peers import FlowKey, GraphEdge, Peer, PeerKind, ServiceRef
@@ -206,13 +205,16 @@ def _rows(flows: pd.DataFrame, inventory: Inventory, notes: set[str]) -> list[Ro
                    if "connections" in flows else [1] * count)
     packets = (flows["packets"].fillna(0).astype(int).tolist()
                if "packets" in flows else [0] * count)
-    if "first_seen" in flows and flows["first_seen"].notna().all():
-        firsts = times(flows["first_seen"])
-        lasts = times(flows["last_seen"]) if "last_seen" in flows else firsts
-    else:
-        when = inventory.collected_at or _FAR_FUTURE
+    when = inventory.collected_at or _FAR_FUTURE
+    first_column = pd.to_datetime(flows["first_seen"], utc=True) if "first_seen" in flows \
+        else pd.Series(pd.NaT, index=flows.index, dtype="datetime64[ns, UTC]")
+    last_column = pd.to_datetime(flows["last_seen"], utc=True) if "last_seen" in flows \
+        else first_column
+    if first_column.isna().any():
         notes.add("flows without times: resolved against the inventory as it was taken")
-        firsts = lasts = [when] * count
+    firsts = [when if pd.isna(t) else t.to_pydatetime() for t in first_column]
+    lasts = [first if pd.isna(t) else t.to_pydatetime()
+             for t, first in zip(last_column, firsts, strict=True)]
     return [
         (ipaddress.ip_address(str(s)), ipaddress.ip_address(str(d)), str(p).upper(), int(port),
          c, k, f, max(f, last))

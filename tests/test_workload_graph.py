@@ -204,3 +204,11 @@ def test_edge_counts_lie_between_the_largest_row_and_the_sum(
         assert max(r[4] for r in evidence) <= edge.connections <= sum(r[4] for r in evidence)
         assert edge.packets <= sum(r[5] for r in evidence)
     assert covered == set(by_key)  # every row is evidence of some edge
+
+
+def test_rows_without_times_among_rows_with_times(inventory: Inventory) -> None:
+    flows = flows_frame([("10.244.1.10", "10.244.2.20", "TCP", 5432, 1, 1, t(11), t(11)),
+                         ("10.244.1.10", "10.244.2.20", "TCP", 5433, 1, 1, t(11), t(11))])
+    flows.loc[1, ["first_seen", "last_seen"]] = pd.NaT
+    sources = {e.port: e.source.workload for e in build_graph(flows, None, inventory).edges}
+    assert sources == {5432: WEB, 5433: API}  # the untimed row: the IP's holder at the end
