@@ -30,6 +30,11 @@ NET_MALFORMED = -3  # the link header says IP, the bytes behind it disagree
 ETHERTYPE_IPV4, ETHERTYPE_IPV6 = 0x0800, 0x86DD
 VLAN_TPIDS = (0x8100, 0x88A8, 0x9100, 0x9200)
 MAX_VLAN_TAGS = 4
+ETHERTYPE_PBB = 0x88E7
+ETHERTYPE_PPPOE = 0x8864  # PPPoE session stage
+PPP_IPV4, PPP_IPV6 = 0x0021, 0x0057
+ETHERTYPES_MPLS = (0x8847, 0x8848)
+MAX_MPLS_LABELS = 8
 # BSD address families for IPv6 differ by OS (24 NetBSD/OpenBSD, 28 FreeBSD, 30 macOS).
 AF_INET6_VALUES = (24, 28, 30, 10)
 
@@ -81,15 +86,55 @@ def _ethertype_based(
     short = l3 > e
     for _ in range(MAX_VLAN_TAGS):
         tagged = np.isin(etype, VLAN_TPIDS) & ~short
-        if not tagged.any():
+        # 802.1ah: a 4-byte I-TAG, then the customer's whole Ethernet header.
+        backbone = (etype == ETHERTYPE_PBB) & ~short
+        if not (tagged.any() or backbone.any()):
             break
-        etype = np.where(tagged, read_u16(data, l3 + 2), etype)
-        l3 = np.where(tagged, l3 + 4, l3)
+        etype = np.where(tagged, read_u16(data, l3 + 2),
+                         np.where(backbone, read_u16(data, l3 + 16), etype))
+        l3 = l3 + np.where(tagged, 4, np.where(backbone, 18, 0))
         short |= l3 > e
+    etype, l3, short = _pppoe(data, etype, l3, e, short)
+    etype, l3, short = _mpls(data, etype, l3, e, short)
     net = np.where(etype == ETHERTYPE_IPV4, NET_IPV4,
                    np.where(etype == ETHERTYPE_IPV6, NET_IPV6, NET_OTHER))
     net = _check_version(data, l3, e, net)
     return l3, np.where(short, NET_TRUNCATED, net)
+
+
+def _pppoe(
+    data: U8Array, etype: I64Array, l3: I64Array, e: I64Array, short: BoolArray
+) -> tuple[I64Array, I64Array, BoolArray]:
+    """PPPoE session frames: 6 bytes of PPPoE, then the 2-byte PPP protocol."""
+    pppoe = (etype == ETHERTYPE_PPPOE) & ~short
+    if not pppoe.any():
+        return etype, l3, short
+    proto = read_u16(data, l3 + 6)
+    inner = np.where(proto == PPP_IPV4, ETHERTYPE_IPV4, np.where(proto == PPP_IPV6,
+                                                                 ETHERTYPE_IPV6, 0))
+    l3 = np.where(pppoe, l3 + 8, l3)
+    return np.where(pppoe, inner, etype), l3, short | (l3 > e)
+
+
+def _mpls(
+    data: U8Array, etype: I64Array, l3: I64Array, e: I64Array, short: BoolArray
+) -> tuple[I64Array, I64Array, BoolArray]:
+    """MPLS: skip labels up to the bottom of the stack; the IP version says the rest."""
+    mpls = np.isin(etype, ETHERTYPES_MPLS) & ~short
+    if not mpls.any():
+        return etype, l3, short
+    bottom = np.zeros(len(l3), dtype=np.bool_)
+    for _ in range(MAX_MPLS_LABELS):
+        active = mpls & ~bottom & (l3 + 4 <= e)
+        if not active.any():
+            break
+        last = (read_u8(data, l3 + 2) & 1) != 0
+        l3 = np.where(active, l3 + 4, l3)
+        bottom |= active & last
+    nibble = read_u8(data, l3) >> 4
+    inner = np.where(bottom & (nibble == 4), ETHERTYPE_IPV4,
+                     np.where(bottom & (nibble == 6), ETHERTYPE_IPV6, 0))
+    return np.where(mpls, inner, etype), l3, short | (l3 > e)
 
 
 def _version(data: U8Array, s: I64Array, e: I64Array) -> I64Array:

@@ -158,3 +158,66 @@ def test_otterize_frames(corpora: Path) -> None:
             assert expected["DestinationIP"].encode() not in answer.payload  # raw wire bytes
             qname = expected["Destination"].split(".")[0].encode()
             assert qname in answer.payload
+
+
+# Zeek tests whose conn.log differs from the trace for reasons outside the reader: the
+# test installs a capture filter, or the connection is inside a GRE tunnel (not decoded).
+ZEEK_DIFFERENT = {
+    "core.pcap.dynamic-filter": "capture filter installed by the test script",
+    "core.pcap.read-trace-with-filter": "zeek -f 'port 50000'",
+    "scripts.base.frameworks.netcontrol.packetfilter": "packet filter installed by the test",
+    "core.skip_analyzer": "the connection is inside a GRE tunnel",
+}
+
+
+def _zeek_conn(path: Path) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    names: list[str] = []
+    for line in path.read_text().splitlines():
+        if line.startswith("#fields"):
+            names = line.split("\t")[1:]
+        elif names and not line.startswith("#"):
+            rows.append(dict(zip(names, line.split("\t"), strict=False)))
+    return [r for r in rows if "id.orig_h" in r and "history" in r
+            and r.get("tunnel_parents", "-") in ("-", "(empty)")]
+
+
+def _zeek_cases(corpora: Path) -> list[tuple[str, Path, list[dict[str, str]], bool]]:
+    base = corpora / "zeek-traces"
+    cases = []
+    for entry in json.loads((base / "baselines" / "index.json").read_text()):
+        if "conn.log" not in entry["logs"] or entry["test"] in ZEEK_DIFFERENT:
+            continue
+        rows = _zeek_conn(base / "baselines" / entry["test"] / "conn.log")
+        if rows:
+            cases.append((entry["test"], base / entry["trace"], rows, entry["has_script_body"]))
+    return cases
+
+
+@pytest.mark.corpora
+def test_syn_connections_match_zeek_conn_logs(corpora: Path) -> None:
+    """Zeek's history starting with S means it saw the originator's SYN: the same set as
+    the reader's SYN-evidence connections, for every single-trace Zeek test."""
+    cases = _zeek_cases(corpora)
+    assert len(cases) > 90
+    for test, trace, rows, _script in cases:
+        zeek = {(r["id.orig_h"], int(r["id.orig_p"]), r["id.resp_h"], int(r["id.resp_p"]))
+                for r in rows if r["proto"] == "tcp" and r["history"].startswith("S")}
+        ours = {(str(e.client_ip), e.client_port, str(e.server_ip), e.server_port)
+                for e in CaptureFile(trace) if isinstance(e, ConnectionOpen)
+                and e.evidence is DirectionEvidence.SYN}
+        assert ours == zeek, test
+
+
+@pytest.mark.corpora
+def test_every_flow_and_its_direction_match_zeek(corpora: Path) -> None:
+    """All TCP and UDP flows, client and server included, for tests without a script."""
+    cases = [c for c in _zeek_cases(corpora) if not c[3]]
+    assert len(cases) > 15
+    for test, trace, rows, _script in cases:
+        zeek = {(r["id.orig_h"], int(r["id.orig_p"]), r["id.resp_h"], int(r["id.resp_p"]),
+                 r["proto"]) for r in rows if r["proto"] in ("tcp", "udp")}
+        ours = {(str(e.client_ip), e.client_port, str(e.server_ip), e.server_port,
+                 e.protocol.value.lower())
+                for e in CaptureFile(trace) if isinstance(e, ConnectionOpen)}
+        assert ours == zeek, test

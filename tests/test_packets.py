@@ -11,6 +11,7 @@ from ipaddress import ip_address
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scapy.contrib.mpls import MPLS
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import ICMP, IP, TCP, UDP, fragment
 from scapy.layers.inet6 import (
@@ -21,6 +22,7 @@ from scapy.layers.inet6 import (
     IPv6ExtHdrRouting,
 )
 from scapy.layers.l2 import ARP, CookedLinux, CookedLinuxV2, Dot1AD, Dot1Q, Ether
+from scapy.layers.ppp import PPP, PPPoE
 from scapy.packet import Packet, Raw
 
 from discover.events import ConnectionOpen, DirectionEvidence, EdgePackets, Protocol
@@ -53,6 +55,12 @@ LINKS: dict[str, tuple[int, Wrap]] = {
     "vlan": (1, lambda p: bytes(Ether() / Dot1Q(vlan=5) / p)),
     "qinq": (1, lambda p: bytes(Ether() / Dot1AD(vlan=10) / Dot1Q(vlan=5) / p)),
     "qinqinq": (1, lambda p: bytes(Ether() / Dot1AD(vlan=1) / Dot1Q(vlan=2) / Dot1Q(vlan=3) / p)),
+    "pppoe-vlan": (1, lambda p: bytes(Ether() / Dot1Q(vlan=7) / PPPoE(sessionid=3)
+                                     / PPP(proto=0x21 if p.version == 4 else 0x57) / p)),
+    "mpls": (1, lambda p: bytes(Ether(type=0x8847) / MPLS(label=16, s=0)
+                                / MPLS(label=17, s=1) / p)),
+    "pbb": (1, lambda p: bytes(Ether(dst="02:00:00:00:00:02", type=0x88E7)) + b"\0\0\1\0"
+            + bytes(Ether(dst="02:00:00:00:00:03") / Dot1Q(vlan=9) / p)),
     "sll": (113, lambda p: bytes(CookedLinux() / p)),
     "sll2": (276, lambda p: bytes(CookedLinuxV2() / p)),
     "raw": (101, bytes),
