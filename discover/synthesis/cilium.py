@@ -4,7 +4,7 @@ rule Cilium needs to see (and learn from) the workload's lookups."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from discover.inventory.model import WorkloadRef
@@ -36,8 +36,10 @@ def _dns_rule(dns: ClusterDns, selectors: SelectorTable) -> dict[str, Any]:
 
 
 def cilium_documents(
-    dependencies: Sequence[FqdnDependency], dns: ClusterDns, selectors: SelectorTable
+    dependencies: Sequence[FqdnDependency], dns: ClusterDns, selectors: SelectorTable,
+    name_of: Callable[[WorkloadRef], str],
 ) -> tuple[PolicyDocument, ...]:
+    """One CiliumNetworkPolicy per workload with FQDN dependencies, named `name_of(w)`."""
     by_workload: dict[WorkloadRef, list[FqdnDependency]] = defaultdict(list)
     for dependency in dependencies:
         by_workload[dependency.workload].append(dependency)
@@ -63,7 +65,7 @@ def cilium_documents(
             "apiVersion": "cilium.io/v2",
             "kind": "CiliumNetworkPolicy",
             "metadata": {
-                "name": f"{workload.name[:230]}-fqdn",
+                "name": name_of(workload),
                 "namespace": workload.namespace,
                 "labels": {"app.kubernetes.io/managed-by": "netpol-discover"},
             },

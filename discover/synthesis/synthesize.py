@@ -106,7 +106,9 @@ def propose(
     proposal = Proposal(
         documents=tuple(documents),
         fqdn_dependencies=dependencies,
-        cilium_documents=cilium_documents(dependencies, cluster_dns, context.selectors),
+        cilium_documents=cilium_documents(
+            dependencies, cluster_dns, context.selectors,
+            lambda w: context.policy_name(w).removesuffix("-netpol") + "-fqdn"),
         findings=tuple(sorted(findings, key=lambda f: f.sort_key())),
         namespaces=tuple(namespaces),
         window=window,
