@@ -240,3 +240,50 @@ def test_progress_bar_draws_when_enabled(monkeypatch: pytest.MonkeyPatch) -> Non
     with ByteProgress(1000, enabled=True, description="reading") as bar:
         bar.update(0, 1000)
     assert "reading" in buffer.getvalue()
+
+
+# -- public captures -------------------------------------------------------------------
+
+
+def test_sniffing_matches_the_real_format_of_public_captures(corpora: Path) -> None:
+    root = corpora / "scapy-pcaps"
+    rows = [line.split("\t") for line in (root / "pcap_index.tsv").read_text().splitlines()[1:]]
+    expected = {"pcap": "pcap", "pcap-ns": "pcap", "pcapng": "pcapng"}
+    checked = 0
+    for name, _size, real_format, *_ in rows:
+        assert sniff_format(root / name) == expected[real_format], name
+        checked += 1
+    assert checked >= 40
+    # pfcp.pcap and ecu_trace.pcap are pcapng under a .pcap name.
+    assert sniff_format(root / "pcaps" / "pfcp.pcap") == "pcapng"
+    assert sniff_format(root / "pcaps" / "ecu_trace.pcap.gz") == "pcap.gz"
+
+
+@pytest.mark.slow
+def test_every_public_scapy_capture_loads_in_parallel(corpora: Path) -> None:
+    paths = sorted((corpora / "scapy-pcaps" / "pcaps").iterdir())
+    loaded = load_inputs(paths, jobs=2)
+    assert [f.path for f in loaded.files] == [str(p) for p in paths]  # all usable, in order
+    assert loaded.packets > 10_000
+    assert all("\n" not in w for w in loaded.warnings)
+    # The one damaged file (trailing garbage) is named with its record and byte.
+    assert any(
+        w.startswith(f"{paths[0]}: record 2 at byte 359: truncated record") for w in loaded.warnings
+    )
+    assert loaded.table.edge_count > 0
+
+
+def test_otterize_frames_give_the_expected_edges_and_names(corpora: Path) -> None:
+    root = corpora / "k8s-traffic" / "otterize-network-mapper"
+    cases = json.loads((root / "cases.json").read_text())
+    loaded = load_inputs([root / case["pcap"] for case in cases], jobs=2)
+    assert loaded.warnings == []
+    names = {(str(r.client_ip), r.name, str(r.address), r.ttl) for r in loaded.table.dns_rows()}
+    edges = {(str(r.src_ip), str(r.dst_ip), r.dst_port) for r in loaded.table.flow_rows()}
+    for case in cases:
+        want = case["expected"]
+        if "DestinationPort" in want:
+            assert (want["SrcIp"], want["Destination"], want["DestinationPort"]) in edges
+        else:
+            key = (want["SrcIp"], want["Destination"], want["DestinationIP"], want["TTL"])
+            assert key in names
