@@ -425,6 +425,24 @@ def test_small_run_leaves_nothing_behind(small_run: Any) -> None:
     assert processes_mentioning(str(small_run.out)) == []
 
 
+@pytest.mark.root
+def test_cleanup_removes_namespaces_of_dead_runs_only() -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale, alive = f"npd-tb-{dead.pid}-node", f"npd-tb-{os.getpid()}-live"
+    subprocess.run(["ip", "netns", "add", stale], check=True)
+    subprocess.run(["ip", "netns", "add", alive], check=True)
+    try:
+        done = subprocess.run([sys.executable, "-m", "tests.testbed", "cleanup"], cwd=REPO,
+                              capture_output=True, text=True, check=True)
+        assert f"removed {stale}" in done.stdout
+        assert leftovers(f"npd-tb-{dead.pid}-") == []
+        assert leftovers(alive) == [alive]
+    finally:
+        for name in (stale, alive):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+
+
 def _start_run(out: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.testbed", "run", "small", "--out", str(out), *extra],

@@ -1,6 +1,7 @@
 """`python -m tests.testbed run SCENARIO --out DIR` (as root): run a scenario and write
 capture.pcap, pod-*.pcap, inventory.json and ground-truth.json into DIR.
-`python -m tests.testbed leftovers` lists testbed namespaces still present."""
+`python -m tests.testbed leftovers` lists testbed namespaces still present;
+`python -m tests.testbed cleanup` removes those of runs that died (SIGKILL)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from discover.errors import DiscoverError
-from tests.testbed.netns import leftover_namespaces
+from tests.testbed.netns import cleanup_stale, leftover_namespaces
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -23,7 +24,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--timeout", type=float, default=180.0,
                      help="seconds before everything is stopped and removed (default 180)")
     sub.add_parser("leftovers", help="list testbed namespaces (npd-tb-*) still present")
+    sub.add_parser("cleanup", help="remove the namespaces of testbed runs that died")
     args = parser.parse_args(argv)
+    if args.command == "cleanup":
+        for name in cleanup_stale():
+            print(f"removed {name}")
+        return 0
     if args.command == "leftovers":
         for name in leftover_namespaces("npd-tb-"):
             print(name)

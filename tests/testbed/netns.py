@@ -188,3 +188,21 @@ def leftover_namespaces(prefix: str) -> list[str]:
         return sorted(n for n in os.listdir(NETNS_DIR) if n.startswith(prefix))
     except FileNotFoundError:
         return []
+
+
+def cleanup_stale(base: str = "npd-tb-") -> list[str]:
+    """Remove the namespaces of testbed runs that died without cleaning up (killed with
+    SIGKILL): names `npd-tb-<pid>-*` whose runner pid is gone. Returns what it removed.
+    Namespaces of runs still alive are left alone."""
+    removed = []
+    for name in leftover_namespaces(base):
+        pid_text = name.removeprefix(base).split("-", 1)[0]
+        if not pid_text.isdigit() or os.path.exists(f"/proc/{pid_text}"):
+            continue
+        _kill_pids(name)
+        try:
+            run(["ip", "netns", "del", name])
+        except TestbedError:
+            continue
+        removed.append(name)
+    return removed

@@ -6,10 +6,10 @@ scenario fails in a second, not after namespaces were built.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from ipaddress import IPv4Network
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -34,6 +34,7 @@ from tests.testbed.scenario import (
     in_documentation_range,
 )
 
+T = TypeVar("T")
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 
 
@@ -79,6 +80,13 @@ class _Parser:
         if not isinstance(value, list):
             raise self.fail(where, "expected a list")
         return value
+
+    def each(self, doc: dict[str, Any], key: str, parse: Callable[[Any, str], T],
+             prefix: str = "") -> tuple[T, ...]:
+        """`parse` applied to each item of the list `doc[key]`, with its place."""
+        where = f"{prefix}{key}"
+        return tuple(parse(item, f"{where}[{i}]")
+                     for i, item in enumerate(self.items(doc.get(key), where)))
 
     def labels(self, value: Any, where: str) -> dict[str, str]:
         if value is None:
@@ -139,31 +147,12 @@ class _Parser:
                 )
                 for name, spec in namespaces.items()
             },
-            workloads=tuple(
-                self.workload(w, f"workloads[{i}]")
-                for i, w in enumerate(self.items(top.get("workloads"), "workloads"))
-            ),
-            services=tuple(
-                self.service(s, f"services[{i}]")
-                for i, s in enumerate(self.items(top.get("services"), "services"))
-            ),
-            ingresses=tuple(
-                self.ingress(s, f"ingresses[{i}]")
-                for i, s in enumerate(self.items(top.get("ingresses"), "ingresses"))
-            ),
-            externals=tuple(
-                self.external(s, f"externals[{i}]")
-                for i, s in enumerate(self.items(top.get("externals"), "externals"))
-            ),
-            external_clients=tuple(
-                self.external_client(s, f"external_clients[{i}]")
-                for i, s in enumerate(
-                    self.items(top.get("external_clients"), "external_clients"))
-            ),
-            traffic=tuple(
-                self.traffic(s, f"traffic[{i}]")
-                for i, s in enumerate(self.items(top.get("traffic"), "traffic"))
-            ),
+            workloads=self.each(top, "workloads", self.workload),
+            services=self.each(top, "services", self.service),
+            ingresses=self.each(top, "ingresses", self.ingress),
+            externals=self.each(top, "externals", self.external),
+            external_clients=self.each(top, "external_clients", self.external_client),
+            traffic=self.each(top, "traffic", self.traffic),
         )
 
     def workload(self, value: Any, where: str) -> WorkloadSpec:
@@ -180,10 +169,7 @@ class _Parser:
             kind=kind,
             labels=self.labels(doc.get("labels"), f"{where}.labels"),
             replicas=int(self.number(doc.get("replicas", 1), f"{where}.replicas")),
-            ports=tuple(
-                self.port(p, f"{where}.ports[{j}]")
-                for j, p in enumerate(self.items(doc.get("ports"), f"{where}.ports"))
-            ),
+            ports=self.each(doc, "ports", self.port, f"{where}."),
             image=str(doc.get("image", f"registry.example.com/testbed/{doc.get('name')}:1.0")),
             delete_at=self.optional_number(doc.get("delete_at"), f"{where}.delete_at"),
             create_at=self.optional_number(doc.get("create_at"), f"{where}.create_at"),
@@ -245,10 +231,7 @@ class _Parser:
             name=doc.get("name"),
             rotation=rotation,
             cname_chain=tuple(str(c) for c in self.items(doc.get("cname"), f"{where}.cname")),
-            ports=tuple(
-                self.port(p, f"{where}.ports[{j}]")
-                for j, p in enumerate(self.items(doc.get("ports"), f"{where}.ports"))
-            ),
+            ports=self.each(doc, "ports", self.port, f"{where}."),
         )
 
     def external_client(self, value: Any, where: str) -> ExternalClientSpec:
