@@ -31,7 +31,7 @@ def test_inferred_when_nothing_says() -> None:
     services = (Service("ns", "s", cluster_ips=(ip("192.168.200.7"),)),
                 Service("ns", "eks", cluster_ips=(ip("172.20.3.4"),)))
     ranges = cluster_ranges(Inventory(pods=pods, services=services))
-    assert ranges.pod_cidrs == (net("172.17.0.0/16"), net("fd12::/64"))
+    assert ranges.pod_cidrs == (net("172.17.0.0/16"), net("fd12::/108"))
     assert ranges.service_ranges == (net("172.20.0.0/16"), net("192.168.0.0/16"))
     assert any("no node podCIDRs" in n for n in ranges.notes)
 

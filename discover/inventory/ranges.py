@@ -5,7 +5,7 @@ API gives a reader, so it is inferred from the ClusterIPs the inventory holds: w
 them fall in a distribution's default range (10.96.0.0/12 kubeadm/kind/minikube,
 10.0.0.0/16 AKS, 172.20.0.0/16 and 10.100.0.0/16 EKS, 34.118.224.0/20 GKE) that range,
 else the /16 (IPv6: the /108) around each. Pod IPs of nodes without podCIDRs give /16s
-(IPv6: /64s) the same way. Every inference is written down in `notes`.
+(IPv6: /108s) the same way. Every inference is written down in `notes`.
 """
 
 from __future__ import annotations
@@ -58,10 +58,11 @@ def cluster_ranges(inventory: Inventory) -> ClusterRanges:
     if not pod_cidrs:
         pod_ips = [ip for pod in inventory.pods if not pod.host_network for ip in pod.ips]
         node_ips = {ip for node in inventory.nodes for ip in node.addresses}
-        inferred = _cover((ip for ip in pod_ips if ip not in node_ips), (), 64)
+        # The note's wording is in other parts' golden files: change both together.
+        inferred = _cover((ip for ip in pod_ips if ip not in node_ips), (), 108)
         if inferred:
             notes.append("no node podCIDRs in the inventory: pod range taken as the /16 "
-                         "(IPv6 /64) around the pod IPs: "
+                         "(IPv6 /108) around the pod IPs: "
                          + ", ".join(str(n) for n in inferred))
         pod_cidrs = inferred
     cluster_ips = sorted({ip for s in inventory.services for ip in s.cluster_ips},
