@@ -185,7 +185,8 @@ def check_ingress_controller(p: Proposal) -> None:
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
         "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}},
     }
-    assert {"from": [controller_peer], "ports": [{"protocol": "TCP", "port": 8080}]} in web_rules
+    # the backend's container names the port: the rule uses the name, like observed rules
+    assert {"from": [controller_peer], "ports": [{"protocol": "TCP", "port": "http"}]} in web_rules
     controller = policy(p, "ingress-nginx", "ingress-nginx-controller-netpol")
     assert any(r["to"][0]["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "web"}}
                for r in rules(controller, "egress"))

@@ -12,6 +12,7 @@ from discover.inventory.model import ContainerPort, Inventory, Pod, WorkloadRef
 from discover.peers import GraphEdge, Peer, PeerKind
 from discover.synthesis.drafts import PolicyDraft
 from discover.synthesis.options import SynthesisOptions
+from discover.synthesis.ports import PortSpec
 from discover.synthesis.proposal import EdgeDecision, Finding, Severity
 from discover.synthesis.selectors import SelectorTable
 
@@ -105,6 +106,12 @@ class SynthesisContext:
     def declared_ports(self, workload: WorkloadRef) -> tuple[ContainerPort, ...]:
         ports = {port for pod in self.pods_by_workload.get(workload, []) for port in pod.ports}
         return tuple(sorted(ports, key=lambda p: (p.port, p.protocol, p.name or "")))
+
+    def named_port(self, workload: WorkloadRef, protocol: str, port: int) -> PortSpec:
+        """A port of the workload's pods, with the name its container gives it (if any)."""
+        name = next((p.name for p in self.declared_ports(workload)
+                     if p.port == port and p.protocol == protocol and p.name), None)
+        return PortSpec(protocol, port, name)
 
     def pod_of(self, peer: Peer) -> Pod | None:
         if peer.workload is None or peer.pod_name is None:

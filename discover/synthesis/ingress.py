@@ -74,7 +74,8 @@ def plan_exposure(
                 "seen connecting are allowed",
             )
         for controller in exposures.controllers:
-            ports = {PortSpec(proto, port) for proto, port in via_ingress.target_ports}
+            ports = {context.named_port(workload, proto, port)
+                     for proto, port in via_ingress.target_ports}
             reason = f"Ingress {via_ingress.ingress} via its controller {controller}"
             draft.rule(
                 "ingress", f"pod:{controller}", [context.pod_peer(controller, workload.namespace)],
