@@ -283,6 +283,17 @@ def test_inventory_loads_with_the_project_loader(tmp_path: Path) -> None:
                                   .replace("Z", "+00:00")).timestamp() == int(times.setup)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_inventory_objects_validate_against_the_kubernetes_schema(name: str) -> None:
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    cluster = build_cluster(load_scenario(name))
+    document = build_inventory(cluster, _timeline(cluster))
+    assert document["apiVersion"] == "v1" and document["kind"] == "List"
+    for item in document["items"]:
+        kubernetes_validate.validate(item, "1.29", strict=True)
+
+
 def test_ground_truth_joins_connects_with_accepts(tmp_path: Path) -> None:
     cluster = build_cluster(load_scenario("small"))
     times = _timeline(cluster)

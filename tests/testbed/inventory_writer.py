@@ -8,6 +8,7 @@ took over a deleted pod's IP has a creationTimestamp after that deletion.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -93,7 +94,11 @@ class _Writer:
                                 "lastTransitionTime": self.setup}],
                 "nodeInfo": {"architecture": "amd64", "containerRuntimeVersion":
                              "containerd://1.7.13", "kubeletVersion": "v1.29.2",
-                             "operatingSystem": "linux", "osImage": "Debian GNU/Linux 12"},
+                             "kubeProxyVersion": "v1.29.2", "operatingSystem": "linux",
+                             "osImage": "Debian GNU/Linux 12", "kernelVersion": "6.1.0-18-amd64",
+                             "machineID": k8s_suffix(node.name, 32),
+                             "systemUUID": k8s_uid(f"system/{node.name}"),
+                             "bootID": k8s_uid(f"boot/{node.name}")},
             },
         }
 
@@ -141,9 +146,14 @@ class _Writer:
                 "conditions": [{"type": t, "status": "True", "lastTransitionTime": created}
                                for t in ("Initialized", "Ready", "ContainersReady",
                                          "PodScheduled")],
-                "containerStatuses": [{"name": pod.workload.name, "image": pod.workload.image,
-                                       "ready": True, "restartCount": 0, "started": True,
-                                       "state": {"running": {"startedAt": created}}}],
+                "containerStatuses": [{
+                    "name": pod.workload.name, "image": pod.workload.image,
+                    "imageID": f"{pod.workload.image.split(':')[0]}@sha256:"
+                               f"{hashlib.sha256(pod.workload.image.encode()).hexdigest()}",
+                    "containerID": "containerd://" + hashlib.sha256(
+                        pod.uid.encode()).hexdigest(),
+                    "ready": True, "restartCount": 0, "started": True,
+                    "state": {"running": {"startedAt": created}}}],
             },
         }
 
