@@ -253,3 +253,12 @@ def test_older_api_versions(tmp_path: Path) -> None:
     assert ingress.ingress_class == "nginx"
     assert ingress.backends == (IngressBackend("site", "http"), IngressBackend("api", 8080))
     assert inventory.endpoint_slices == ()  # FQDN slices hold names, not addresses
+
+
+def test_list_item_that_is_not_an_object(tmp_path: Path) -> None:
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps({"kind": "List", "items": [
+        "text", {"kind": "Namespace", "metadata": {"name": "a"}}]}))
+    inventory = load_inventory_files([path])
+    assert [n.name for n in inventory.namespaces] == ["a"]
+    assert "skipped: odd.json: items[0]: not an object (str)" in inventory.notes

@@ -38,6 +38,7 @@ def load_inventory_files(paths: Sequence[Path]) -> Inventory:
         raise InventoryError("no inventory file given")
     raw: list[RawObject] = []
     collected: list[datetime] = []
+    notes: list[str] = []
     for path in paths:
         documents = read_documents(path)
         for where, doc in documents:
@@ -45,13 +46,13 @@ def load_inventory_files(paths: Sequence[Path]) -> Inventory:
                 stamp = _collected_at(doc, path.name, where)
                 if stamp is not None:
                     collected.append(stamp)
-            raw.extend(_objects(doc, path.name, where))
+            raw.extend(_objects(doc, path.name, where, notes))
     if not raw:
         names = ", ".join(p.name for p in paths)
         raise InventoryError(f"{names}: no Kubernetes objects found")
     # Several snapshots: pods seen alive in the oldest one were alive then.
     return build_inventory(raw, sources=tuple(str(p) for p in paths),
-                           collected_at=min(collected) if collected else None)
+                           collected_at=min(collected) if collected else None, notes=notes)
 
 
 def read_documents(path: Path) -> list[tuple[str, Any]]:
@@ -86,7 +87,7 @@ def read_documents(path: Path) -> list[tuple[str, Any]]:
     return [(f"document {i + 1}", d) for i, d in enumerate(docs)]
 
 
-def _objects(doc: Any, name: str, where: str) -> Iterator[RawObject]:
+def _objects(doc: Any, name: str, where: str, notes: list[str]) -> Iterator[RawObject]:
     prefix = f"{name}: {where}" if where else name
     if isinstance(doc, list):  # a bare JSON array of objects
         doc = {"kind": "List", "items": doc}
@@ -104,14 +105,15 @@ def _objects(doc: Any, name: str, where: str) -> Iterator[RawObject]:
         for i, item in enumerate(items):
             item_where = f"{prefix}: items[{i}]" if where else f"{name}: items[{i}]"
             if not isinstance(item, Mapping):
-                yield RawObject(item_where, {"kind": "(not an object)"})
+                notes.append(f"skipped: {item_where}: not an object "
+                             f"({type(item).__name__})")
                 continue
             if item_kind and not item.get("kind"):
                 # The API omits kind/apiVersion inside typed lists (PodList): fill it in.
                 item = {**item, "kind": item_kind}
             if item.get("kind") in ("List",) or str(item.get("kind", "")).endswith("List"):
                 yield from _objects(item, name, f"{where}: items[{i}]" if where
-                                    else f"items[{i}]")
+                                    else f"items[{i}]", notes)
                 continue
             yield RawObject(item_where, item)
         return
