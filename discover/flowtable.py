@@ -13,12 +13,13 @@ written, so the live agent and `--help` don't pay for it.
 from __future__ import annotations
 
 import csv
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from discover.errors import ConfigurationError, ReadError
 from discover.events import (
@@ -243,8 +244,7 @@ class FlowTable:
 
     def flow_rows(self) -> Iterator[FlowRow]:
         """Edges sorted by client IP, server IP (numerically), protocol, port."""
-        for key in sorted(self._edges, key=_edge_sort_key):
-            e = self._edges[key]
+        for key, e in sorted(self._edges.items(), key=_edge_item_key):
             yield FlowRow(
                 key[0],
                 key[1],
@@ -259,8 +259,7 @@ class FlowTable:
 
     def dns_rows(self) -> Iterator[DnsRow]:
         """DNS rows sorted by client IP, name, address."""
-        for key in sorted(self._dns, key=_dns_sort_key):
-            d = self._dns[key]
+        for key, d in sorted(self._dns.items(), key=_dns_item_key):
             yield DnsRow(
                 key[0],
                 key[1],
@@ -390,13 +389,13 @@ def ip_sort_key(ip: IPAddress) -> tuple[int, int]:
     return ip.version, int(ip)
 
 
-def _edge_sort_key(key: EdgeKey) -> tuple[int, int, int, int, str, int]:
-    src, dst, protocol, port = key
+def _edge_item_key(item: tuple[EdgeKey, _EdgeStats]) -> tuple[int, int, int, int, str, int]:
+    src, dst, protocol, port = item[0]
     return src.version, int(src), dst.version, int(dst), protocol.value, port
 
 
-def _dns_sort_key(key: DnsKey) -> tuple[int, int, str, int, int]:
-    client, name, address = key
+def _dns_item_key(item: tuple[DnsKey, _DnsStats]) -> tuple[int, int, str, int, int]:
+    client, name, address = item[0]
     return client.version, int(client), name, address.version, int(address)
 
 
@@ -447,7 +446,14 @@ def dns_frame(rows: list[DnsRow]) -> pd.DataFrame:
 
 def iso_time(seconds: float) -> str:
     """What `write_table` writes for a time: rounded to the microsecond like `epoch_series`."""
-    return (_EPOCH + timedelta(microseconds=round(seconds * 1e6))).strftime(ISO_FORMAT)
+    whole, micros = divmod(round(seconds * 1e6), 1_000_000)
+    return f"{_second_text(whole)}.{micros:06d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _second_text(whole: int) -> str:
+    # strftime is the slow part of writing a CSV; flows share their seconds a lot.
+    return (_EPOCH + timedelta(seconds=whole)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def epoch_series(seconds: list[float]) -> pd.Series:
@@ -465,6 +471,7 @@ def epoch_series(seconds: list[float]) -> pd.Series:
 REQUIRED_FLOW_COLUMNS = FLOW_COLUMNS[:4]
 # Defaults for a flows file that has only the required columns: each row was seen at least
 # once, nothing else is known about it.
+_DIRECTIONS = frozenset(e.value for e in DirectionEvidence)
 _FLOW_DEFAULTS = {"connections": "1", "packets": "0", "direction": DirectionEvidence.INFERRED}
 
 
@@ -520,8 +527,7 @@ def read_flows_file(path: Path | str) -> pd.DataFrame:
         ("direction", _parse_direction, "str"),
     ):
         if column in raw.columns:
-            cells = zip(lines, raw[column], strict=True)
-            values = [_checked(name, line, column, parse, v) for line, v in cells]
+            values = _parse_column(name, lines, column, parse, raw[column].tolist())
         else:
             values = [parse(_FLOW_DEFAULTS[column])] * len(raw)
         out[column] = pd.Series(values, dtype=dtype, index=raw.index)
@@ -580,13 +586,20 @@ def _read_parquet(name: str) -> pd.DataFrame:
         raise FlowsFileError(name, f"not a readable Parquet file: {error}") from error
 
 
-def _checked(
-    name: str, line: int, column: str, parse: Callable[[object], object], value: object
-) -> object:
+def _parse_column(
+    name: str, lines: list[int], column: str, parse: Callable[[object], Any], cells: list[Any]
+) -> list[Any]:
+    """Each distinct value parsed once (IPs, ports and protocols repeat a lot)."""
+    parsed: dict[object, Any] = {}
     try:
-        return parse(value)
+        for value in dict.fromkeys(cells):
+            parsed[value] = parse(value)
     except ValueError as error:
+        line = lines[cells.index(value)]
         raise FlowsFileError(name, f"{column}: {error}", line=line) from None
+    except TypeError:  # an unhashable value from a Parquet column of lists or maps
+        raise FlowsFileError(name, f"{column}: expected text or numbers, not lists") from None
+    return [parsed[value] for value in cells]
 
 
 def _parse_ip(value: object) -> str:
@@ -612,7 +625,7 @@ def _parse_int(value: object, low: int, high: int, what: str) -> int:
         number = int(value)
     else:
         text = str(value).strip()
-        number = int(text) if text.isdigit() else None
+        number = int(text) if text.isascii() and text.isdigit() else None
     if number is None or not low <= number <= high:
         raise ValueError(f"expected {what}, got {value!r}")
     return number
@@ -630,7 +643,7 @@ def _parse_direction(value: object) -> str:
     text = str(value).strip().lower()
     if not text:
         return DirectionEvidence.INFERRED.value
-    if text not in {e.value for e in DirectionEvidence}:
+    if text not in _DIRECTIONS:
         choices = ", ".join(e.value for e in DirectionEvidence)
         raise ValueError(f"expected one of {choices}, got {value!r}")
     return text

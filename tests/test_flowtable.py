@@ -385,3 +385,42 @@ def test_write_table_refuses_unknown_extensions_and_missing_directories(tmp_path
         write_table(sample_frame(), tmp_path / "flows.xlsx")
     with pytest.raises(OutputError, match="cannot write"):
         write_table(sample_frame(), tmp_path / "missing" / "flows.csv")
+
+
+@pytest.mark.parametrize("which", ["flows", "dns"])
+def test_direct_csv_is_byte_for_byte_what_write_table_writes(tmp_path: Path, which: str) -> None:
+    table = FlowTable()
+    table.add(conn(0.0000005))  # rounds half to even at the microsecond, like numpy
+    table.add(conn(T0 + 0.1234565, client=V6, server=V6, port=443))
+    table.add(packets(T0 - 86400 * 365 * 30, T0 + 2.999999, 9))
+    table.add(answer(T0 + 1e-7, "a,b.example.com", "192.0.2.1", chain=('q"uote.net', "x.net")))
+    table.add(answer(T0, "a.example.com", "2001:db8::1"))
+    direct, framed = tmp_path / "direct.csv", tmp_path / "framed.csv"
+    rows = table.write(direct, which)
+    frame = table.flows_frame() if which == "flows" else table.dns_frame()
+    write_table(frame, framed)
+    assert direct.read_bytes() == framed.read_bytes()
+    assert rows == len(frame)
+
+
+def test_write_goes_through_write_table_for_parquet_and_refuses_other_names(
+    tmp_path: Path,
+) -> None:
+    table = FlowTable()
+    table.add(conn(T0))
+    assert table.write(tmp_path / "flows.parquet") == 1
+    assert len(read_flows_file(tmp_path / "flows.parquet")) == 1
+    with pytest.raises(OutputError, match="unknown output format"):
+        table.write(tmp_path / "flows.json")
+
+
+def test_reading_many_rows_parses_each_distinct_value_once(tmp_path: Path) -> None:
+    path = tmp_path / "flows.csv"
+    body = "".join(f"10.0.{i % 250}.{i % 7},10.1.0.1,tcp,{80 + i % 3}\n" for i in range(5000))
+    path.write_text("src_ip,dst_ip,protocol,dst_port\n" + body + "10.0.0.1,10.1.0.1,tcp,x\n")
+    with pytest.raises(FlowsFileError, match=r"line 5002: dst_port: expected a port number"):
+        read_flows_file(path)
+    path.write_text("src_ip,dst_ip,protocol,dst_port\n" + body)
+    frame = read_flows_file(path)
+    assert len(frame) == 5000
+    assert frame["dst_port"].tolist()[:4] == [80, 81, 82, 80]
