@@ -34,6 +34,8 @@ class World:
     workloads: tuple[Pod, ...]  # one representative pod per workload
     edges: tuple[GraphEdge, ...]
     observed: frozenset[tuple[int, int, str, int]]  # (src index, dst index, protocol, port)
+    resolvers: frozenset[int]  # workloads that queried the cluster DNS
+    dns: Pod
 
 
 @st.composite
@@ -70,12 +72,21 @@ def worlds(draw: st.DrawFn) -> World:
         edges.append(make_edge(workload_peer(source.namespace, source.name),
                                workload_peer(destination.namespace, destination.name),
                                port, protocol=protocol, port_name=port_name))
+    dns = make_pod("kube-system", "coredns", {"k8s-app": "kube-dns"}, "10.245.0.2",
+                   ports=[(53, "UDP", "dns"), (53, "TCP", "dns-tcp")])
+    pods.append(dns)
+    resolvers = draw(st.sets(st.integers(0, count - 1), max_size=count))
+    for index in resolvers:
+        client = representatives[index].workload
+        edges.append(make_edge(workload_peer(client.namespace, client.name),
+                               workload_peer("kube-system", "coredns", dns=True), 53,
+                               protocol="UDP", port_name="dns"))
     if draw(st.booleans()):
         src = representatives[0].workload
         edges.append(make_edge(workload_peer(src.namespace, src.name),
                                ip_peer(PeerKind.EXTERNAL, "203.0.113.9"), 443))
     return World(make_inventory(pods), tuple(representatives), tuple(edges),
-                 frozenset(observed))
+                 frozenset(observed), frozenset(resolvers), dns)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -104,6 +115,15 @@ def test_observed_allowed_unobserved_denied(world: World, data: st.DataObject) -
                     if (src_index, dst_index, protocol, port) not in world.observed:
                         verdict = evaluator.check(src, dst, protocol, port)
                         assert not verdict.allowed, (src_index, dst_index, protocol, port)
+    # DNS (UDP and TCP) for the workloads that resolved names, and for no other
+    dns = endpoints.endpoint(workload_peer("kube-system", "coredns"))
+    assert dns is not None
+    for index, pod in enumerate(world.workloads):
+        client = endpoints.endpoint(workload_peer(pod.namespace, pod.workload.name))
+        assert client is not None
+        for protocol in ("UDP", "TCP"):
+            allowed = evaluator.check(client, dns, protocol, 53).allowed
+            assert allowed == (index in world.resolvers), (index, protocol)
     # nothing external beyond what was observed
     src_pod = world.workloads[data.draw(st.integers(0, len(world.workloads) - 1))]
     src = endpoints.endpoint(workload_peer(src_pod.namespace, src_pod.workload.name))
