@@ -63,11 +63,25 @@ def _address_halves(data: U8Array, at: I64Array) -> tuple[U64Array, U64Array]:
     return halves[:, 0], halves[:, 1]
 
 
+@dataclass(slots=True)
+class IpPayloads:
+    """IP packets carrying another protocol that a tunnel decoder may want (IP-in-IP, GRE)."""
+
+    index: I64Array
+    proto: I64Array
+    start: I64Array  # absolute offset of the IP payload
+    end: I64Array
+
+
+TUNNEL_PROTOCOLS = (4, 41, 47)  # IPv4 in IP, IPv6 in IP, GRE
+
+
 def extract(
     raw: bytes, data: U8Array, ends: I64Array, l3: I64Array, net: I64Array,
     counts: Counter[str],
-) -> Headers:
-    """Header fields of every TCP/UDP frame; everything else is tallied in `counts`."""
+) -> tuple[Headers, IpPayloads]:
+    """Header fields of every TCP/UDP frame, and where tunnel protocols start; everything
+    else is tallied in `counts`."""
     counts["non_ip"] += int(np.count_nonzero(net == NET_OTHER))
     counts["truncated"] += int(np.count_nonzero(net == NET_TRUNCATED))
     counts["malformed"] += int(np.count_nonzero(net == NET_MALFORMED))
@@ -76,11 +90,13 @@ def extract(
     parts = [p for p in (_ipv4(data, ends, l3, net, counts),
                          _ipv6(raw, data, ends, l3, net, counts)) if p is not None]
     if not parts:
-        return _empty()
+        return _empty(), IpPayloads(*(np.empty(0, dtype=np.int64),) * 4)
     idx, fam, shi, slo, dhi, dlo, proto, l4, ipend, cut = (
         np.concatenate(cols) for cols in zip(*parts, strict=True)
     )
     counts["other_protocol"] += int(np.count_nonzero((proto != TCP) & (proto != UDP)))
+    tunnel = np.flatnonzero(np.isin(proto, TUNNEL_PROTOCOLS) & (l4 < ipend))
+    carried = IpPayloads(idx[tunnel], proto[tunnel], l4[tunnel], ipend[tunnel])
     tcp, udp = proto == TCP, proto == UDP
     need = np.where(tcp, 14, 8)
     short = (tcp | udp) & (l4 + need > ipend)
@@ -102,7 +118,19 @@ def extract(
     cut = cut | (~tcp & (udp_end > ipend))
     payload_end = np.maximum(payload_end, np.minimum(payload, payload_end))
     return Headers(idx, fam, shi, slo, dhi, dlo, proto, sport, dport, flags,
-                   np.minimum(payload, payload_end), payload_end, cut)
+                   np.minimum(payload, payload_end), payload_end, cut), carried
+
+
+def select(h: Headers, keep: BoolArray) -> Headers:
+    """The entries of `h` where `keep` is True."""
+    return Headers(*(getattr(h, f)[keep] for f in Headers.__slots__))
+
+
+def merge(a: Headers, b: Headers) -> Headers:
+    """Entries of both, in frame order (a flow's packets must stay in time order)."""
+    order = np.argsort(np.concatenate([a.index, b.index]), kind="stable")
+    return Headers(*(np.concatenate([getattr(a, f), getattr(b, f)])[order]
+                     for f in Headers.__slots__))
 
 
 _Part = tuple[I64Array, I64Array, U64Array, U64Array, U64Array, U64Array, I64Array,

@@ -20,6 +20,7 @@ from discover.conntrack import ConnectionTracker, address
 from discover.events import ConnectionOpen, EdgePackets, IPAddress, Protocol
 from discover.linklayer import locate_network, read_u8, read_u16
 from discover.packet_headers import TCP, UDP, Headers, extract
+from discover.tunnels import decapsulate
 
 DNS_PORT = 53
 DNS_HEADER = 12
@@ -61,6 +62,7 @@ class DecodeStats:
     fragments: int = 0  # IP fragments (first and later)
     later_fragments: int = 0  # non-first fragments: no ports, not decoded
     other_protocol: int = 0  # IP but neither TCP nor UDP (ICMP, ESP, GRE, ...)
+    tunneled: int = 0  # VXLAN, Geneve, IP-in-IP, GRE packets decoded by their inner packet
     tcp: int = 0
     udp: int = 0
     connections_syn: int = 0
@@ -124,7 +126,8 @@ class PacketDecoder:
         counts["bytes"] += int(caplens.sum())
         ends = starts + caplens
         l3, net = locate_network(data, starts, ends, linktypes)
-        headers = extract(raw, data, ends, l3, net, counts)
+        headers, carried = extract(raw, data, ends, l3, net, counts)
+        headers = decapsulate(raw, data, ends, headers, carried, counts)
         when = times[headers.index]
         opens, edges = self._tracker.track(headers, when, counts)
         dns = _dns_payloads(raw, data, headers, when, counts)

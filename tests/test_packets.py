@@ -372,3 +372,35 @@ def test_mutated_frames_decode_without_exceptions(data: st.DataObject) -> None:
     decoder = PacketDecoder()
     decoder.decode(linktype, [1.0, 2.0], [bytes(base), bytes(base[:cut])])
     assert decoder.stats.packets == 2
+
+
+NODE1, NODE2 = "192.0.2.1", "192.0.2.2"
+INNER = Ether() / IP(src=CLIENT, dst=SERVER) / TCP(sport=40100, dport=8080, flags="S")
+TUNNELS = {
+    "vxlan-flannel": IP(src=NODE1, dst=NODE2) / UDP(sport=33000, dport=8472)
+    / Raw(b"\x08\0\0\0\0\0\x01\0") / INNER,
+    "vxlan-iana": IP(src=NODE1, dst=NODE2) / UDP(sport=33000, dport=4789)
+    / Raw(b"\x08\0\0\0\0\0\x01\0") / INNER,
+    "geneve": IP(src=NODE1, dst=NODE2) / UDP(sport=33000, dport=6081)
+    / Raw(b"\x02\0\x65\x58\0\0\x01\0" + b"\x01\x02\x03\x01" + b"\0" * 4) / INNER,
+    "ipip": IP(src=NODE1, dst=NODE2, proto=4) / INNER[IP],
+    "gre-key": IP(src=NODE1, dst=NODE2, proto=47) / Raw(b"\x20\x00\x08\x00" + b"\0\0\0\x07")
+    / INNER[IP],
+}
+
+
+@pytest.mark.parametrize("tunnel", sorted(TUNNELS))
+def test_overlay_packets_are_decoded_by_their_inner_packet(tunnel: str) -> None:
+    decoder = PacketDecoder()
+    events = decoder.decode(101, [1.0], [bytes(TUNNELS[tunnel])])
+    (conn,) = opens(events)
+    assert (str(conn.client_ip), str(conn.server_ip), conn.server_port) == (CLIENT, SERVER, 8080)
+    assert conn.evidence is DirectionEvidence.SYN
+    assert decoder.stats.tunneled == 1
+
+
+def test_plain_and_encapsulated_copies_of_a_syn_are_one_connection() -> None:
+    decoder = PacketDecoder()
+    frames = [bytes(INNER[IP]), bytes(TUNNELS["vxlan-flannel"])]
+    (conn,) = opens(decoder.decode(101, [1.0, 1.0001], frames))
+    assert conn.server_port == 8080 and decoder.stats.duplicate_syns == 1
