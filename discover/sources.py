@@ -286,8 +286,9 @@ def _combine(paths: list[Path], results: list[_FileResult]) -> LoadedInputs:
     if not files:
         where = str(paths[0]) if len(paths) == 1 else f"all {len(paths)} inputs"
         detail = warnings[0] if warnings else "nothing read"
-        if len(paths) == 1 and warnings and warnings[0].startswith(str(paths[0])):
-            detail = warnings[0][len(str(paths[0])) + 2 :]
+        if len(paths) == 1 and detail.startswith(str(paths[0])):
+            # "x.pcap: record 1 ..." or "x.pcap at byte 0: ...": the path is said once.
+            detail = detail[len(str(paths[0])) :].removeprefix(":").lstrip()
         raise NothingReadError(where, f"nothing usable read: {detail}", warnings)
     return LoadedInputs(
         table=table,

@@ -172,6 +172,11 @@ def test_nothing_usable_is_an_error_with_every_warning(tmp_path: Path) -> None:
     assert raised.value.warnings[1].startswith(f"{notes}: not a pcap")
     with pytest.raises(NothingReadError, match=rf"^{notes}: nothing usable read: not a pcap"):
         load_inputs([notes])
+    short = tmp_path / "short.pcap"
+    short.write_bytes(bytes.fromhex("d4c3b2a10200"))  # a pcap file header cut short
+    with pytest.raises(NothingReadError) as raised:
+        load_inputs([short])
+    assert str(raised.value).startswith(f"{short}: nothing usable read: at byte 0: ")
 
 
 def test_one_bad_input_among_good_ones_is_a_warning(tmp_path: Path) -> None:
