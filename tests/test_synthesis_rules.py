@@ -199,6 +199,8 @@ def check_node_sources(p: Proposal) -> None:
     assert api == [{"from": [{"ipBlock": {"cidr": "10.0.0.2/32"}}],
                     "ports": [{"protocol": "TCP", "port": 9090}]}]
     assert {"ingress-node-local", "ingress-node-source"} <= rule_ids(p)
+    web = next(d for d in p.documents if d.name == "web-netpol")
+    assert any("kubelet probes" in line for line in web.comments)
 
 
 def check_external_ip(p: Proposal) -> None:

@@ -168,6 +168,11 @@ def _plan_host_source(context: SynthesisContext, edge: GraphEdge, port: PortSpec
             "always allowed by NetworkPolicy; no rule is written for it",
             f"{source.label()} -> {edge.protocol} {edge.port}",
         )
+        note = ("note: traffic from the pod's own node (kubelet probes) was seen; "
+                "NetworkPolicy always allows it, so no rule opens node addresses")
+        notes = context.draft(destination.workload).notes
+        if note not in notes:
+            notes.append(note)
         context.decide(edge, "ingress", None, None, "from the pod's own node")
         return
     if source.ip is None:
