@@ -9,7 +9,9 @@ record and which byte; everything before it is kept.
 
 from __future__ import annotations
 
+import gzip
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -105,17 +107,36 @@ class RecordWalker:
     # -- shared chunk plumbing -------------------------------------------------------------
 
     def _read(self) -> bytes:
-        try:
-            return self._stream.read(self._chunk_bytes)
-        except (OSError, EOFError, ValueError) as error:  # gzip streams end badly this way
-            self._stream_error = str(error)
+        if self._stream_error:
             return b""
+        if not isinstance(self._stream, gzip.GzipFile):
+            try:
+                return self._stream.read(self._chunk_bytes)
+            except OSError as error:
+                self._stream_error = str(error)
+                return b""
+        # A damaged gzip stream raises, losing what one read() decompressed: read in small
+        # pieces to keep everything before the damage.
+        pieces: list[bytes] = []
+        got = 0
+        try:
+            while got < self._chunk_bytes:
+                piece = self._stream.read1(min(1 << 16, self._chunk_bytes - got))
+                if not piece:
+                    break
+                pieces.append(piece)
+                got += len(piece)
+        except (OSError, EOFError, ValueError, zlib.error) as error:
+            self._stream_error = str(error)
+        return b"".join(pieces)
 
     def batches(self) -> Iterator[RecordBatch]:
         self._stream_error = ""
         head = self._read()
         kind = sniff_format(head)
         if kind is None:
+            if self._stream_error:
+                raise CaptureHeaderError(self.path, f"cannot read: {self._stream_error}", offset=0)
             shown = head[:4].hex() or "nothing"
             raise CaptureHeaderError(
                 self.path, f"not a pcap or pcapng file (starts with {shown})", offset=0
@@ -189,7 +210,7 @@ class RecordWalker:
             rest = buf[pos:]
             more = self._read()
             if not more:
-                if rest:
+                if rest or self._stream_error:
                     self._eof_leftover(len(rest), base)
                 return
             buf = rest + more
@@ -240,7 +261,7 @@ class RecordWalker:
                 continue
             more = self._read()
             if not more:
-                if rest:
+                if rest or self._stream_error:
                     self._eof_leftover(len(rest), self._base)
                 return
             buf = rest + more

@@ -228,6 +228,15 @@ def test_gzip_compressed_capture(tmp_path: Path) -> None:
     assert [e.client_port for e in syns(events)] == [46000] and capture.complete
 
 
+def test_truncated_gzip_stream_is_a_warning(tmp_path: Path) -> None:
+    data = gzip.compress(pcap([(float(i), syn_ip(46100 + i)) for i in range(200)], 101))
+    path = tmp_path / "cut.pcap.gz"
+    path.write_bytes(data[: len(data) // 2])
+    capture, events = read(path)
+    assert not capture.complete and "read error" in capture.warnings[0]
+    assert 0 < len(syns(events)) < 200
+
+
 def test_progress_reports_reach_the_file_size(tmp_path: Path) -> None:
     path = tmp_path / "p.pcap"
     path.write_bytes(pcap([(float(i), syn_ip(47000 + i)) for i in range(50)], 101))
@@ -275,3 +284,14 @@ def test_mutated_captures_only_read_errors_or_warnings(data: st.DataObject) -> N
         content[at] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(0, len(content)))
     _check_any_bytes(bytes(content[:cut]), data.draw(st.sampled_from([16, 100, 1 << 16])))
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_damaged_gzip_captures_only_read_errors_or_warnings(data: st.DataObject) -> None:
+    content = bytearray(gzip.compress(data.draw(st.sampled_from(_VALID))))
+    for _ in range(data.draw(st.integers(0, 4))):
+        at = data.draw(st.integers(2, len(content) - 1))  # keep the magic: exercise gzip
+        content[at] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(2, len(content)))
+    _check_any_bytes(bytes(content[:cut]), data.draw(st.sampled_from([16, 1 << 16])))
