@@ -26,6 +26,7 @@ from discover.inventory.model import (
     Pod,
     Service,
     ServicePort,
+    WorkloadRef,
 )
 from discover.inventory.ranges import cluster_ranges
 from discover.peers import Peer, PeerKind, ServiceRef
@@ -73,6 +74,11 @@ class Resolver:
                                   or s.labels.get("k8s-app") in DNS_APP_LABELS)}
         self._dns_workloads = {p.workload for p in inventory.pods if self._is_dns_pod(p)}
         self._selector_cache: dict[tuple[str, str], list[Pod]] = {}
+        self._pods_by_workload: dict[WorkloadRef, list[Pod]] = {}
+        for pod in inventory.pods:
+            self._pods_by_workload.setdefault(pod.workload, []).append(pod)
+        self._nodelocal_pods = [p for p in inventory.pods
+                                if p.labels.get("k8s-app") == "node-local-dns"]
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -130,7 +136,7 @@ class Resolver:
             found = self._pods_by_name.get((peer.workload.namespace, peer.pod_name))
             if found is not None:
                 return found
-        candidates = [p for p in self.inventory.pods if p.workload == peer.workload]
+        candidates = self._pods_by_workload.get(peer.workload, [])
         if not candidates:
             return None
         return max(candidates, key=lambda p: (p.deleted is None, p.created or _MIN, p.name))
@@ -190,9 +196,7 @@ class Resolver:
         if client_ip is not None:
             found = self.pods.lookup(client_ip, when)
             client_node = found.pod.node_name if found and found.pod else None
-        cache = sorted((p for p in self.inventory.pods
-                        if p.labels.get("k8s-app") == "node-local-dns"),
-                       key=lambda p: (p.node_name != client_node, p.name))
+        cache = sorted(self._nodelocal_pods, key=lambda p: (p.node_name != client_node, p.name))
         if cache:
             pod = cache[0]
             return Peer(PeerKind.NODE, workload=pod.workload, pod_name=pod.name,
