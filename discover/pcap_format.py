@@ -300,14 +300,25 @@ class RecordWalker:
         pos = 0
         append = epbs.append
         type_len = struct.Struct(section.order + "II").unpack_from
-        while pos + 12 <= size:
-            btype, blen = type_len(buf, pos)
-            if btype == _EPB and 32 <= blen <= (MAX_RECORD << 2) and not blen & 3:
-                if pos + blen > size:
-                    return pos, "more"
-                append(pos)
-                pos += blen
-                continue
+        epb_max = MAX_RECORD << 2
+        while True:
+            # The hot loop: runs of enhanced packet blocks, until another kind of block or
+            # the end of the buffer (struct.error); a last block past the end is dropped.
+            btype = -1
+            try:
+                while True:
+                    btype, blen = type_len(buf, pos)
+                    if btype != _EPB or blen < 32 or blen > epb_max or blen & 3:
+                        break
+                    append(pos)
+                    pos += blen
+            except struct.error:
+                btype = -1
+            if pos > size:
+                pos = epbs.pop()
+                return pos, "more"
+            if btype == -1 or pos + 12 > size:
+                return pos, "more"
             if btype == PCAPNG_SHB:
                 bom = int.from_bytes(buf[pos + 8 : pos + 12], "little")
                 if bom not in (PCAPNG_BOM, 0x4D3C2B1A):
@@ -339,7 +350,6 @@ class RecordWalker:
                 if not self._other_packet(buf, pos, blen, btype, section, extra):
                     return pos, "bad"
             pos += blen
-        return pos, "more"
 
     def _other_packet(
         self, buf: bytes, pos: int, blen: int, btype: int, section: _Section,
