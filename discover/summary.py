@@ -178,6 +178,8 @@ def read_summary(path: Path | str) -> tuple[FlowTable, SummaryMeta]:
         raise ReadError(
             name, f"line {error.lineno} column {error.colno}: invalid JSON: {error.msg}"
         ) from error
+    except RecursionError:
+        raise ReadError(name, "JSON nested too deeply to be a summary") from None
     return summary_from_dict(doc, name)
 
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import io
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import dns.message
 import dns.rrset
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from discover.errors import ReadError
 from discover.events import DirectionEvidence
@@ -292,3 +295,32 @@ def test_otterize_frames_give_the_expected_edges_and_names(corpora: Path) -> Non
         else:
             key = (want["SrcIp"], want["Destination"], want["DestinationIP"], want["TTL"])
             assert key in names
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(
+        [
+            bytes.fromhex("d4c3b2a1"),
+            bytes.fromhex("a1b2c3d4"),
+            bytes.fromhex("4d3cb2a1"),
+            bytes.fromhex("0a0d0d0a"),
+            b"{",
+            b'{"schema_version": 0, ',
+            b"\x1f\x8b",
+            b"",
+        ]
+    ),
+    st.binary(max_size=400),
+)
+def test_any_bytes_load_or_fail_with_a_read_error(magic: bytes, body: bytes) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "input"
+        path.write_bytes(magic + body)
+        try:
+            loaded = load_inputs([path], dns=True)
+        except ReadError as error:
+            assert str(error).startswith(str(path))
+            assert "\n" not in str(error)
+        else:
+            assert all(w.startswith(str(path)) for w in loaded.warnings)

@@ -263,6 +263,9 @@ def test_read_summary_reports_json_syntax_with_line_and_column(tmp_path: Path) -
         read_summary(path)
     with pytest.raises(ReadError, match="cannot read"):
         read_summary(tmp_path / "absent.json")
+    path.write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(ReadError, match="nested too deeply"):
+        read_summary(path)
 
 
 def test_write_then_read_summary(tmp_path: Path) -> None:
