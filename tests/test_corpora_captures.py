@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -231,3 +232,38 @@ def test_every_flow_and_its_direction_match_zeek(corpora: Path) -> None:
                  e.protocol.value.lower())
                 for e in CaptureFile(trace) if isinstance(e, ConnectionOpen)}
         assert ours == zeek, test
+
+
+# tcpdump's one-line DNS decode of a response: "SERVER.53 > CLIENT.PORT: ID<flags> an/ns/ar"
+# (after the TCP flags and length for DNS over TCP).
+TCPDUMP_RESPONSE = re.compile(
+    r"^\s*\d+\s+\S+ \S+ IP6? (\S+)\.53 > (\S+)\.(\d+): "
+    r"(?:Flags \[[^\]]*\],.*? length \d+:? )?(\d+)[*\-|$!+^%]*(?: \[[^\]]*\])* (\d+)/\d+/\d+"
+)
+
+
+@pytest.mark.corpora
+def test_dns_answers_match_tcpdump_decodes(corpora: Path) -> None:
+    """tcpdump's test suite (default verbosity, no options): the same responses carry
+    answers, from the same server to the same client port, with the same DNS ids."""
+    base = corpora / "tcpdump-tests"
+    checked = answers = 0
+    for line in (base / "TESTLIST").read_text().splitlines():
+        fields = line.split()
+        if len(fields) != 3 or not (base / "expected_out" / fields[2]).exists():
+            continue
+        expected: Counter[tuple[str, str, int, int]] = Counter()
+        for out in (base / "expected_out" / fields[2]).read_text().splitlines():
+            match = TCPDUMP_RESPONSE.match(out)
+            if match and int(match.group(5)) > 0:
+                server, client, port, qid = match.group(1, 2, 3, 4)
+                expected[(server, client, int(port), int(qid))] += 1
+        ours = Counter(
+            (str(e.server_ip), str(e.client_ip), e.client_port,
+             int.from_bytes(e.payload[:2], "big"))
+            for e in CaptureFile(base / "pcaps" / fields[1]) if isinstance(e, DnsPayload)
+        )
+        assert ours == expected, fields[0]
+        checked += 1
+        answers += ours.total()
+    assert checked >= 10 and answers >= 20
