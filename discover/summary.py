@@ -29,6 +29,8 @@ SCHEMA_VERSION = 1
 # Counters a table contributes when the meta doesn't carry them already.
 TABLE_COUNTERS = ("edges_dropped", "dns_rows_dropped")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+# Flow frames hold datetime64[ns], which ends in April 2262.
+MAX_EPOCH = 9_223_372_036.0
 
 
 class SummaryError(ReadError):
@@ -452,7 +454,13 @@ class Fields:
             self.fail(path, f"expected an ISO-8601 time, got {text!r}")
         if stamp.tzinfo is None:
             self.fail(path, f"expected a time with a zone (…Z), got {text!r}")
-        return stamp.timestamp()
+        try:
+            seconds = stamp.timestamp()
+        except (OverflowError, ValueError):
+            seconds = -1.0
+        if not 0 <= seconds < MAX_EPOCH:
+            self.fail(path, f"expected a time from 1970 to 2262, got {text!r}")
+        return seconds
 
     def optional_time(self, value: object, path: str) -> float | None:
         return None if value is None else self.time(value, path)

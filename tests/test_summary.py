@@ -186,7 +186,7 @@ def test_migrate_leaves_current_documents_alone() -> None:
             "flows[0].direction: expected one of syn, syn-ack, udp-first, inferred, got 'guess'",
         ),
         (
-            lambda d: d["flows"][0].update(first_seen="2999-01-01T00:00:00Z"),
+            lambda d: d["flows"][0].update(first_seen="2099-01-01T00:00:00Z"),
             "flows[0].first_seen: is after last_seen",
         ),
         (lambda d: d["flows"][0].pop("packets"), "flows[0].packets: missing"),
