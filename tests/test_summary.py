@@ -204,6 +204,14 @@ def test_migrate_leaves_current_documents_alone() -> None:
             "dns[0].last_seen: expected a time with a zone (…Z), got '2023-11-14 22:13'",
         ),
         (
+            lambda d: d["flows"][1].update(last_seen="2300-01-01T00:00:00Z"),
+            "flows[1].last_seen: expected a time from 1970 to 2262, got '2300-01-01T00:00:00Z'",
+        ),
+        (
+            lambda d: d["dns"][0].update(first_seen="0001-01-01T00:00:00+01:00"),
+            "dns[0].first_seen: expected a time from 1970 to 2262",
+        ),
+        (
             lambda d: d["window"].update(start="soon"),
             "window.start: expected an ISO-8601 time, got 'soon'",
         ),
