@@ -6,11 +6,10 @@ but it costs ~115 µs a response. Two things keep that off the hot path:
 - the same answer arrives over and over (every pod asks for the same few names; answers
   differ only in their 2-byte ID), so each distinct payload, ID aside, is parsed once and
   the outcome kept in a bounded LRU cache;
-- `fast_parse` below reads the common shape directly (one
-  question, an answer section of A, AAAA and CNAME records in class IN, names of letters,
-  digits, '-' and '_') is read directly, ~10x faster, with dnspython's rules for
-  compression pointers, TTLs and record sets. Anything else returns None and goes to
-  dnspython. Tests check that both agree.
+- `fast_parse` below reads the common shape itself (one question; an answer section of
+  A, AAAA and CNAME records in class IN; names of letters, digits, '-' and '_'), ~10x
+  faster, following dnspython's rules for compression pointers, TTLs and record sets.
+  Anything else returns None and goes to dnspython. Tests check that both agree.
 
 Nothing here raises on bad bytes: a payload that can't be read is counted and skipped.
 """
