@@ -123,7 +123,7 @@ def build_inventory(
     policies: list[NetworkPolicy] = parse("NetworkPolicy", o.parse_network_policy)
     templates: list[WorkloadTemplate] = []
     for kind in WORKLOAD_KINDS:
-        found = parse(kind, lambda d, k=kind: o.parse_workload(d, k, owners))
+        found = parse(kind, lambda d, k=kind: o.parse_workload(d, k))
         templates.extend(t for t in found if t is not None)
     all_notes.extend(owners.notes())
 

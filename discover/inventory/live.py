@@ -190,10 +190,10 @@ def _watch(api: client.ApiClient, watcher: PodWatcher, resource_version: str,
 
 
 def _reason(error: BaseException) -> str:
-    reason = getattr(error, "reason", None)
-    text = str(reason or error)
-    # urllib3 wraps "Connection refused" deep inside a MaxRetryError message.
-    for marker in ("Connection refused", "timed out", "Name or service not known"):
+    """The cause in a few words: urllib3 buries it deep inside a MaxRetryError message."""
+    text = str(getattr(error, "reason", None) or error)
+    for marker in ("Connection refused", "timed out", "Name or service not known",
+                   "No route to host"):
         if marker in text:
-            return marker.lower() if marker != "Connection refused" else "connection refused"
+            return marker.lower()
     return text

@@ -27,7 +27,7 @@ from discover.inventory.model import (
     WorkloadRef,
     WorkloadTemplate,
 )
-from discover.inventory.owners import OwnerResolver
+from discover.inventory.owners import OwnerResolver, controller_of
 
 Raw = Mapping[str, Any]
 
@@ -315,18 +315,13 @@ def parse_network_policy(obj: Raw) -> NetworkPolicy:
                          dict(f.mapping(obj, "spec", "")))
 
 
-def parse_workload(obj: Raw, kind: str, owners: OwnerResolver) -> WorkloadTemplate | None:
+def parse_workload(obj: Raw, kind: str) -> WorkloadTemplate | None:
     """A controller's pod template, or None when it is itself owned (a Deployment's
     ReplicaSet, a CronJob's Job): only the top of a chain is a workload."""
     m, spec = meta(obj), f.mapping(obj, "spec", "")
     namespace, name = str(m.get("namespace") or "default"), str(m.get("name", ""))
-    if kind in ("ReplicaSet", "Job"):
-        resolved = (owners.job_parent(namespace, name) if kind == "Job"
-                    else WorkloadRef(namespace, "ReplicaSet", name))
-        if kind == "ReplicaSet" and m.get("ownerReferences"):
-            return None
-        if kind == "Job" and resolved.kind != "Job":
-            return None
+    if kind in ("ReplicaSet", "Job") and controller_of(m) is not None:
+        return None
     path = "spec"
     if kind == "CronJob":
         spec = f.mapping(f.mapping(spec, "jobTemplate", "spec"), "spec", "spec.jobTemplate")
