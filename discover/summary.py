@@ -22,7 +22,14 @@ from typing import Any, NoReturn
 from discover import __version__
 from discover.errors import ReadError
 from discover.events import DirectionEvidence, IPAddress, Protocol
-from discover.flowtable import DNS_COLUMNS, FLOW_COLUMNS, DnsRow, FlowRow, FlowTable
+from discover.flowtable import (
+    DNS_COLUMNS,
+    FLOW_COLUMNS,
+    DnsRow,
+    FlowRow,
+    FlowTable,
+    OutputError,
+)
 
 KIND = "netpol-discover-summary"
 SCHEMA_VERSION = 1
@@ -187,7 +194,10 @@ def read_summary(path: Path | str) -> tuple[FlowTable, SummaryMeta]:
 
 def write_summary(table: FlowTable, meta: SummaryMeta, path: Path | str) -> None:
     """Write a summary as deterministic JSON (sorted keys, indented)."""
-    Path(path).write_text(dumps_summary(summary_to_dict(table, meta)))
+    try:
+        Path(path).write_text(dumps_summary(summary_to_dict(table, meta)))
+    except OSError as error:
+        raise OutputError(str(path), f"cannot write: {error.strerror or error}") from error
 
 
 def dumps_summary(doc: Mapping[str, Any]) -> str:

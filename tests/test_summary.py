@@ -22,7 +22,7 @@ from discover.events import (
     EdgePackets,
     Protocol,
 )
-from discover.flowtable import FlowTable
+from discover.flowtable import FlowTable, OutputError
 from discover.summary import (
     KIND,
     SCHEMA_VERSION,
@@ -282,6 +282,8 @@ def test_write_then_read_summary(tmp_path: Path) -> None:
     table, meta = read_summary(path)
     assert list(table.dns_rows()) == list(sample_table().dns_rows())
     assert meta.counters["packets"] == 1000
+    with pytest.raises(OutputError, match="cannot write"):
+        write_summary(sample_table(), sample_meta(), tmp_path / "missing" / "summary.json")
 
 
 def test_merge_summaries_spans_windows_and_sums_counters() -> None:
