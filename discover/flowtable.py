@@ -105,35 +105,23 @@ class DnsRow:
     last_seen: float
 
 
+@dataclass(slots=True)
 class _EdgeStats:
-    __slots__ = ("connections", "packets", "first", "last", "rank")
-
-    def __init__(self, connections: int, packets: int, first: float, last: float, rank: int):
-        self.connections = connections
-        self.packets = packets
-        self.first = first
-        self.last = last
-        self.rank = rank
+    connections: int
+    packets: int
+    first: float
+    last: float
+    rank: int  # index into EVIDENCE_ORDER
 
 
+@dataclass(slots=True)
 class _DnsStats:
-    __slots__ = ("cname_chain", "server_ip", "ttl", "answers", "first", "last")
-
-    def __init__(
-        self,
-        cname_chain: tuple[str, ...],
-        server_ip: IPAddress,
-        ttl: int,
-        answers: int,
-        first: float,
-        last: float,
-    ) -> None:
-        self.cname_chain = cname_chain
-        self.server_ip = server_ip
-        self.ttl = ttl
-        self.answers = answers
-        self.first = first
-        self.last = last
+    cname_chain: tuple[str, ...]
+    server_ip: IPAddress
+    ttl: int
+    answers: int
+    first: float
+    last: float
 
 
 class FlowTable:

@@ -87,6 +87,11 @@ def add_input_arguments(parser: argparse.ArgumentParser, what: str) -> None:
         metavar="FILE",
         help=f"where to write {what}: a .csv (times ISO-8601 UTC) or .parquet file",
     )
+    add_reading_options(parser)
+
+
+def add_reading_options(parser: argparse.ArgumentParser) -> None:
+    """--jobs and --quiet, for every command that reads INPUTs with `load_inputs`."""
     parser.add_argument(
         "-j",
         "--jobs",
