@@ -19,7 +19,7 @@ from multiprocessing import get_context
 from multiprocessing.queues import Queue
 from pathlib import Path
 
-from discover.errors import ReadError
+from discover.errors import ConfigurationError, ReadError
 from discover.flowtable import FlowTable
 from discover.progress import ByteProgress
 
@@ -72,8 +72,9 @@ class LoadedInputs:
 
 
 @dataclass(frozen=True, slots=True)
-class _FileResult:
-    """What a worker sends back (pickled): the table, or nothing when the file was unusable."""
+class FileResult:
+    """One input read (what a worker sends back, pickled): its table, stats, warnings and
+    time window, or only warnings when nothing of it was usable."""
 
     table: FlowTable | None
     stats: FileStats | None
@@ -110,12 +111,14 @@ def load_inputs(
 
     `jobs` caps the worker processes (default: one per core, never more than files).
     `dns=False` skips parsing DNS answers in captures (the `flows` command doesn't need
-    them; dnspython is the slow part of reading): `dns_answers` then counts the responses
-    that carried answers, and the table has no DNS rows from captures.
+    them, and parsing is the slow part of reading): `dns_answers` then counts the
+    responses that carried answers, and the table has no DNS rows from captures.
     Raises ReadError for a path that isn't a file, NothingReadError when no input gave
     anything usable.
     """
     paths = [Path(p) for p in paths]
+    if not paths:
+        raise ConfigurationError("no input files given")
     sizes = []
     for path in paths:
         if not path.is_file():
@@ -139,7 +142,7 @@ def _bar_updater(bar: ByteProgress, index: int) -> Callable[[int, int], None]:
 
 def read_input(
     path: Path, on_progress: Callable[[int, int], None] | None = None, *, dns: bool = True
-) -> _FileResult:
+) -> FileResult:
     """One input into its own FlowTable; never raises ReadError (it becomes a warning)."""
     try:
         kind = sniff_format(path)
@@ -147,12 +150,12 @@ def read_input(
             return _read_summary(path)
         return _read_capture(path, kind, on_progress, dns)
     except ReadError as error:
-        return _FileResult(None, None, (str(error),), None)
+        return FileResult(None, None, (str(error),), None)
 
 
 def _read_capture(
     path: Path, kind: str, on_progress: Callable[[int, int], None] | None, dns: bool
-) -> _FileResult:
+) -> FileResult:
     # Imported here: numpy and dnspython only load in the processes that read captures.
     from discover.capture_file import CaptureFile
     from discover.dns import DnsDecoder
@@ -185,7 +188,7 @@ def _read_capture(
     warnings.extend(capture.warnings)
     packets = capture.stats.packets
     if not capture.complete and packets == 0:
-        return _FileResult(None, None, tuple(warnings), None)
+        return FileResult(None, None, tuple(warnings), None)
     counters = capture.stats.as_dict()
     counters.update({f"dns_{k}": v for k, v in decoder.counters.items()})
     stats = FileStats(
@@ -198,10 +201,10 @@ def _read_capture(
         complete=capture.complete,
         counters=counters,
     )
-    return _FileResult(table, stats, tuple(warnings), table.time_range())
+    return FileResult(table, stats, tuple(warnings), table.time_range())
 
 
-def _read_summary(path: Path) -> _FileResult:
+def _read_summary(path: Path) -> FileResult:
     from discover.summary import read_summary
 
     table, meta = read_summary(path)
@@ -219,7 +222,7 @@ def _read_summary(path: Path) -> _FileResult:
         complete=True,
         counters=counters,
     )
-    return _FileResult(table, stats, (), window)
+    return FileResult(table, stats, (), window)
 
 
 # -- parallel reading --------------------------------------------------------------------
@@ -232,7 +235,7 @@ def _init_worker(progress_queue: Queue[tuple[int, int]] | None) -> None:
     _progress_queue = progress_queue
 
 
-def _read_in_worker(index: int, path: Path, dns: bool) -> _FileResult:
+def _read_in_worker(index: int, path: Path, dns: bool) -> FileResult:
     sink = _progress_queue
     on_progress = None if sink is None else (lambda done, _total: sink.put((index, done)))
     return read_input(path, on_progress, dns=dns)
@@ -240,14 +243,14 @@ def _read_in_worker(index: int, path: Path, dns: bool) -> _FileResult:
 
 def _read_parallel(
     paths: list[Path], total: int, workers: int, progress: bool, dns: bool
-) -> list[_FileResult]:
+) -> list[FileResult]:
     context = get_context()
     progress_queue: Queue[tuple[int, int]] | None = context.Queue() if progress else None
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_init_worker, initargs=(progress_queue,)
     ) as pool:
         # Submitted before the progress bar starts its thread: workers fork a quiet process.
-        futures: dict[Future[_FileResult], int] = {
+        futures: dict[Future[FileResult], int] = {
             pool.submit(_read_in_worker, i, path, dns): i for i, path in enumerate(paths)
         }
         with ByteProgress(total, enabled=progress) as bar:
@@ -268,7 +271,7 @@ def _drain(progress_queue: Queue[tuple[int, int]] | None, bar: ByteProgress) -> 
         bar.update(index, done)
 
 
-def _combine(paths: list[Path], results: list[_FileResult]) -> LoadedInputs:
+def _combine(paths: list[Path], results: list[FileResult]) -> LoadedInputs:
     table = FlowTable()
     files: list[FileStats] = []
     warnings: list[str] = []

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from discover.errors import ReadError
+from discover.errors import ConfigurationError, ReadError
 from discover.events import DirectionEvidence
 from discover.progress import ByteProgress, progress_wanted
 from discover.sources import NothingReadError, load_inputs, sniff_format
@@ -193,6 +193,8 @@ def test_one_bad_input_among_good_ones_is_a_warning(tmp_path: Path) -> None:
 
 
 def test_missing_paths_fail_before_reading(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="no input files"):
+        load_inputs([])
     with pytest.raises(ReadError, match=r"absent\.pcap: no such file"):
         load_inputs([write_capture(tmp_path / "a.pcap"), tmp_path / "absent.pcap"])
     with pytest.raises(ReadError, match="not a regular file"):
