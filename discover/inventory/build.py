@@ -57,19 +57,25 @@ class RawObject:
         return str(self.data.get("kind", ""))
 
     @property
+    def metadata(self) -> Mapping[str, Any]:
+        """The metadata, or {} when it is missing or not an object (parsing says so)."""
+        m = self.data.get("metadata")
+        return m if isinstance(m, Mapping) else {}
+
+    @property
     def key(self) -> tuple[str, str]:
-        m = self.data.get("metadata") or {}
+        m = self.metadata
         return (str(m.get("namespace") or "default"), str(m.get("name") or ""))
 
     @property
     def display_name(self) -> str:
-        m = self.data.get("metadata") or {}
+        m = self.metadata
         name = str(m.get("name") or "?")
         return f"{m['namespace']}/{name}" if m.get("namespace") else name
 
 
 def _owner_map(objects: list[RawObject]) -> dict[tuple[str, str], OwnerLink | None]:
-    return {obj.key: controller_of(obj.data.get("metadata") or {}) for obj in objects}
+    return {obj.key: controller_of(obj.metadata) for obj in objects}
 
 
 def build_inventory(
