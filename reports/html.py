@@ -184,9 +184,10 @@ def _legend() -> str:
 
 
 def _graph_section(report: ReportInput) -> str:
-    seen = {str(w) for w in inventory_workloads(report.inventory)}
-    idle = tuple(sorted(seen))
-    service = build_service_graph(report.graph, report.proposal, idle=idle)
+    service = build_service_graph(report.graph, report.proposal)
+    # Workloads no traffic touched have no place in a layered picture: listed below it.
+    drawn = {node.key for node in service.nodes}
+    idle = [w for w in inventory_workloads(report.inventory) if str(w) not in drawn]
     parts = ['<section id="graph"><h2>Service graph</h2>',
              '<p class="muted">Namespaces are boxes, workloads are nodes, arrows point from '
              "client to server and carry protocol/port. Click a node to see only its links; "
@@ -203,6 +204,9 @@ def _graph_section(report: ReportInput) -> str:
     parts.append(_graph_controls("graph-workloads", service, True))
     parts.append(_legend())
     parts.append(f'<div class="graph-box" id="graph-workloads">{rendered.svg}</div>')
+    if idle:
+        parts.append('<p class="muted">No traffic seen for: ' + ", ".join(
+            f"{esc(w)}" for w in idle) + ".</p>")
     parts.append(f'<p class="muted">Layout: {esc(rendered.engine)}. {len(service.nodes)} '
                  f"nodes, {len(service.links)} links from {len(report.graph.edges)} "
                  "workload edges.</p></section>")

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import cache
+from ipaddress import ip_address
 from pathlib import Path
 
+import pandas as pd
+
+from discover.events import IPAddress
+from discover.flowtable import DNS_COLUMNS
 from discover.inventory.files import load_inventory_files
+from discover.inventory.model import ContainerPort, Inventory, Namespace, Pod, WorkloadRef
+from discover.peers import FlowKey, GraphEdge, Peer, PeerKind
 from discover.sources import load_inputs
 from discover.synthesis import SynthesisOptions, propose
-from discover.workload_graph import build_graph
+from discover.synthesis.proposal import (
+    EdgeDecision,
+    Finding,
+    FqdnDependency,
+    PolicyDocument,
+    PortUse,
+    Proposal,
+    Severity,
+    Window,
+)
+from discover.workload_graph import WorkloadGraph, build_graph
 from reports.model import ReportInput
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "shop"
@@ -28,3 +46,80 @@ def shop_report() -> ReportInput:
         sources=("samples/shop/capture.pcap",), counters=counters,
         warnings=tuple(loaded.warnings),
     )
+
+
+EVIL = '<script>alert("x")</script>&<i-evil>'
+T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+T1 = datetime(2026, 1, 2, 3, 9, 5, tzinfo=UTC)
+WEB = WorkloadRef("ns-a", "Deployment", "web")
+DB = WorkloadRef("ns-b", "StatefulSet", "db")
+WEB_IP, DB_IP = ip_address("10.0.0.1"), ip_address("10.0.1.1")
+EXT_IP, CLIENT_IP = ip_address("192.0.2.7"), ip_address("203.0.113.9")
+
+
+def _edge(source: Peer, destination: Peer, src_ip: IPAddress, dst_ip: IPAddress, port: int,
+          connections: int) -> GraphEdge:
+    return GraphEdge(source, destination, "TCP", port, None, connections, connections * 10,
+                     T0, T1, (FlowKey(src_ip, dst_ip, "TCP", port),))
+
+
+def tiny_report(evil: str = EVIL) -> ReportInput:
+    """Two workloads, an FQDN destination and a denied external client; `evil` is put
+    into every free-text field a cluster or DNS could control."""
+    web, db = Peer(PeerKind.WORKLOAD, workload=WEB), Peer(PeerKind.WORKLOAD, workload=DB)
+    fqdn = Peer(PeerKind.EXTERNAL, ip=EXT_IP, fqdn=f"{evil}.example.com")
+    client = Peer(PeerKind.EXTERNAL, ip=CLIENT_IP)
+    to_db = _edge(web, db, WEB_IP, DB_IP, 5432, 3)
+    to_fqdn = _edge(web, fqdn, WEB_IP, EXT_IP, 443, 2)
+    from_client = _edge(client, web, CLIENT_IP, WEB_IP, 8080, 5)
+    graph = WorkloadGraph((to_db, to_fqdn, from_client), T0, T1, notes=(evil,))
+    manifest = {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "web-netpol", "namespace": "ns-a",
+                     "annotations": {"netpol-discover.io/workload": str(WEB),
+                                     "note": evil}},
+        "spec": {"podSelector": {"matchLabels": {"app": "web"}},
+                 "policyTypes": ["Ingress", "Egress"], "ingress": [],
+                 "egress": [{"to": [{"namespaceSelector": {"matchLabels": {
+                     "kubernetes.io/metadata.name": "ns-b"}},
+                     "podSelector": {"matchLabels": {"app": "db"}}}],
+                     "ports": [{"protocol": "TCP", "port": 5432}]}]},
+    }
+    deny = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": "default-deny", "namespace": "ns-a"},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}
+    dependency = FqdnDependency(WEB, f"{evil}.example.com", (evil,), (PortUse("TCP", 443),),
+                                (EXT_IP,), (30,), True, 2, T0, T1, "any-ip")
+    proposal = Proposal(
+        documents=(PolicyDocument(deny, ("default deny",)),
+                   PolicyDocument(manifest, (f"rule from {evil}",))),
+        fqdn_dependencies=(dependency,),
+        cilium_documents=(),
+        findings=(Finding(Severity.WARNING, "ingress-2-external-source", str(WEB),
+                          f"external source {evil}", evil),
+                  Finding(Severity.INFO, "cni-detected", "cluster/cni", "CNI: calico")),
+        namespaces=("ns-a",),
+        window=Window(T0, T1),
+        decisions=(EdgeDecision(to_db, "egress", True, "ns-a/web-netpol", "observed"),
+                   EdgeDecision(to_fqdn, "egress", True, "ns-a/web-netpol", "fqdn"),
+                   EdgeDecision(from_client, "ingress", False, "ns-a/web-netpol",
+                                f"external source {evil}")),
+        fqdn_mode="any-ip",
+    )
+    flows = pd.DataFrame({
+        "src_ip": [str(WEB_IP), str(WEB_IP), str(CLIENT_IP)],
+        "dst_ip": [str(DB_IP), str(EXT_IP), str(WEB_IP)],
+        "protocol": ["TCP"] * 3, "dst_port": [5432, 443, 8080], "connections": [3, 2, 5],
+        "packets": [30, 20, 50], "first_seen": pd.to_datetime([T0] * 3, utc=True),
+        "last_seen": pd.to_datetime([T1] * 3, utc=True), "direction": ["syn"] * 3,
+    })
+    dns = pd.DataFrame(columns=DNS_COLUMNS)
+    inventory = Inventory(
+        namespaces=(Namespace("ns-a"), Namespace("ns-b")),
+        pods=(Pod("ns-a", "web-1", "u1", {"app": "web"}, (WEB_IP,), WEB),
+              Pod("ns-b", "db-0", "u2", {"app": "db"}, (DB_IP,), DB,
+                  ports=(ContainerPort(5432, name="pg"),))),
+        notes=(f"inventory note {evil}",),
+    )
+    return ReportInput(proposal, graph, flows, dns, inventory, (f"{evil}.pcap",),
+                       {"packets": 100}, (f"warning {evil}",))

@@ -1,0 +1,152 @@
+"""report.html: everything of the sample is in it, numbers match, names are escaped,
+nothing is loaded from anywhere, the same inputs give the same bytes."""
+
+from __future__ import annotations
+
+import html
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from discover.peers import PeerKind
+from reports import graph_dot
+from reports.html import render_html
+from reports.model import summarize
+from tests.reports_sample import EVIL, shop_report, tiny_report
+
+
+class _Collector(HTMLParser):
+    """Tags, attributes and text of a page (also checks it parses)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+@pytest.fixture(scope="module")
+def page() -> str:
+    return render_html(shop_report())
+
+
+@pytest.fixture(scope="module")
+def parsed(page: str) -> _Collector:
+    collector = _Collector()
+    collector.feed(page)
+    return collector
+
+
+def test_every_workload_of_the_sample_appears(page: str) -> None:
+    report = shop_report()
+    for pod in report.inventory.pods:
+        assert html.escape(str(pod.workload)) in page or pod.workload.name in page
+    for edge in report.graph.edges:
+        for peer in (edge.source, edge.destination):
+            assert html.escape(peer.label()) in page, peer.label()
+
+
+def test_every_edge_of_the_sample_has_a_decision_row(page: str) -> None:
+    report = shop_report()
+    for decision in report.proposal.decisions:
+        edge = decision.edge
+        peer = edge.source if decision.direction == "ingress" else edge.destination
+        assert html.escape(peer.label()) in page
+        assert f"{edge.protocol} {edge.port}" in page
+
+
+def test_every_finding_and_fqdn_dependency_appears(page: str) -> None:
+    report = shop_report()
+    assert report.proposal.findings
+    for finding in report.proposal.findings:
+        assert html.escape(finding.message) in page
+        assert html.escape(finding.rule) in page
+    for dep in report.proposal.fqdn_dependencies:
+        assert html.escape(dep.fqdn) in page
+        assert html.escape(str(dep.workload)) in page
+
+
+def test_summary_numbers_match_the_flow_table(parsed: _Collector) -> None:
+    report = shop_report()
+    summary = summarize(report)
+    text = " ".join(" ".join(parsed.text).split())
+    assert f"Flows {len(report.flows):,}" in text
+    assert f"{int(report.flows['connections'].sum()):,} connections" in text
+    assert f"Packets {report.counters['packets']:,}" in text
+    assert f"Workloads {len(summary.workloads)}" in text
+    assert f"Namespaces {len(summary.namespaces)}" in text
+
+
+def test_flow_table_has_one_row_per_flow(page: str) -> None:
+    table = re.search(r'id="flows-table">(.*?)</table>', page, re.S)
+    assert table is not None
+    assert table.group(1).count("<tr>") == len(shop_report().flows) + 1  # + header
+
+
+def test_graph_is_inline_svg_with_every_workload(parsed: _Collector) -> None:
+    report = shop_report()
+    svgs = [attrs for tag, attrs in parsed.tags if tag == "svg"]
+    assert svgs
+    node_classes = [attrs.get("class") or "" for tag, attrs in parsed.tags if tag == "g"]
+    workloads = {str(p.workload) for e in report.graph.edges for p in (e.source, e.destination)
+                 if p.kind is PeerKind.WORKLOAD}
+    assert sum("kind-workload" in c for c in node_classes) == len(workloads)
+
+
+def test_self_contained_no_network(parsed: _Collector, page: str) -> None:
+    for tag, attrs in parsed.tags:
+        for name in ("src", "href"):
+            value = attrs.get(name)
+            if value is not None:
+                assert value.startswith(("#", "data:")), (tag, name, value)
+        if tag == "link":
+            assert attrs.get("rel") == "icon" and attrs.get("href") == "data:,"
+    # Only the SVG namespace URIs (identifiers, never fetched) mention http.
+    urls = set(re.findall(r"https?://[^\s\"'<>)]+", page))
+    assert urls <= {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"}
+    assert "@import" not in page and "url(http" not in page
+
+
+def test_sections_and_controls(parsed: _Collector) -> None:
+    ids = {attrs.get("id") for _, attrs in parsed.tags}
+    assert {"summary", "graph", "findings", "namespaces", "fqdn", "flows", "notes",
+            "findings-table", "flows-table", "fqdn-table", "graph-workloads"} <= ids
+    roles = {attrs.get("data-role") for _, attrs in parsed.tags}
+    assert {"namespace", "search", "flagged", "hubs"} <= roles
+
+
+def test_policy_yaml_and_evidence_per_workload(page: str) -> None:
+    report = shop_report()
+    for document in report.proposal.documents:
+        assert f"YAML of NetworkPolicy {document.namespace}/{document.name}" in page
+        for line in document.comments:
+            assert html.escape(line) in page
+    assert "Newly denied" in page and "denies all ingress" in page
+
+
+def test_deterministic() -> None:
+    assert render_html(shop_report()) == render_html(shop_report())
+
+
+def test_everything_from_the_cluster_is_escaped() -> None:
+    page = render_html(tiny_report())
+    assert "<script>alert" not in page
+    assert "<i-evil>" not in page
+    assert page.count("<script>") == 1  # our own, at the end
+    assert html.escape(EVIL) in page
+    collector = _Collector()
+    collector.feed(page)
+    assert [tag for tag, _ in collector.tags].count("script") == 1
+
+
+def test_builtin_layout_named_when_dot_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(graph_dot.shutil, "which", lambda name: None)
+    page = render_html(tiny_report())
+    assert "Layout: built-in layered layout (the dot command is not installed" in page
+    assert 'id="graph-workloads"' in page
