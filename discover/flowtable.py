@@ -233,32 +233,12 @@ class FlowTable:
     def flow_rows(self) -> Iterator[FlowRow]:
         """Edges sorted by client IP, server IP (numerically), protocol, port."""
         for key, e in sorted(self._edges.items(), key=_edge_item_key):
-            yield FlowRow(
-                key[0],
-                key[1],
-                key[2],
-                key[3],
-                e.connections,
-                e.packets,
-                e.first,
-                e.last,
-                EVIDENCE_ORDER[e.rank],
-            )
+            yield FlowRow(*key, e.connections, e.packets, e.first, e.last, EVIDENCE_ORDER[e.rank])
 
     def dns_rows(self) -> Iterator[DnsRow]:
         """DNS rows sorted by client IP, name, address."""
         for key, d in sorted(self._dns.items(), key=_dns_item_key):
-            yield DnsRow(
-                key[0],
-                key[1],
-                key[2],
-                d.cname_chain,
-                d.server_ip,
-                d.ttl,
-                d.answers,
-                d.first,
-                d.last,
-            )
+            yield DnsRow(*key, d.cname_chain, d.server_ip, d.ttl, d.answers, d.first, d.last)
 
     def flows_frame(self) -> pd.DataFrame:
         """FLOW_COLUMNS, one row per edge, sorted (see `flow_rows`)."""
