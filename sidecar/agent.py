@@ -55,6 +55,7 @@ class AgentOptions:
     exit_after_window: bool = False
     batch_frames: int = 512
     batch_wait: float = 0.05
+    batch_gather: float = 0.02
 
 
 @dataclass(slots=True)
@@ -63,6 +64,7 @@ class Counters:
 
     packets: int = 0
     kernel_drops: int = 0
+    kernel_received: int = 0
     parse_errors: int = 0
     udp_sampled_out: int = 0
     dns_malformed: int = 0
@@ -71,6 +73,7 @@ class Counters:
         return {
             "packets": self.packets,
             "kernel_drops": self.kernel_drops,
+            "kernel_received": self.kernel_received,
             "parse_errors": self.parse_errors,
             "udp_sampled_out": self.udp_sampled_out,
             "dns_malformed": self.dns_malformed,
@@ -177,7 +180,9 @@ class Agent:
         options = self.options
         try:
             while not self._stop.is_set() and not self._window_over.is_set():
-                times, frames = sock.read_batch(options.batch_frames, options.batch_wait)
+                times, frames = sock.read_batch(
+                    options.batch_frames, options.batch_wait, options.batch_gather
+                )
                 if frames:
                     read = len(frames)
                     times, frames = sampler.sample(
@@ -216,7 +221,9 @@ class Agent:
         stats = decoder.stats.as_dict()
         self._run.parse_errors = sum(int(stats.get(key, 0)) for key in PARSE_ERROR_KEYS)
         self._run.dns_malformed = int(dns.counters.get("malformed", 0))
-        self._run.kernel_drops = sock.counters().drops
+        kernel = sock.counters()
+        self._run.kernel_drops = kernel.drops
+        self._run.kernel_received = kernel.received
         self._run.udp_sampled_out = sampler.sampled_out
 
     def capture_alive(self) -> bool:
@@ -260,6 +267,12 @@ class Agent:
                 "counter",
                 "Packets the kernel dropped: receive buffer full.",
                 counters["kernel_drops"],
+            ),
+            metrics.Sample(
+                "kernel_received_total",
+                "counter",
+                "Packets the kernel filter passed (read, queued or dropped).",
+                counters["kernel_received"],
             ),
             metrics.Sample(
                 "parse_errors_total",

@@ -13,8 +13,9 @@ What passes:
 - TCP from port 53: DNS answers over TCP are data segments, not set-ups.
 - All UDP: a stateless filter can't pick a flow's first datagram, so user space dedupes
   per flow (the decoder) and samples under load (the capture loop).
-What never passes: data segments of TCP connections (the bulk of traffic), and the
-agent's own HTTP port, so that probes and scrapes don't show up as edges.
+What never passes: data segments of TCP connections (the bulk of traffic), and set-ups of
+connections to the agent's own HTTP port, so that probes and scrapes don't show up as
+edges (a client that happens to use that port number as its ephemeral port still does).
 """
 
 from __future__ import annotations
@@ -42,15 +43,31 @@ class FilterError(ConfigurationError):
         super().__init__(f"BPF filter {expression!r}: {reason}")
 
 
+def own_port_clause(port: int) -> str:
+    """Set-ups of connections *to* the agent's listening `port`: a SYN to it or a SYN-ACK
+    from it. A connection that merely uses `port` as its ephemeral client port (a SYN from
+    it, a SYN-ACK to it) is somebody else's and stays in."""
+    v4 = (
+        f"(ip and ((tcp dst port {port} and tcp[tcpflags] & tcp-ack == 0)"
+        f" or (tcp src port {port} and tcp[tcpflags] & tcp-ack != 0)))"
+    )
+    v6 = (
+        f"(ip6 and ip6[6] == 6 and ((tcp dst port {port} and ip6[53] & 0x10 == 0)"
+        f" or (tcp src port {port} and ip6[53] & 0x10 != 0)))"
+    )
+    return f"{v4} or {v6}"
+
+
 def filter_expression(exclude_tcp_ports: tuple[int, ...] = ()) -> str:
     """The libpcap expression for connection set-ups, DNS answers and UDP.
 
-    `exclude_tcp_ports` are the agent's own listening ports (its HTTP endpoint).
+    `exclude_tcp_ports` are the agent's own listening ports (its HTTP endpoint): probes
+    and scrapes are not traffic to learn from.
     """
     wanted = " or ".join((TCP_SYN_IPV4, TCP_SYN_IPV6, DNS_OVER_TCP, ALL_UDP))
     if not exclude_tcp_ports:
         return wanted
-    excluded = " or ".join(f"tcp port {port}" for port in sorted(set(exclude_tcp_ports)))
+    excluded = " or ".join(own_port_clause(port) for port in sorted(set(exclude_tcp_ports)))
     return f"({wanted}) and not ({excluded})"
 
 

@@ -43,6 +43,14 @@ CASES: list[tuple[str, Packet, bool]] = [
      flags="SA"), False),
     ("ipv6 SYN to the agent port", IPv6(src=A6, dst=B6) / TCP(sport=40000, dport=9808, flags="S"),
      False),
+    ("ipv4 SYN from the agent port number (an ephemeral port)",
+     IP(src=A4, dst=B4) / TCP(sport=9808, dport=7000, flags="S"), True),
+    ("ipv4 SYN-ACK to the agent port number (an ephemeral port)",
+     IP(src=B4, dst=A4) / TCP(sport=7000, dport=9808, flags="SA"), True),
+    ("ipv6 SYN-ACK from the agent port", IPv6(src=B6, dst=A6) / TCP(sport=9808, dport=40000,
+     flags="SA"), False),
+    ("ipv6 SYN from the agent port number", IPv6(src=A6, dst=B6) / TCP(sport=9808, dport=7000,
+     flags="S"), True),
     # A documented limit: an IPv6 SYN behind an extension header is not recognised.
     ("ipv6 SYN after hop-by-hop", IPv6(src=A6, dst=B6) / IPv6ExtHdrHopByHop()
      / TCP(sport=40000, dport=80, flags="S"), False),
@@ -87,7 +95,10 @@ def test_expression_without_exclusions_has_no_not_clause() -> None:
 
 
 def test_excluded_ports_are_sorted_and_unique() -> None:
-    assert bpf.filter_expression((9808, 80, 9808)).endswith("not (tcp port 80 or tcp port 9808)")
+    expression = bpf.filter_expression((9808, 80, 9808))
+    assert expression.count("tcp dst port 80 ") == 2  # IPv4 and IPv6 clauses
+    assert expression.count("tcp dst port 9808 ") == 2
+    assert expression.index("port 80 ") < expression.index("port 9808 ")
 
 
 def test_program_is_compiled_for_raw_ip() -> None:
