@@ -29,13 +29,13 @@ from discover.flowtable import (
     FlowRow,
     FlowTable,
     OutputError,
+    iso_time,
 )
 
 KIND = "netpol-discover-summary"
 SCHEMA_VERSION = 1
 # Counters a table contributes when the meta doesn't carry them already.
 TABLE_COUNTERS = ("edges_dropped", "dns_rows_dropped")
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 # Flow frames hold datetime64[ns], which ends in April 2262.
 MAX_EPOCH = 9_223_372_036.0
 
@@ -390,8 +390,9 @@ def _joined(names: Iterable[str]) -> str:
 
 
 def time_text(seconds: float) -> str:
-    """Epoch seconds as ISO-8601 UTC with microseconds, e.g. 2026-01-02T03:04:05.000000Z."""
-    return datetime.fromtimestamp(seconds, UTC).strftime(TIME_FORMAT)
+    """Epoch seconds as ISO-8601 UTC with microseconds, e.g. 2026-01-02T03:04:05.000000Z:
+    the same text as the flows CSV."""
+    return iso_time(seconds)
 
 
 def check_keys(f: Fields, obj: Mapping[str, Any], path: str, keys: set[str]) -> None:
@@ -408,6 +409,7 @@ class Fields:
 
     def __init__(self, source: str) -> None:
         self.source = source
+        self._ips: dict[object, IPAddress] = {}  # the same few IPs fill most rows
 
     def fail(self, path: str, message: str) -> NoReturn:
         raise SummaryError(self.source, path, message)
@@ -451,10 +453,14 @@ class Fields:
         return str(value)
 
     def ip(self, value: object, path: str) -> IPAddress:
+        known = self._ips.get(value) if isinstance(value, str) else None
+        if known is not None:
+            return known
         try:
-            return ip_address(self.string(value, path))
+            address = self._ips[value] = ip_address(self.string(value, path))
         except ValueError:
             self.fail(path, f"expected an IP address, got {value!r}")
+        return address
 
     def time(self, value: object, path: str) -> float:
         text = self.string(value, path)
