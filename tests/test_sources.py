@@ -326,3 +326,20 @@ def test_any_bytes_load_or_fail_with_a_read_error(magic: bytes, body: bytes) -> 
             assert "\n" not in str(error)
         else:
             assert all(w.startswith(str(path)) for w in loaded.warnings)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_progress_reaches_every_byte_of_every_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
+) -> None:
+    seen: dict[int, int] = {}
+
+    class Recording(ByteProgress):
+        def update(self, index: int, bytes_done: int) -> None:
+            seen[index] = bytes_done
+            super().update(index, bytes_done)
+
+    monkeypatch.setattr("discover.sources.ByteProgress", Recording)
+    paths = [write_capture(tmp_path / "a.pcap"), write_capture(tmp_path / "b.pcapng", pcapng=True)]
+    load_inputs(paths, jobs=jobs, progress=True)
+    assert seen == {i: path.stat().st_size for i, path in enumerate(paths)}
