@@ -157,7 +157,7 @@ def write_inputs_table(args: argparse.Namespace, table: str) -> int:
         print(
             f"netpol-discover: {read}, {loaded.packets:,} packets, {edges:,} edge{_s(edges)}, "
             f"{loaded.dns_answers:,} DNS answer{_s(loaded.dns_answers)}, "
-            f"{warnings} warning{_s(warnings)}; wrote {rows:,} rows to {args.output}",
+            f"{warnings} warning{_s(warnings)}; wrote {rows:,} row{_s(rows)} to {args.output}",
             file=sys.stderr,
         )
     return 0
