@@ -1,0 +1,185 @@
+"""`netpol-discover analyze INPUT... --inventory FILE --out DIR`: the main job.
+
+Captures or agent summaries plus an inventory in; proposed NetworkPolicies, the flow table,
+FQDN dependencies, the Cilium alternative and the reports out (see DESIGN.md's contract).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from discover.commands.flows import positive_int, warn
+from discover.commands.graph import add_inventory_arguments, load_inventory_from_args
+
+DESCRIPTION = """\
+Read captures (pcap, pcapng) or agent summaries, map every address to pods, workloads,
+Services, nodes and FQDNs with the inventory, and propose least-privilege NetworkPolicies:
+a default deny per namespace, per workload ingress from its observed consumers and egress
+to its observed destinations on the pods' real ports, DNS kept open, external sources only
+through load balancers. Every rule carries its evidence. The proposal is verified against
+the observed flows before anything is written.
+"""
+
+EPILOG = """\
+writes in DIR:
+  policies.yaml            NetworkPolicy documents, grouped by namespace (kubectl apply -f)
+  flows.csv                one row per observed connection edge, as seen on the wire
+  fqdn-dependencies.yaml   egress that only a DNS name describes (for a proxy/firewall)
+  cilium-policies.yaml     CiliumNetworkPolicy alternative with toFQDNs
+  report.md, report.html   what a reviewer reads
+
+examples:
+  netpol-discover analyze samples/shop/capture.pcap --inventory samples/shop/inventory.json \\
+      --out proposal/
+  netpol-discover analyze node-*.pcap --inventory cluster.json --out out/ -n shop -n payments
+  netpol-discover analyze summary.json --kubeconfig ~/.kube/config --out out/ \\
+      --egress-proxy egress/squid --cloud gke
+"""
+
+CLOUDS = ("auto", "gke", "eks", "aks", "none")
+FQDN_MODES = ("proxy", "any-ip", "pin")
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "analyze",
+        help="propose NetworkPolicies (and reports) from captures and an inventory",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        type=Path,
+        metavar="INPUT",
+        help="pcap, pcapng or agent summary JSON (recognised by content)",
+    )
+    add_inventory_arguments(parser)
+    parser.add_argument(
+        "--out", required=True, type=Path, metavar="DIR", help="directory to write into"
+    )
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="propose policies for this namespace only (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--cloud",
+        choices=CLOUDS,
+        default="auto",
+        help="load balancer source ranges to allow (default: detect from nodes' providerID)",
+    )
+    parser.add_argument(
+        "--fqdn-mode",
+        choices=FQDN_MODES,
+        default=None,
+        help="egress to DNS names: through the egress proxy (default with --egress-proxy), "
+        "to any IP outside the cluster on that port (default otherwise), or pinned to the "
+        "addresses seen (brittle)",
+    )
+    parser.add_argument(
+        "--egress-proxy",
+        metavar="NS/WORKLOAD",
+        help="the egress proxy workload that FQDN dependencies go through",
+    )
+    parser.add_argument(
+        "--aws-vpc-cidr",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="on EKS: the VPC subnets load balancers connect from (repeatable)",
+    )
+    parser.add_argument(
+        "--pod-cidr",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="the cluster's pod range (default: from nodes' podCIDRs and pod IPs)",
+    )
+    parser.add_argument(
+        "--service-cidr",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="the cluster's Service range (default: inferred from ClusterIPs)",
+    )
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="files read in parallel (default: one per CPU core)",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bar and no summary (warnings are still printed)",
+    )
+    parser.set_defaults(run=run, usage_error=parser.error)
+
+
+def run(args: argparse.Namespace) -> int:
+    from discover.analyze import analyze
+    from discover.outputs import write_outputs
+    from discover.progress import progress_wanted
+    from discover.sources import load_inputs
+
+    options = _options(args)
+    if not args.inventory and not args.kubeconfig:
+        print(
+            "netpol-discover analyze: error: give --inventory FILE... or --kubeconfig",
+            file=sys.stderr,
+        )
+        return 2
+    inventory = load_inventory_from_args(args)
+    loaded = load_inputs(args.inputs, jobs=args.jobs, progress=progress_wanted(args.quiet))
+    for warning in loaded.warnings:
+        warn(warning)
+    flows = loaded.table.flows_frame()
+    dns = loaded.table.dns_frame()
+    result = analyze(flows, dns, inventory, options)
+    written = write_outputs(args.out, result, loaded, inventory, flows, dns)
+    if not args.quiet:
+        proposal = result.proposal
+        print(
+            f"netpol-discover: {loaded.packets:,} packets, {len(flows):,} flows, "
+            f"{len(result.graph.edges):,} workload edges -> {len(proposal.documents)} "
+            f"policies in {len(proposal.namespaces)} namespaces, "
+            f"{len(proposal.fqdn_dependencies)} FQDN dependencies, "
+            f"{len(proposal.findings)} findings",
+            file=sys.stderr,
+        )
+        for path in written:
+            print(f"  {path}", file=sys.stderr)
+    return 0
+
+
+def _options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from ipaddress import ip_network
+
+    from discover.errors import ConfigurationError
+    from discover.synthesis.options import Cloud, FqdnMode, ProxyRef, SynthesisOptions
+
+    def networks(values: list[str], option: str) -> tuple:  # type: ignore[type-arg]
+        try:
+            return tuple(ip_network(v, strict=False) for v in values)
+        except ValueError as error:
+            raise ConfigurationError(f"{option}: {error}") from error
+
+    return SynthesisOptions(
+        cloud=Cloud(args.cloud),
+        fqdn_mode=FqdnMode(args.fqdn_mode) if args.fqdn_mode else None,
+        egress_proxy=ProxyRef.parse(args.egress_proxy) if args.egress_proxy else None,
+        pod_cidrs=networks(args.pod_cidr, "--pod-cidr"),
+        service_cidrs=networks(args.service_cidr, "--service-cidr"),
+        namespaces=tuple(args.namespace),
+        aws_vpc_cidrs=networks(args.aws_vpc_cidr, "--aws-vpc-cidr"),
+    )

@@ -1,0 +1,89 @@
+"""Write what `analyze` found into its output directory (the DESIGN.md contract).
+
+Every file is written whole to a temporary name and renamed, so a failed run never leaves
+a half-written policies.yaml that someone might apply.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from discover.analyze import Analysis
+from discover.errors import ConfigurationError
+from discover.flowtable import write_table
+from discover.inventory.model import Inventory
+from discover.sources import LoadedInputs
+from discover.synthesis.render import render_cilium_yaml, render_fqdn_yaml, render_policies_yaml
+from reports.html import render_html
+from reports.markdown import render_markdown
+from reports.model import ReportInput
+
+
+def flows_with_verdicts(flows: pd.DataFrame, analysis: Analysis) -> pd.DataFrame:
+    """The flow table as seen on the wire, plus who each side is and the proposal's verdict."""
+    by_key = {(str(v.src_ip), str(v.dst_ip), v.protocol, v.dst_port): v
+              for v in analysis.verdicts}
+    keys = list(zip(flows["src_ip"], flows["dst_ip"], flows["protocol"], flows["dst_port"],
+                    strict=True))
+    verdicts = [by_key.get((s, d, p, int(port))) for s, d, p, port in keys]
+    out = flows.copy()
+    out["src_peer"] = [v.source if v else "" for v in verdicts]
+    out["dst_peer"] = [" | ".join(v.destinations) if v else "" for v in verdicts]
+    out["allowed"] = [v.allowed if v else None for v in verdicts]
+    out["reason"] = [v.reason if v else "" for v in verdicts]
+    return out
+
+
+def write_outputs(
+    out_dir: Path,
+    analysis: Analysis,
+    loaded: LoadedInputs,
+    inventory: Inventory,
+    flows: pd.DataFrame,
+    dns: pd.DataFrame,
+) -> list[Path]:
+    """Write the contract's six files into `out_dir`; the paths, in a stable order."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigurationError(f"{out_dir}: cannot create the output directory: "
+                                 f"{error.strerror or error}") from error
+    proposal = analysis.proposal
+    report = ReportInput(
+        proposal=proposal,
+        graph=analysis.graph,
+        flows=flows,
+        dns=dns,
+        inventory=inventory,
+        sources=tuple(f.path for f in loaded.files),
+        counters={"packets": loaded.packets, "dns_answers": loaded.dns_answers,
+                  "flows": len(flows), "edges": len(analysis.graph.edges)},
+        warnings=tuple(loaded.warnings) + tuple(inventory.notes),
+    )
+    texts = {
+        "policies.yaml": render_policies_yaml(proposal),
+        "fqdn-dependencies.yaml": render_fqdn_yaml(proposal),
+        "cilium-policies.yaml": render_cilium_yaml(proposal),
+        "report.md": render_markdown(report),
+        "report.html": render_html(report),
+    }
+    written = []
+    for name, text in texts.items():
+        written.append(_write_atomically(out_dir / name, text))
+    flows_path = out_dir / "flows.csv"
+    write_table(flows_with_verdicts(flows, analysis), flows_path)
+    written.insert(1, flows_path)
+    return written
+
+
+def _write_atomically(path: Path, text: str) -> Path:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError as error:
+        raise ConfigurationError(f"{path}: cannot write: {error.strerror or error}") from error
+    return path
