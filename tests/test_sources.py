@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
@@ -343,3 +344,51 @@ def test_progress_reaches_every_byte_of_every_file(
     paths = [write_capture(tmp_path / "a.pcap"), write_capture(tmp_path / "b.pcapng", pcapng=True)]
     load_inputs(paths, jobs=jobs, progress=True)
     assert seen == {i: path.stat().st_size for i, path in enumerate(paths)}
+
+
+# Zeek decapsulates tunnels and reads mDNS (port 5353); this reader does neither.
+ZEEK_OUT_OF_SCOPE = {
+    "core.tunnels.gre-over-udp": "DNS inside a GRE-over-UDP tunnel",
+    "scripts.base.protocols.dns.mdns-no-assoc": "mDNS on port 5353",
+}
+
+
+def _zeek_answers(log: Path) -> dict[tuple[str, str], tuple[str, ...]]:
+    """(query, address) -> CNAME chain, from the answers column of a Zeek dns.log."""
+    lines = log.read_text().splitlines()
+    fields = next(line for line in lines if line.startswith("#fields")).split("\t")[1:]
+    found = {}
+    for line in lines:
+        if line.startswith("#") or not line.strip():
+            continue
+        row = dict(zip(fields, line.split("\t"), strict=False))
+        if row.get("answers", "-") == "-":
+            continue
+        answers = row["answers"].split(",")
+        addresses, chain = [], []
+        for item in answers:
+            try:
+                addresses.append(str(ip_address(item)))
+            except ValueError:
+                if " " not in item:  # "RRSIG 5 cmu.edu" and the like are other records
+                    chain.append(item.lower())
+        for address in addresses:
+            found[(row["query"].lower(), address)] = tuple(chain)
+    return found
+
+
+def test_dns_answers_match_zeek_logs(corpora: Path) -> None:
+    root = corpora / "zeek-traces"
+    tests = json.loads((root / "baselines" / "index.json").read_text())
+    compared = answers = 0
+    for entry in tests:
+        if "dns.log" not in entry["logs"] or entry["test"] in ZEEK_OUT_OF_SCOPE:
+            continue
+        expected = _zeek_answers(root / "baselines" / entry["test"] / "dns.log")
+        loaded = load_inputs([root / entry["trace"]], jobs=1)
+        got = {(r.name, str(r.address)): r.cname_chain for r in loaded.table.dns_rows()}
+        assert got == expected, entry["test"]
+        compared += 1
+        answers += len(expected)
+    assert compared >= 20
+    assert answers >= 10
