@@ -110,11 +110,13 @@ class Row:
 
 
 class Agent:
-    def __init__(self, host: TestHost, interface: str, state_dir: Path, log: Path) -> None:
+    def __init__(
+        self, host: TestHost, interface: str, state_dir: Path, log: Path, extra: list[str]
+    ) -> None:
         self.host = host
         argv = [sys.executable, "-m", "discover.cli", "agent", "--interface", interface,
                 "--state-dir", str(state_dir), "--listen", AGENT, "--checkpoint-interval",
-                "10", "--max-edges", "100000", "--log-level", "warning"]  # fmt: skip
+                "10", "--max-edges", "100000", "--log-level", "warning", *extra]  # fmt: skip
         with log.open("wb") as handle:
             # `ip netns exec` execs the agent: the Popen pid is the agent's.
             self.process = host.popen(argv, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT)
@@ -139,8 +141,11 @@ class Agent:
 
     def connections(self, server: str, port: int) -> int:
         document = json.loads(self.get("/summary"))
-        return sum(f["connections"] for f in document["flows"]
-                   if f["dst_ip"] == server and f["dst_port"] == port and f["protocol"] == "TCP")
+        return sum(
+            f["connections"]
+            for f in document["flows"]
+            if f["dst_ip"] == server and f["dst_port"] == port and f["protocol"] == "TCP"
+        )
 
     def cpu_seconds(self) -> float:
         stat = Path(f"/proc/{self.process.pid}/stat").read_text()
@@ -192,14 +197,22 @@ def storm(pair: HostPair, rate: int, port: int, seconds: float) -> dict[str, flo
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--interface", default="veth0", help="veth0 (default) or any")
     parser.add_argument("--bulk-seconds", type=float, default=10)
     parser.add_argument("--rate-seconds", type=float, default=5)
     parser.add_argument("--rates", default="1000,2000,5000,10000")
-    parser.add_argument("--markdown", type=Path, default=None,
-                        help="also write the table as Markdown to this file")
+    parser.add_argument(
+        "--receive-buffer",
+        type=int,
+        default=None,
+        help="the agent's --receive-buffer (e.g. 212992, a common net.core.rmem_max)",
+    )
+    parser.add_argument(
+        "--markdown", type=Path, default=None, help="also write the table as Markdown to this file"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root (network namespaces, packet sockets)")
@@ -212,7 +225,12 @@ def main() -> int:
         acceptor = pair.server.popen([sys.executable, "-c", ACCEPTOR, *map(str, ports)],
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
         assert acceptor.stdout is not None and acceptor.stdout.readline().strip() == b"ready"
-        agent = Agent(pair.server, args.interface, Path(tmp) / "state", Path(tmp) / "agent.log")
+        extra = (
+            [] if args.receive_buffer is None else ["--receive-buffer", str(args.receive_buffer)]
+        )
+        agent = Agent(
+            pair.server, args.interface, Path(tmp) / "state", Path(tmp) / "agent.log", extra
+        )
         try:
             row, _ = measure(agent, "idle 3 s", lambda: time.sleep(3))
             rows.append(row)
@@ -221,8 +239,11 @@ def main() -> int:
             rows.append(Row(**{**_fields(row), "note": str(note)}))
             server = str(pair.server.ipv4)
             for rate, port in zip(rates, ports, strict=True):
-                row, result = measure(agent, f"{rate:,} conn/s target",
-                                      lambda r=rate, p=port: storm(pair, r, p, args.rate_seconds))
+                row, result = measure(
+                    agent,
+                    f"{rate:,} conn/s target",
+                    lambda r=rate, p=port: storm(pair, r, p, args.rate_seconds),
+                )
                 assert isinstance(result, dict)
                 counted = agent.connections(server, port)
                 achieved = result["made"] / result["seconds"]
@@ -251,8 +272,10 @@ def render(rows: list[Row], interface: str) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in rows:
-        lines.append(f"| {r.phase} | {r.seconds:.1f} | {r.cpu_percent:.1f} | "
-                     f"{r.filter_passed:,} | {r.packets:,} | {r.kernel_drops:,} | {r.note} |")
+        lines.append(
+            f"| {r.phase} | {r.seconds:.1f} | {r.cpu_percent:.1f} | "
+            f"{r.filter_passed:,} | {r.packets:,} | {r.kernel_drops:,} | {r.note} |"
+        )
     return "\n".join(lines)
 
 

@@ -25,7 +25,7 @@ from discover.flowtable import FlowTable
 from discover.packets import DnsPayload, PacketDecoder
 from discover.summary import SummaryMeta, summary_from_dict, summary_to_dict
 from sidecar import metrics
-from sidecar.capture import CaptureSocket
+from sidecar.capture import RECEIVE_BUFFER, CaptureSocket
 from sidecar.checkpoint import Checkpoint
 from sidecar.inventory_watch import InventoryWatch
 from sidecar.sampling import UdpSampler
@@ -56,6 +56,7 @@ class AgentOptions:
     batch_frames: int = 512
     batch_wait: float = 0.05
     batch_gather: float = 0.02
+    receive_buffer: int = RECEIVE_BUFFER
 
 
 @dataclass(slots=True)
@@ -395,7 +396,11 @@ class Agent:
         if self.window_end is not None and self._clock() >= self.window_end:
             self._window_over.set()
             return
-        sock = CaptureSocket(self.options.interface, exclude_tcp_ports=(http_port,))
+        sock = CaptureSocket(
+            self.options.interface,
+            exclude_tcp_ports=(http_port,),
+            receive_buffer=self.options.receive_buffer,
+        )
         try:
             self._capture_thread = threading.Thread(
                 target=self._capture_loop, args=(sock,), name="capture", daemon=True

@@ -111,6 +111,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "the API (in-cluster config or kubeconfig) beside capture",
     )
     parser.add_argument(
+        "--receive-buffer",
+        type=int,
+        default=32 << 20,
+        metavar="BYTES",
+        help="socket receive buffer (default 32 MiB; above net.core.rmem_max only with "
+        "CAP_NET_ADMIN)",
+    )
+    parser.add_argument(
         "--kubeconfig", default=None, help="for --inventory-watch outside a cluster"
     )
     parser.add_argument("--context", default=None, help="kubeconfig context")
@@ -152,5 +160,6 @@ def run(args: argparse.Namespace) -> int:
         inventory_watch=args.inventory_watch,
         kubeconfig=args.kubeconfig,
         context=args.context,
+        receive_buffer=args.receive_buffer,
     )
     return Agent(options).run()
