@@ -133,12 +133,6 @@ def run(args: argparse.Namespace) -> int:
     from discover.sources import load_inputs
 
     options = _options(args)
-    if not args.inventory and not args.kubeconfig:
-        print(
-            "netpol-discover analyze: error: give --inventory FILE... or --kubeconfig",
-            file=sys.stderr,
-        )
-        return 2
     inventory = load_inventory_from_args(args)
     loaded = load_inputs(args.inputs, jobs=args.jobs, progress=progress_wanted(args.quiet))
     for warning in loaded.warnings:
