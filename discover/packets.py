@@ -106,6 +106,8 @@ class PacketDecoder:
         self, linktype: int, times: Sequence[float] | F64Array, frames: Sequence[bytes]
     ) -> list[Output]:
         """Events for a batch of frames of one link type (the live agent's entry point)."""
+        if len(times) != len(frames):
+            raise ValueError(f"{len(times)} times for {len(frames)} frames")
         if not len(frames):
             return []
         raw = b"".join(frames)

@@ -48,7 +48,6 @@ def _indexed(corpora: Path) -> list[tuple[Path, str, dict[str, str]]]:
 
 
 @pytest.mark.corpora
-@pytest.mark.slow
 def test_every_corpus_capture_reads_without_traceback(corpora: Path) -> None:
     rows = _indexed(corpora)
     assert len(rows) > 1600

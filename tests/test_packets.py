@@ -303,6 +303,21 @@ def test_memory_follows_concurrent_flows_not_packets() -> None:
     assert decoder.stats.flows_pruned >= 700
 
 
+def test_flow_table_has_a_hard_cap() -> None:
+    decoder = PacketDecoder(max_flows=100, udp_idle=3600.0)
+    for batch in range(5):
+        frames = [bytes(IP(src=CLIENT, dst=SERVER) / UDP(sport=20000 + batch * 60 + i, dport=9))
+                  for i in range(60)]
+        decoder.decode(101, [float(batch)] * 60, frames)
+        assert decoder.stats.flows_tracked <= 100
+    assert decoder.stats.udp_flows == 300
+
+
+def test_times_and_frames_must_pair_up() -> None:
+    with pytest.raises(ValueError, match="2 times for 1 frames"):
+        PacketDecoder().decode(101, [1.0, 2.0], [b""])
+
+
 def _mixed_frames() -> tuple[list[float], list[bytes]]:
     frames: list[bytes] = []
     for k in range(12):
