@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from discover.commands.flows import positive_int, warn
+from discover.commands.flows import add_reading_options, warn
 from discover.commands.graph import add_inventory_arguments, load_inventory_from_args
 
 DESCRIPTION = """\
@@ -109,20 +109,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="CIDR",
         help="the cluster's Service range (default: inferred from ClusterIPs)",
     )
-    parser.add_argument(
-        "-j",
-        "--jobs",
-        type=positive_int,
-        default=None,
-        metavar="N",
-        help="files read in parallel (default: one per CPU core)",
-    )
-    parser.add_argument(
-        "-q",
-        "--quiet",
-        action="store_true",
-        help="no progress bar and no summary (warnings are still printed)",
-    )
+    add_reading_options(parser)
     parser.set_defaults(run=run, usage_error=parser.error)
 
 
