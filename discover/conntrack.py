@@ -29,6 +29,7 @@ MAX_LISTENERS = 200_000
 _CLIENT, _LAST, _LAST_SYN, _OPENED, _EVIDENCE = range(5)
 FlowKey = tuple[int, int, int, int, int, int, int, int]  # proto, family, a(hi, lo, port), b
 _PROTOCOLS = {TCP: Protocol.TCP, 17: Protocol.UDP}
+_EVIDENCE_CODES = {e: float(i) for i, e in enumerate(DirectionEvidence)}  # SYN 0, SYN_ACK 1
 
 
 @lru_cache(maxsize=65536)
@@ -161,7 +162,8 @@ class ConnectionTracker:
             client_is_a = not sender_b
             if state is not None and bool(state[_CLIENT]) == client_is_a and (
                 ts - state[_LAST_SYN] <= self.syn_window
-                or (state[_EVIDENCE] == 1 and ts - state[_OPENED] <= self.syn_window)
+                or (state[_EVIDENCE] == _EVIDENCE_CODES[DirectionEvidence.SYN_ACK]
+                    and ts - state[_OPENED] <= self.syn_window)
             ):
                 counts["duplicate_syns"] += 1
                 state[_LAST_SYN] = max(state[_LAST_SYN], ts)
@@ -194,9 +196,7 @@ class ConnectionTracker:
         self, key: FlowKey, when: float, client_is_a: bool, evidence: DirectionEvidence,
         opens: list[ConnectionOpen],
     ) -> list[float]:
-        code = (DirectionEvidence.SYN, DirectionEvidence.SYN_ACK, DirectionEvidence.UDP_FIRST,
-                DirectionEvidence.INFERRED).index(evidence)
-        state = [float(client_is_a), when, float("-inf"), when, float(code)]
+        state = [float(client_is_a), when, float("-inf"), when, _EVIDENCE_CODES[evidence]]
         self._flows[key] = state
         proto, fam, ahi, alo, aport, bhi, blo, bport = key
         a, b = address(fam, ahi, alo), address(fam, bhi, blo)
