@@ -195,6 +195,14 @@ def test_syn_ack_only_swaps_client_and_server() -> None:
     assert (str(conn.server_ip), conn.server_port) == (SERVER, 8443)
 
 
+def test_syn_after_its_syn_ack_on_another_interface_is_not_a_second_connection() -> None:
+    decoder = PacketDecoder()
+    frames = [_tcp(SERVER, CLIENT, 8443, 51000, "SA"), _tcp(CLIENT, SERVER, 51000, 8443, "S")]
+    (conn,) = opens(decoder.decode(101, [1.0, 1.0001], frames))
+    assert conn.evidence is DirectionEvidence.SYN_ACK and conn.server_port == 8443
+    assert decoder.stats.duplicate_syns == 1
+
+
 @pytest.mark.parametrize(
     "sport,dport,server_port,counter",
     [
