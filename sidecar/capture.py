@@ -17,6 +17,7 @@ up to net.core.rmem_max.
 from __future__ import annotations
 
 import errno
+import logging
 import select
 import socket
 import struct
@@ -25,6 +26,9 @@ from dataclasses import dataclass
 
 from discover.errors import ConfigurationError
 from sidecar import bpf
+from sidecar.ring import BLOCK_COUNT, BLOCK_SIZE, PacketRing
+
+log = logging.getLogger(__name__)
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
@@ -62,23 +66,35 @@ class CaptureSocket:
         interface: str,
         exclude_tcp_ports: tuple[int, ...] = (),
         receive_buffer: int = RECEIVE_BUFFER,
+        use_ring: bool = True,
+        ring_blocks: int = BLOCK_COUNT,
+        ring_block_size: int = BLOCK_SIZE,
     ) -> None:
         self.interface = interface
         self.expression = bpf.filter_expression(exclude_tcp_ports)
         program = bpf.compile_expression(self.expression)
         self._received = 0
         self._drops = 0
+        self._ring: PacketRing | None = None
         try:
-            self._sock = self._open(interface, program, receive_buffer)
+            ring = (ring_blocks, ring_block_size) if use_ring else None
+            self._sock = self._open(interface, program, receive_buffer, ring)
         except OSError as error:
             reason = error.strerror or str(error)
             if error.errno == errno.EPERM:
                 reason += " (capture needs CAP_NET_RAW)"
             raise CaptureOpenError(interface, reason) from error
 
-    @staticmethod
+    @property
+    def uses_ring(self) -> bool:
+        return self._ring is not None
+
     def _open(
-        interface: str, program: list[tuple[int, int, int, int]], receive_buffer: int
+        self,
+        interface: str,
+        program: list[tuple[int, int, int, int]],
+        receive_buffer: int,
+        ring: tuple[int, int] | None,
     ) -> socket.socket:
         if interface == ANY:
             # An unbound packet socket sees every interface; it receives from the moment it
@@ -89,16 +105,24 @@ class CaptureSocket:
             sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
         try:
             bpf.attach(sock, program)
+            if ring is not None:
+                try:
+                    self._ring = PacketRing(sock, block_size=ring[1], block_count=ring[0])
+                except OSError as error:  # no TPACKET_V3 (kernels < 3.2): recv() it is
+                    log.warning("no packet ring (%s): reading with recv()", error)
             if interface != ANY:
                 sock.bind((interface, ETH_P_ALL))
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, receive_buffer)
-            except OSError:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+            if self._ring is None:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, receive_buffer)
+                except OSError:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
             sock.setblocking(False)
             _drain(sock)
             sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)  # reset: count from here on
         except BaseException:
+            if self._ring is not None:
+                self._ring.close()
             sock.close()
             raise
         return sock
@@ -115,8 +139,12 @@ class CaptureSocket:
         Gathering matters for CPU: decoding has a fixed cost per call, so at a few thousand
         packets/s a batch of one packet per wake-up costs several times more than a batch
         of dozens. Packets are still read (and stamped) as they arrive, only decoded later.
-        Returns (times, frames); both empty when nothing came.
+        Returns (times, frames); both empty when nothing came. With the packet ring, whole
+        blocks are returned (the kernel's block timeout does the gathering) and times are
+        the kernel's.
         """
+        if self._ring is not None:
+            return self._ring.read(max_frames, max_wait)
         times: list[float] = []
         frames: list[bytes] = []
         sock = self._sock
@@ -155,6 +183,8 @@ class CaptureSocket:
         return SocketCounters(received=self._received, drops=self._drops)
 
     def close(self) -> None:
+        if self._ring is not None:
+            self._ring.close()
         self._sock.close()
 
     def __enter__(self) -> CaptureSocket:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,18 @@ REPO = Path(__file__).resolve().parent.parent
 SUBNET = 232
 VLAN_ID = 100
 
-# Runs inside a host's namespace: open the socket, say "ready", then either read for a
-# while (read=True) or leave the buffer alone until stdin closes; print what it got.
+# Runs inside a host's namespace: open the socket (packet ring, or recv() with a receive
+# buffer), say "ready", then either read for a while or leave the socket alone until stdin
+# closes; print what it got. `small` makes the ring one page, the buffer one byte.
 CAPTURE_SCRIPT = """
 import json, sys, time
 from sidecar.capture import CaptureSocket
-interface, read, buffer = sys.argv[1], sys.argv[2] == "read", int(sys.argv[3])
-sock = CaptureSocket(interface, exclude_tcp_ports=(9808,), receive_buffer=buffer)
+interface, read, mode, small = sys.argv[1], sys.argv[2] == "read", sys.argv[3], sys.argv[5]
+options = {"use_ring": mode == "ring"}
+if small == "small":
+    options.update(receive_buffer=1, ring_blocks=1, ring_block_size=4096)
+sock = CaptureSocket(interface, exclude_tcp_ports=(9808,), **options)
+assert sock.uses_ring == (mode == "ring")
 print("ready", flush=True)
 frames, times = [], []
 if read:
@@ -81,11 +87,13 @@ threading.Event().wait()
 """
 
 
-def _capture(host: TestHost, interface: str, action: Any, seconds: float = 2.0,
-             read: bool = True, buffer: int = 1 << 20) -> dict[str, Any]:  # fmt: skip
+def _capture(
+    host: TestHost, interface: str, action: Any, seconds: float = 2.0, read: bool = True,
+    mode: str = "ring", small: bool = False,
+) -> dict[str, Any]:  # fmt: skip
     process = host.popen(
         [sys.executable, "-c", CAPTURE_SCRIPT, interface, "read" if read else "hold",
-         str(buffer), str(seconds)],
+         mode, str(seconds), "small" if small else "normal"],
         cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     assert process.stdout is not None and process.stdin is not None
@@ -119,15 +127,20 @@ def _opens(frames: list[bytes], times: list[float]) -> list[tuple[str, str, int]
     )
 
 
-def test_only_setups_reach_user_space_on_an_interface(hosts: HostPair) -> None:
+@pytest.mark.parametrize("mode", ["ring", "recv"])
+def test_only_setups_reach_user_space_on_an_interface(hosts: HostPair, mode: str) -> None:
     server = str(hosts.server.ipv4)
-    result = _capture(hosts.server, "veth0", lambda: _connect(hosts, server, 8080, count=3))
+    result = _capture(hosts.server, "veth0", lambda: _connect(hosts, server, 8080, count=3),
+                      mode=mode)  # fmt: skip
     frames = result["frames"]
     # 3 x (SYN + SYN-ACK); the 3 x 100 kB of data, ACKs, FINs stay in the kernel.
     assert len(frames) == 6, [f[:40].hex() for f in frames]
     assert all(f[0] >> 4 == 4 for f in frames)  # raw IP: no link-layer header
     assert result["received"] == 6 and result["drops"] == 0
     assert _opens(frames, result["times"]) == [(str(hosts.client.ipv4), server, 8080)] * 3
+    # Stamped by the kernel (ring) or at read time (recv): now-ish, in order.
+    assert all(abs(t - time.time()) < 30 for t in result["times"])
+    assert result["times"] == sorted(result["times"])
 
 
 def test_the_agent_port_is_excluded(hosts: HostPair) -> None:
@@ -184,10 +197,11 @@ c.close()
 """
 
 
-def test_kernel_drops_are_counted_when_the_buffer_overflows(hosts: HostPair) -> None:
+@pytest.mark.parametrize("mode", ["ring", "recv"])
+def test_kernel_drops_are_counted_when_the_buffer_overflows(hosts: HostPair, mode: str) -> None:
     server = str(hosts.server.ipv4)
     result = _capture(hosts.server, "veth0", lambda: _connect(hosts, server, 8080, count=300),
-                      read=False, buffer=1)  # fmt: skip
+                      read=False, mode=mode, small=True)  # fmt: skip
     assert result["drops"] > 0
     assert result["received"] == 600  # the filter passed all; most found the buffer full
 
