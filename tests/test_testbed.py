@@ -454,6 +454,51 @@ def test_cleanup_removes_namespaces_of_dead_runs_only() -> None:
             subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
 
 
+@pytest.mark.root
+@pytest.mark.slow
+def test_shop_run_plays_its_timeline(tmp_path_factory: pytest.TempPathFactory) -> None:
+    run = cached_run("shop", tmp_path_factory.mktemp("testbed"))
+    truth = run.truth
+    bad = [c for c in truth["connections"] if not c["ok"] or c["resolved"] is None]
+    assert not bad, bad[:3]
+    pods = {p["workload"]: p for p in truth["pods"]}
+    old, new = pods["shop/coupon-sync"], pods["shop/newsletter"]
+    assert old["ip"] == new["ip"] and old["deleted"] and not old["in_inventory"]
+    assert new["created"] > old["deleted"] and new["in_inventory"]
+    inventory = load_inventory_files([run.inventory])
+    reused = next(p for p in inventory.pods if p.name == new["pod"])
+    assert reused.created is not None
+    assert reused.created > datetime.fromisoformat(old["deleted"])
+    used = {c["server_address"] for c in truth["connections"] if c["purpose"] == "app"
+            and c["query"] == "api.payments.example.com"}
+    assert used == {"192.0.2.10", "192.0.2.11", "192.0.2.12", "192.0.2.13"}
+    chains = {tuple(q["cname_chain"]) for q in truth["dns_queries"]
+              if q["name"] == "objects.example.net"}
+    assert chains == {("objects.cdn.example.org", "s3.eu-west.store.example.com")}
+    assert {q["transport"] for q in truth["dns_queries"]} == {"UDP", "TCP"}
+    replicas = {c["resolved"]["pod"] for c in truth["connections"] if c["purpose"] == "dns"}
+    assert len(replicas) == 2, "both CoreDNS replicas answered through the DNAT"
+    assert any(c["client"]["kind"] == "node" for c in truth["connections"])
+    assert leftovers(truth["netns_prefix"]) == []
+
+
+def test_committed_sample_matches_the_shop_scenario() -> None:
+    """samples/shop is a recording of shop.yaml: re-record it when the scenario changes
+    (`python -m tests.testbed run shop --out samples/shop`, as root)."""
+    sample = REPO / "samples" / "shop"
+    truth = json.loads((sample / "ground-truth.json").read_text(encoding="utf-8"))
+    cluster = build_cluster(load_scenario("shop"))
+    assert {(p["pod"], p["ip"]) for p in truth["pods"]} == {
+        (p.name, str(p.ip)) for p in cluster.pods}
+    inventory = load_inventory_files([sample / "inventory.json"])
+    assert {p.name for p in inventory.pods} == {
+        p["pod"] for p in truth["pods"] if p["in_inventory"]}
+    assert truth["capture"] == "capture.pcap" and (sample / "capture.pcap").is_file()
+    assert (sample / "capture.pcap").stat().st_size < 5_000_000
+    readme = (sample / "README.md").read_text(encoding="utf-8")
+    assert "python -m tests.testbed run shop --out samples/shop" in readme
+
+
 def _start_run(out: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.testbed", "run", "small", "--out", str(out), *extra],
