@@ -87,7 +87,8 @@ def choose_iptables(namespace: str) -> str:
         try:
             run(["ip", "netns", "exec", namespace, restore, "--test"],
                 input_text="*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -d 10.96.0.1/32 -p "
-                           "tcp -m statistic --mode random --probability 0.5 -j DNAT "
+                           "tcp -m comment --comment probe -m tcp --dport 1 -m statistic "
+                           "--mode random --probability 0.5 -j DNAT "
                            "--to-destination 10.244.0.1:1\nCOMMIT\n")
         except TestbedError as error:
             problems.append(str(error))
