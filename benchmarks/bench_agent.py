@@ -204,6 +204,7 @@ def main() -> int:
     parser.add_argument("--bulk-seconds", type=float, default=10)
     parser.add_argument("--rate-seconds", type=float, default=5)
     parser.add_argument("--rates", default="1000,2000,5000,10000")
+    parser.add_argument("--no-ring", action="store_true", help="the agent's --no-ring")
     parser.add_argument(
         "--receive-buffer",
         type=int,
@@ -249,12 +250,17 @@ def main() -> int:
                 achieved = result["made"] / result["seconds"]
                 note = (f"achieved {achieved:,.0f}/s; {int(result['made']):,} made, "
                         f"{counted:,} counted")  # fmt: skip
+                if result["failed"]:
+                    note += f", {int(result['failed']):,} failed"
                 rows.append(Row(**{**_fields(row), "note": note}))
         finally:
             agent.stop()
             acceptor.kill()
             acceptor.wait()
-    table = render(rows, args.interface)
+    label = ", recv()" if args.no_ring else ""
+    if args.receive_buffer is not None:
+        label += f", buffer {args.receive_buffer:,} B"
+    table = render(rows, args.interface, label)
     print(table)
     if args.markdown is not None:
         args.markdown.write_text(table + "\n")
@@ -265,9 +271,9 @@ def _fields(row: Row) -> dict[str, object]:
     return {name: getattr(row, name) for name in Row.__dataclass_fields__}
 
 
-def render(rows: list[Row], interface: str) -> str:
+def render(rows: list[Row], interface: str, label: str = "") -> str:
     lines = [
-        f"| phase (agent on {interface}) | seconds | agent CPU (% of one core) | passed the "
+        f"| phase (agent on {interface}{label}) | seconds | agent CPU (% of one core) | passed the "
         "kernel filter | read by Python | kernel drops | notes |",
         "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]

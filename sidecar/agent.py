@@ -57,6 +57,7 @@ class AgentOptions:
     batch_wait: float = 0.05
     batch_gather: float = 0.02
     receive_buffer: int = RECEIVE_BUFFER
+    use_ring: bool = True
 
 
 @dataclass(slots=True)
@@ -400,6 +401,7 @@ class Agent:
             self.options.interface,
             exclude_tcp_ports=(http_port,),
             receive_buffer=self.options.receive_buffer,
+            use_ring=self.options.use_ring,
         )
         try:
             self._capture_thread = threading.Thread(

@@ -115,8 +115,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         type=int,
         default=32 << 20,
         metavar="BYTES",
-        help="socket receive buffer (default 32 MiB; above net.core.rmem_max only with "
-        "CAP_NET_ADMIN)",
+        help="with --no-ring: socket receive buffer (default 32 MiB; above "
+        "net.core.rmem_max only with CAP_NET_ADMIN)",
+    )
+    parser.add_argument(
+        "--no-ring",
+        dest="ring",
+        action="store_false",
+        help="read with recv() instead of the 16 MiB TPACKET_V3 ring (diagnostics)",
     )
     parser.add_argument(
         "--kubeconfig", default=None, help="for --inventory-watch outside a cluster"
@@ -161,5 +167,6 @@ def run(args: argparse.Namespace) -> int:
         kubeconfig=args.kubeconfig,
         context=args.context,
         receive_buffer=args.receive_buffer,
+        use_ring=args.ring,
     )
     return Agent(options).run()
