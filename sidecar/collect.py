@@ -1,6 +1,7 @@
 """Fetch every agent's summary through the API server's pod proxy.
 
-`GET /api/v1/namespaces/NS/pods/NAME:PORT/proxy/summary` reaches the agent's HTTP port
+`GET /api/v1/namespaces/NS/pods/NAME:PORT/proxy/summary` (and `/inventory`, the agent's
+watched inventory) reaches the agent's HTTP port
 through the API server, so collection needs neither a Service nor a port-forward, only
 `get` on `pods/proxy` in the agent namespace for whoever runs it. Agents that don't answer
 (pod not running, node down, timeout) are reported one by one; the rest is returned.
@@ -97,9 +98,10 @@ def list_agent_pods(core: Any, namespace: str, selector: str) -> list[AgentPod]:
     return sorted(pods, key=lambda p: p.name)
 
 
-def fetch_summary(
-    core: Any, namespace: str, pod: AgentPod, port: int, timeout: float
+def fetch_document(
+    core: Any, namespace: str, pod: AgentPod, port: int, timeout: float, path: str = "summary"
 ) -> Fetched | Missing:
+    """GET `path` of the agent on `pod` through the pod proxy, as a JSON object."""
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError
 
@@ -109,7 +111,7 @@ def fetch_summary(
         response = core.connect_get_namespaced_pod_proxy_with_path(
             f"{pod.name}:{port}",
             namespace,
-            "summary",
+            path,
             _preload_content=False,
             _request_timeout=timeout,
         )
@@ -125,6 +127,29 @@ def fetch_summary(
     if not isinstance(document, dict):
         return Missing(pod, "answer is not a JSON object")
     return Fetched(pod, document)
+
+
+def fetch_summary(
+    core: Any, namespace: str, pod: AgentPod, port: int, timeout: float
+) -> Fetched | Missing:
+    return fetch_document(core, namespace, pod, port, timeout, "summary")
+
+
+def fetch_inventory(
+    core: Any, namespace: str, pods: list[AgentPod], port: int, timeout: float
+) -> tuple[Fetched | None, list[Missing]]:
+    """The inventory of the first agent (by pod name) that serves one (agents started with
+    --inventory-watch). Every agent watches the whole cluster, so one is enough; taking
+    one, not a union, keeps each pod's address history as one watch recorded it."""
+    missing: list[Missing] = []
+    for pod in pods:
+        result = fetch_document(core, namespace, pod, port, timeout, "inventory")
+        if isinstance(result, Fetched) and result.document.get("kind") == "List":
+            return result, missing
+        if isinstance(result, Fetched):
+            result = Missing(pod, "/inventory is not a kind: List document")
+        missing.append(result)
+    return None, missing
 
 
 def collect(

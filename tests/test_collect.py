@@ -39,6 +39,12 @@ def _summary(node: str, server: str, port: int, start: float) -> dict[str, Any]:
     return summary_to_dict(table, meta)
 
 
+INVENTORY = {
+    "apiVersion": "v1", "kind": "List", "metadata": {},
+    "items": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}],
+}  # fmt: skip
+
+
 def _pod(name: str, node: str, phase: str) -> dict[str, Any]:
     return {
         "metadata": {"name": name, "namespace": NS, "labels": {"app.kubernetes.io/name": NS}},
@@ -74,8 +80,9 @@ class FakeApiServer:
                     items = [p for p in fake.pods if selector == SELECTOR and parts[3] == NS]
                     return self._send(200, {"kind": "PodList", "apiVersion": "v1",
                                             "metadata": {}, "items": items})  # fmt: skip
-                if len(parts) == 8 and parts[4] == "pods" and parts[6:] == ["proxy", "summary"]:
-                    status, body = fake.answers.get(parts[5], (404, b"no such pod"))
+                if len(parts) == 8 and parts[4] == "pods" and parts[6] == "proxy":
+                    key = parts[5] if parts[7] == "summary" else f"{parts[5]}/{parts[7]}"
+                    status, body = fake.answers.get(key, (404, b"not found"))
                     return self._send(status, body)
                 return self._send(404, {"kind": "Status", "code": 404})
 
@@ -126,6 +133,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[FakeApiServer, Path]]:
                               b'service: dial tcp 10.0.0.2:9808: connect: connection refused"}'),
         "agent-d:9808": (200, b"<html>not a summary</html>"),
         "agent-e:9808": (200, json.dumps(_summary("node-e", "10.244.3.3", 5432, 900.0)).encode()),
+        "agent-e:9808/inventory": (200, json.dumps(INVENTORY).encode()),
     }  # fmt: skip
     server = FakeApiServer(pods, answers)
     try:
@@ -164,6 +172,35 @@ def test_collect_merges_the_agents_that_answer_and_reports_the_rest(
     assert meta.node_name == "node-a,node-e"
     assert meta.window_start is not None and meta.window_start.timestamp() == 900.0
     assert meta.window_end is not None and meta.window_end.timestamp() == 1100.0
+
+
+def test_collect_writes_the_inventory_of_the_first_agent_that_has_one(
+    cluster: tuple[FakeApiServer, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, kubeconfig = cluster
+    out, inventory = tmp_path / "summary.json", tmp_path / "inventory.json"
+    code = main(["collect", "-n", NS, "-o", str(out), "--inventory-out", str(inventory),
+                 "--kubeconfig", str(kubeconfig)])  # fmt: skip
+    assert code == 0
+    assert json.loads(inventory.read_text()) == INVENTORY
+    err = capsys.readouterr().err
+    assert "agent agent-a (node node-a) has no inventory" not in err  # found: no noise
+    assert "inventory of agent agent-e (node node-e): 1 objects" in err
+
+
+def test_collect_without_any_inventory_says_so(
+    cluster: tuple[FakeApiServer, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, kubeconfig = cluster
+    del server.answers["agent-e:9808/inventory"]
+    out, inventory = tmp_path / "summary.json", tmp_path / "inventory.json"
+    code = main(["collect", "-n", NS, "-o", str(out), "--inventory-out", str(inventory),
+                 "--kubeconfig", str(kubeconfig)])  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "agent agent-a (node node-a) has no inventory: HTTP 404" in err
+    assert "no agent served an inventory" in err
+    assert out.exists() and not inventory.exists()
 
 
 def test_collect_fails_when_no_agent_answers(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -34,6 +35,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--port", type=int, default=9808, help="the agents' HTTP port (9808)")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="FILE",
                         help="merged summary JSON to write")  # fmt: skip
+    parser.add_argument(
+        "--inventory-out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write the inventory an agent watched during the window (agents run "
+        "with --inventory-watch): pass it to analyze --inventory",
+    )
     parser.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG, ~/.kube/config")
     parser.add_argument("--context", default=None, help="kubeconfig context")
     parser.add_argument("--timeout", type=float, default=30.0, help="per agent, seconds")
@@ -74,6 +83,22 @@ def run(args: argparse.Namespace) -> int:
         f"{table.dns_row_count} DNS rows -> {args.output}",
         file=sys.stderr,
     )
+    if args.inventory_out is not None:
+        answered = [r.pod for r in results if isinstance(r, collect.Fetched)]
+        found, missing = collect.fetch_inventory(
+            core, args.namespace, answered, args.port, args.timeout
+        )
+        if found is None:
+            for gap in missing:
+                _warn(f"agent {gap.pod.label()} has no inventory: {gap.reason}")
+            raise NothingCollected(
+                where, f"no agent served an inventory ({args.output} was written)"
+            )
+        args.inventory_out.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(args.inventory_out, json.dumps(found.document, sort_keys=True).encode())
+        items = len(found.document.get("items") or [])
+        print(f"inventory of agent {found.pod.label()}: {items} objects -> "
+              f"{args.inventory_out}", file=sys.stderr)  # fmt: skip
     return 0
 
 
