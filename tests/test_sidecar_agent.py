@@ -295,3 +295,49 @@ def test_window_end_writes_the_summary_and_exits_when_asked(
     assert (status, health) == (200, "window over, serving\n")
     assert _edges(again.summary()) == _edges(document)
     assert again.stop() == 0
+
+
+def test_inventory_watch_runs_beside_capture_and_is_served(tmp_path: Path) -> None:
+    """In-process agent on the loopback interface with the inventory watch pointed at the
+    fake API server of tests/fakeapi.py (loopback too): /inventory and its metrics."""
+    import threading
+    import urllib.request
+
+    from sidecar.agent import Agent, AgentOptions
+    from tests.fakeapi import FakeApi, objects_of, serve, write_kubeconfig
+
+    data = REPO / "tests" / "data" / "inventory" / "cluster.json"
+    with serve(FakeApi(objects_of(data))) as url:
+        options = AgentOptions(
+            state_dir=tmp_path / "state", interface="lo", listen_host="127.0.0.1",
+            listen_port=0, checkpoint_interval=0.5, inventory_watch=True,
+            kubeconfig=str(write_kubeconfig(tmp_path / "kc", url)), node_name="n1",
+        )  # fmt: skip
+        agent = Agent(options)
+        thread = threading.Thread(target=agent.run, kwargs={"install_signals": False})
+        thread.start()
+        try:
+            _wait_for(lambda: getattr(agent, "listen_port", 0) != 0, "the HTTP server")
+            base = f"http://127.0.0.1:{agent.listen_port}"
+
+            def inventory_served() -> bool:
+                try:
+                    with urllib.request.urlopen(base + "/inventory", timeout=5) as response:
+                        return bool(json.loads(response.read())["items"])
+                except OSError:
+                    return False
+
+            _wait_for(inventory_served, "/inventory")
+            with urllib.request.urlopen(base + "/metrics", timeout=5) as response:
+                metrics = response.read().decode()
+            assert "netpol_discover_inventory_lists_total 1" in metrics
+            assert "netpol_discover_inventory_errors_total 0" in metrics
+            with urllib.request.urlopen(base + "/healthz", timeout=5) as response:
+                assert response.status == 200
+        finally:
+            agent.stop()
+            thread.join(timeout=20)
+    assert not thread.is_alive()
+    written = json.loads((tmp_path / "state" / "inventory.json").read_text())
+    assert {i["kind"] for i in written["items"]} >= {"Pod", "Service", "Namespace"}
+    assert (tmp_path / "state" / "summary.json").exists()
