@@ -38,6 +38,7 @@ class ManifestOptions:
     max_edges: int = 100_000
     inventory_watch: bool = True  # sidecar: False gives the RBAC-less variant
     service_account: str = NAME  # sidecar with RBAC: the Deployment's own account
+    host_path: str = STATE_DIR  # DaemonSet: the node directory that keeps checkpoints
 
 
 def agent_args(options: ManifestOptions) -> list[str]:
@@ -66,6 +67,7 @@ def _fill(template: str, options: ManifestOptions) -> str:
         "ARGS": agent_args(options),
         "LABELS": LABELS,
         "SERVICE_ACCOUNT": options.service_account,
+        "HOST_PATH": options.host_path,
     }
     return Template(text).substitute({k: json.dumps(v) for k, v in values.items()})
 

@@ -59,7 +59,8 @@ def test_daemonset_runs_with_only_what_capture_needs(capsys: pytest.CaptureFixtu
     for probe in ("livenessProbe", "readinessProbe"):
         assert agent[probe]["httpGet"] == {"path": "/healthz", "port": 9808}
     volume = spec["volumes"][0]
-    assert volume["hostPath"]["path"] == agent["volumeMounts"][0]["mountPath"]
+    assert volume["hostPath"] == {"path": "/var/lib/netpol-discover", "type": "DirectoryOrCreate"}
+    assert agent["volumeMounts"][0]["mountPath"] == "/var/lib/netpol-discover"
     assert ds["metadata"]["namespace"] == "np" and docs[0]["metadata"]["name"] == "np"
     selector = ds["spec"]["selector"]["matchLabels"]
     assert selector.items() <= ds["spec"]["template"]["metadata"]["labels"].items()
@@ -94,7 +95,8 @@ def test_cluster_role_is_read_only_on_exactly_the_inventory_kinds(
 def test_daemonset_args_are_accepted_by_the_agent_command(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _, docs = _render(capsys, "daemonset", "--duration", "3d", "--port", "9999")
+    _, docs = _render(capsys, "daemonset", "--duration", "3d", "--port", "9999",
+                      "--host-path", "/var/lib/npd-window-2")  # fmt: skip
     agent = _container(docs[-1]["spec"]["template"]["spec"], "agent")
     args = build_parser().parse_args(agent["args"])
     assert args.command == "agent"
@@ -103,6 +105,8 @@ def test_daemonset_args_are_accepted_by_the_agent_command(
     assert args.listen == "0.0.0.0:9999"
     assert agent["ports"][0]["containerPort"] == 9999
     assert str(args.state_dir) == agent["volumeMounts"][0]["mountPath"]
+    volume = docs[-1]["spec"]["template"]["spec"]["volumes"][0]
+    assert volume["hostPath"]["path"] == "/var/lib/npd-window-2"
 
 
 def _deployment() -> dict[str, Any]:

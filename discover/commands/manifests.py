@@ -47,6 +47,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=None,
         help="sidecar: the Deployment's ServiceAccount to bind (with --inventory-watch)",
     )
+    parser.add_argument(
+        "--host-path",
+        default="/var/lib/netpol-discover",
+        help="daemonset: node directory for checkpoints; a new path starts a new window",
+    )
     parser.add_argument("-o", "--output", default="-", help="file to write (default stdout)")
     parser.set_defaults(run=run)
 
@@ -65,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         max_edges=args.max_edges,
         inventory_watch=watch,
         service_account=args.service_account or manifests.NAME,
+        host_path=args.host_path,
     )
     text = manifests.render_daemonset(options) if daemonset else manifests.render_sidecar(options)
     if args.output == "-":
