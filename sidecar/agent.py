@@ -9,7 +9,6 @@ checkpoint. The table is shared under one lock, held by readers only long enough
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
@@ -26,12 +25,15 @@ from discover.packets import DnsPayload, PacketDecoder
 from discover.summary import SummaryMeta, summary_from_dict, summary_to_dict
 from sidecar import metrics
 from sidecar.capture import RECEIVE_BUFFER, CaptureSocket
-from sidecar.checkpoint import Checkpoint
+from sidecar.checkpoint import Checkpoint, encode
 from sidecar.inventory_watch import InventoryWatch
 from sidecar.sampling import UdpSampler
 from sidecar.server import AgentServer
 
 log = logging.getLogger(__name__)
+
+# /summary is rendered at most this often; scrapes in between get the same bytes.
+SUMMARY_CACHE_SECONDS = 1.0
 
 # Decoder counters that mean "a packet we could not read", summed into parse_errors.
 PARSE_ERROR_KEYS = ("malformed", "truncated", "unsupported_link")
@@ -87,6 +89,8 @@ class Agent:
         self.options = options
         self._clock = clock
         self._lock = threading.Lock()
+        self._render_lock = threading.Lock()
+        self._rendered: tuple[float, bytes] | None = None
         self._stop = threading.Event()
         self._window_over = threading.Event()
         self.checkpoint = Checkpoint(options.state_dir)
@@ -164,8 +168,20 @@ class Agent:
         )
         return summary_to_dict(snapshot, meta)
 
+    def rendered(self, max_age: float = 0.0) -> bytes:
+        """The encoded document, rendered again unless the last one is younger than
+        `max_age` s. One render at a time: at the edge cap a render takes seconds and a
+        few hundred MB, and scrapes of /summary must not multiply that."""
+        with self._render_lock:
+            cached = self._rendered
+            if cached is not None and self._clock() - cached[0] <= max_age:
+                return cached[1]
+            data = encode(self.document())
+            self._rendered = (self._clock(), data)
+            return data
+
     def save_checkpoint(self) -> None:
-        self.checkpoint.save(self.document())
+        self.checkpoint.save_bytes(self.rendered())
         self.last_checkpoint = self._clock()
         if self.inventory is not None:
             try:
@@ -235,7 +251,7 @@ class Agent:
     # --- view for the HTTP server ---------------------------------------------------
 
     def summary_json(self) -> bytes:
-        return json.dumps(self.document(), sort_keys=True).encode()
+        return self.rendered(max_age=SUMMARY_CACHE_SECONDS)
 
     def health(self) -> tuple[bool, str]:
         if self._capture_error is not None:

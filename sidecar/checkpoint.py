@@ -47,6 +47,11 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+def encode(document: dict[str, Any]) -> bytes:
+    """Compact, key-sorted JSON: equal documents give equal bytes."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
 class Checkpoint:
     """`DIR/summary.json`: the versioned summary document, saved and loaded whole."""
 
@@ -67,7 +72,10 @@ class Checkpoint:
             leftover.unlink(missing_ok=True)
 
     def save(self, document: dict[str, Any]) -> None:
-        data = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+        self.save_bytes(encode(document))
+
+    def save_bytes(self, data: bytes) -> None:
+        """Save an already encoded document (the agent serves the same bytes)."""
         try:
             write_atomic(self.path, data)
         except OSError as error:

@@ -149,6 +149,7 @@ def test_sidecar_patch_makes_a_valid_deployment_without_rbac(
     assert security["readOnlyRootFilesystem"] is True
     args = build_parser().parse_args(sidecar["args"])
     assert args.inventory_watch is False
+    assert args.max_edges == 20_000  # a pod's own edges: a smaller cap, a smaller limit
     assert "kubectl patch deployment" in text
 
 

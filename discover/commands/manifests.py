@@ -34,7 +34,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--duration", default="24h", help="learning window, e.g. 24h, 7d; 'none' = until stopped"
     )
-    parser.add_argument("--max-edges", type=int, default=100_000)
+    parser.add_argument(
+        "--max-edges",
+        type=int,
+        default=None,
+        help="edge cap of each agent (default: 100000 daemonset, 20000 sidecar)",
+    )
     parser.add_argument("--checkpoint-interval", type=int, default=60, metavar="SECONDS")
     parser.add_argument(
         "--inventory-watch",
@@ -67,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         duration=None if args.duration in ("", "none") else args.duration,
         checkpoint_interval=args.checkpoint_interval,
-        max_edges=args.max_edges,
+        max_edges=args.max_edges or (100_000 if daemonset else 20_000),
         inventory_watch=watch,
         service_account=args.service_account or manifests.NAME,
         host_path=args.host_path,
