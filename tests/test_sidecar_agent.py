@@ -4,6 +4,7 @@ veth pair, an HTTP server and dnsmasq on one, traffic from the other, the agent
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import signal
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from discover.cli import main
 from discover.summary import read_summary
 from sidecar.netns import HostPair, TestHost
 
@@ -218,6 +220,15 @@ def test_summary_has_exactly_the_traffic_and_sigterm_flushes_it(
     assert _dns(flushed) == expected_dns
     table, meta = read_summary(agent.state_dir / "summary.json")  # what `analyze` reads
     assert table.edge_count == 5 and meta.node_name == "test-node"
+
+    # The checkpoint is an INPUT like a capture: `flows` turns it into the same rows.
+    flows_csv = tmp_path / "flows.csv"
+    assert main(["flows", str(agent.state_dir / "summary.json"), "-o", str(flows_csv), "-q"]) == 0
+    with flows_csv.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert {(r["src_ip"], r["dst_ip"], r["protocol"], int(r["dst_port"])) for r in rows} == {
+        edge[:4] for edge in expected_edges
+    }
 
 
 def test_kill_9_loses_nothing_before_the_last_checkpoint_and_restart_resumes(
