@@ -20,10 +20,12 @@ from types import FrameType
 from typing import Any
 
 from discover.dns import DnsDecoder
+from discover.errors import ReadError
 from discover.flowtable import FlowTable
 from discover.packets import DnsPayload, PacketDecoder
 from discover.summary import SummaryMeta, summary_from_dict, summary_to_dict
 from sidecar import metrics
+from sidecar.agent_metrics import AgentFigures, InventoryFigures, agent_samples
 from sidecar.capture import RECEIVE_BUFFER, CaptureSocket
 from sidecar.checkpoint import Checkpoint, encode
 from sidecar.inventory_watch import InventoryWatch
@@ -115,10 +117,18 @@ class Agent:
     # --- state ---------------------------------------------------------------------
 
     def _resume(self) -> None:
-        document = self.checkpoint.load()
-        if document is None:
+        try:
+            document = self.checkpoint.load()
+            if document is None:
+                return
+            table, meta = summary_from_dict(document, source=str(self.checkpoint.path))
+        except ReadError as error:
+            # Not from our atomic writes (a hand edit, a damaged disk). Crash-looping a
+            # DaemonSet over it helps nobody: keep it aside for a person and start afresh.
+            kept = self.checkpoint.set_aside()
+            log.warning("unreadable checkpoint (%s): moved to %s, starting a new window",
+                        error, kept)  # fmt: skip
             return
-        table, meta = summary_from_dict(document, source=str(self.checkpoint.path))
         self.table.merge(table)
         if meta.window_start is not None:
             self.window_start = meta.window_start.timestamp()
@@ -269,107 +279,30 @@ class Agent:
         return max(0.0, self._clock() - self.last_checkpoint)
 
     def metrics_text(self) -> str:
-        counters = self.counters()
         with self._lock:
             edges = self.table.edge_count
             dns_rows = self.table.dns_row_count
-        samples = [
-            metrics.Sample(
-                "packets_total",
-                "counter",
-                "Packets read past the kernel filter.",
-                counters["packets"],
-            ),
-            metrics.Sample(
-                "kernel_drops_total",
-                "counter",
-                "Packets the kernel dropped: receive buffer full.",
-                counters["kernel_drops"],
-            ),
-            metrics.Sample(
-                "kernel_received_total",
-                "counter",
-                "Packets the kernel filter passed (read, queued or dropped).",
-                counters["kernel_received"],
-            ),
-            metrics.Sample(
-                "parse_errors_total",
-                "counter",
-                "Packets the decoder could not read.",
-                counters["parse_errors"],
-            ),
-            metrics.Sample(
-                "udp_sampled_out_total",
-                "counter",
-                "UDP datagrams skipped by load sampling (DNS never is).",
-                counters["udp_sampled_out"],
-            ),
-            metrics.Sample("edges", "gauge", "Distinct flow edges in the summary.", edges),
-            metrics.Sample(
-                "edges_dropped_total",
-                "counter",
-                "Events for new edges refused at the --max-edges cap.",
-                counters["edges_dropped"],
-            ),
-            metrics.Sample("dns_answers", "gauge", "DNS (client, name, address) rows.", dns_rows),
-            metrics.Sample(
-                "window_start_timestamp_seconds",
-                "gauge",
-                "Start of the learning window.",
-                self.window_start,
-            ),
-            metrics.Sample(
-                "window_open",
-                "gauge",
-                "1 while the learning window runs.",
-                0 if self._window_over.is_set() else 1,
-            ),
-        ]
-        if self.window_end is not None:
-            samples.append(
-                metrics.Sample(
-                    "window_end_timestamp_seconds",
-                    "gauge",
-                    "Planned end of the learning window.",
-                    self.window_end,
-                )
-            )
-        age = self.checkpoint_age()
-        if age is not None:
-            samples.append(
-                metrics.Sample(
-                    "checkpoint_age_seconds", "gauge", "Seconds since the last checkpoint.", age
-                )
-            )
+        inventory = None
         if self.inventory is not None:
-            samples += self._inventory_samples(self.inventory)
-        return metrics.render(samples)
-
-    def _inventory_samples(self, inventory: InventoryWatch) -> list[metrics.Sample]:
-        samples = [
-            metrics.Sample("inventory_writes_total", "counter",
-                           "Times inventory.json was written.", inventory.writes),
-            metrics.Sample("inventory_lists_total", "counter",
-                           "Full lists of the inventory kinds (then pods are watched).",
-                           inventory.lists),
-            metrics.Sample("inventory_pod_changes_total", "counter",
-                           "Pod additions, deletions and IP changes the watch recorded.",
-                           inventory.pod_changes),
-            metrics.Sample("inventory_errors_total", "counter",
-                           "API failures of the inventory watch (retried with backoff).",
-                           inventory.errors),
-        ]  # fmt: skip
-        age = inventory.age(self._clock)
-        if age is not None:
-            samples.append(
-                metrics.Sample(
-                    "inventory_age_seconds",
-                    "gauge",
-                    "Seconds since inventory.json was written.",
-                    age,
-                )
+            watch = self.inventory
+            inventory = InventoryFigures(
+                writes=watch.writes,
+                lists=watch.lists,
+                pod_changes=watch.pod_changes,
+                errors=watch.errors,
+                age=watch.age(self._clock),
             )
-        return samples
+        figures = AgentFigures(
+            counters=self.counters(),
+            edges=edges,
+            dns_rows=dns_rows,
+            window_start=self.window_start,
+            window_end=self.window_end,
+            window_open=not self._window_over.is_set(),
+            checkpoint_age=self.checkpoint_age(),
+            inventory=inventory,
+        )
+        return metrics.render(agent_samples(figures))
 
     def inventory_json(self) -> bytes | None:
         return None if self.inventory is None else self.inventory.document_bytes()
@@ -385,10 +318,18 @@ class Agent:
 
     def run(self, install_signals: bool = True) -> int:
         """Capture until the window ends or a signal comes; checkpoint on the way."""
-        options = self.options
+        previous: dict[signal.Signals, Any] = {}
         if install_signals:
-            signal.signal(signal.SIGTERM, self._on_signal)
-            signal.signal(signal.SIGINT, self._on_signal)
+            for number in (signal.SIGTERM, signal.SIGINT):
+                previous[number] = signal.signal(number, self._on_signal)
+        try:
+            return self._serve()
+        finally:  # give the caller (a test, an embedding program) its handlers back
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+    def _serve(self) -> int:
+        options = self.options
         server = AgentServer(self, options.listen_host, options.listen_port)
         self.listen_port = server.port
         if self.inventory is not None:

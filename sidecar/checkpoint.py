@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,12 @@ class Checkpoint:
             write_atomic(self.path, data)
         except OSError as error:
             raise StateDirError(self.state_dir, error.strerror or str(error)) from error
+
+    def set_aside(self) -> Path:
+        """Rename the checkpoint to `summary.json.unreadable-<time>`; the new name."""
+        kept = self.path.with_name(f"{self.path.name}.unreadable-{int(time.time())}")
+        os.replace(self.path, kept)
+        return kept
 
     def load(self) -> dict[str, Any] | None:
         """The last checkpoint, or None when there is none yet."""

@@ -1,0 +1,88 @@
+"""The agent's /metrics: its counters and gauges as Prometheus samples, table-driven."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sidecar.metrics import Sample
+
+# (metric name, key in the agent's counters, help)
+COUNTERS = (
+    ("packets_total", "packets", "Packets read past the kernel filter."),
+    ("kernel_received_total", "kernel_received",
+     "Packets the kernel filter passed (read, queued or dropped)."),
+    ("kernel_drops_total", "kernel_drops", "Packets the kernel dropped: ring or buffer full."),
+    ("parse_errors_total", "parse_errors", "Packets the decoder could not read."),
+    ("udp_sampled_out_total", "udp_sampled_out",
+     "UDP datagrams skipped by load sampling (DNS never is)."),
+    ("edges_dropped_total", "edges_dropped",
+     "Events for new edges refused at the --max-edges cap."),
+    ("dns_rows_dropped_total", "dns_rows_dropped", "DNS rows refused at the cap."),
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryFigures:
+    writes: int
+    lists: int
+    pod_changes: int
+    errors: int
+    age: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFigures:
+    counters: Mapping[str, int]
+    edges: int
+    dns_rows: int
+    window_start: float
+    window_end: float | None
+    window_open: bool
+    checkpoint_age: float | None
+    inventory: InventoryFigures | None = None
+
+
+def agent_samples(figures: AgentFigures) -> list[Sample]:
+    samples = [
+        Sample(name, "counter", help_text, figures.counters.get(key, 0))
+        for name, key, help_text in COUNTERS
+    ]
+    samples += [
+        Sample("edges", "gauge", "Distinct flow edges in the summary.", figures.edges),
+        Sample("dns_answers", "gauge", "DNS (client, name, address) rows.", figures.dns_rows),
+        Sample("window_start_timestamp_seconds", "gauge", "Start of the learning window.",
+               figures.window_start),
+        Sample("window_open", "gauge", "1 while the learning window runs.",
+               1 if figures.window_open else 0),
+    ]  # fmt: skip
+    if figures.window_end is not None:
+        samples.append(
+            Sample("window_end_timestamp_seconds", "gauge", "Planned end of the learning window.",
+                   figures.window_end)
+        )  # fmt: skip
+    if figures.checkpoint_age is not None:
+        samples.append(
+            Sample("checkpoint_age_seconds", "gauge", "Seconds since the last checkpoint.",
+                   figures.checkpoint_age)
+        )  # fmt: skip
+    inventory = figures.inventory
+    if inventory is not None:
+        samples += [
+            Sample("inventory_writes_total", "counter", "Times inventory.json was written.",
+                   inventory.writes),
+            Sample("inventory_lists_total", "counter",
+                   "Full lists of the inventory kinds (then pods are watched).", inventory.lists),
+            Sample("inventory_pod_changes_total", "counter",
+                   "Pod additions, deletions and IP changes the watch recorded.",
+                   inventory.pod_changes),
+            Sample("inventory_errors_total", "counter",
+                   "API failures of the inventory watch (retried with backoff).",
+                   inventory.errors),
+        ]  # fmt: skip
+        if inventory.age is not None:
+            samples.append(
+                Sample("inventory_age_seconds", "gauge",
+                       "Seconds since inventory.json was written.", inventory.age)
+            )  # fmt: skip
+    return samples
