@@ -332,11 +332,11 @@ class Agent:
         options = self.options
         server = AgentServer(self, options.listen_host, options.listen_port)
         self.listen_port = server.port
-        if self.inventory is not None:
-            self.inventory.start()
         try:
             self._capture_until_window_ends(server.port)
             self.save_checkpoint()
+            if self.inventory is not None:
+                self.inventory.stop()  # the window is over: no more API load
             if self._window_over.is_set() and not options.exit_after_window:
                 log.info("learning window over: serving %s until stopped", self.checkpoint.path)
                 while not self._stop.wait(options.checkpoint_interval):
@@ -354,6 +354,8 @@ class Agent:
         if self.window_end is not None and self._clock() >= self.window_end:
             self._window_over.set()
             return
+        if self.inventory is not None:
+            self.inventory.start()
         sock = CaptureSocket(
             self.options.interface,
             exclude_tcp_ports=(http_port,),
