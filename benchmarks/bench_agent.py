@@ -127,9 +127,7 @@ class Agent:
             time.sleep(0.2)
 
     def get(self, path: str) -> str:
-        result = self.host.run(["curl", "-s", "--max-time", "10", f"http://{AGENT}{path}"],
-                               check=False)  # fmt: skip
-        return result.stdout.strip()
+        return self.host.http_get(f"http://{AGENT}{path}")[1].strip()
 
     def metrics(self) -> dict[str, float]:
         values: dict[str, float] = {}

@@ -66,7 +66,8 @@ class AgentOptions:
 
 @dataclass(slots=True)
 class Counters:
-    """Running totals; `base` holds what the checkpoint we resumed from had counted."""
+    """Totals of one run. The agent keeps two: this run's, and what the checkpoint it
+    resumed from had counted; the summary shows their sum."""
 
     packets: int = 0
     kernel_drops: int = 0

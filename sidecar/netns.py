@@ -17,6 +17,20 @@ from types import TracebackType
 
 INTERFACE = "veth0"  # the same name in both namespaces: names are per-namespace
 
+_HTTP_GET = """
+import sys, urllib.error, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+try:
+    with opener.open(sys.argv[1], timeout=float(sys.argv[2])) as response:
+        status, body = response.status, response.read()
+except urllib.error.HTTPError as error:
+    status, body = error.code, error.read()
+except OSError as error:
+    sys.exit(f"no answer: {error}")
+sys.stdout.write(f"{status}\\n")
+sys.stdout.write(body.decode("utf-8", "replace"))
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class TestHost:
@@ -40,6 +54,13 @@ class TestHost:
     def python(self, code: str, timeout: float = 60) -> str:
         """Run Python code in this host's namespace; its stdout."""
         return self.run([sys.executable, "-c", code], timeout=timeout).stdout
+
+    def http_get(self, url: str, timeout: float = 10) -> tuple[int, str]:
+        """(status, body) of a GET from inside this namespace; (0, reason) if no answer."""
+        result = self.run([sys.executable, "-c", _HTTP_GET, url, str(timeout)],
+                          timeout=timeout + 20, check=False)  # fmt: skip
+        status, _, body = result.stdout.partition("\n")
+        return (int(status), body) if status.isdigit() else (0, result.stderr.strip())
 
     def popen(self, command: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
         return subprocess.Popen(self.argv(command), **kwargs)  # type: ignore[call-overload,no-any-return]

@@ -88,14 +88,10 @@ class RunningAgent:
         _wait_for(lambda: self.get("/healthz")[0] == 200, "the agent's /healthz")
 
     def get(self, path: str) -> tuple[int, str]:
-        result = self.host.run(
-            ["curl", "-s", "--max-time", "5", "-w", "\n%{http_code}", f"http://{AGENT}{path}"],
-            check=False,
-        )
-        body, _, code = result.stdout.rpartition("\n")
-        if self.process.poll() is not None and not code.isdigit():
+        status, body = self.host.http_get(f"http://{AGENT}{path}", timeout=5)
+        if self.process.poll() is not None and status == 0:
             raise AssertionError(f"agent exited {self.process.returncode}: {self.log.read_text()}")
-        return (int(code) if code.isdigit() else 0), body
+        return status, body
 
     def summary(self) -> dict[str, Any]:
         status, body = self.get("/summary")
