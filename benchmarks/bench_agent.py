@@ -158,7 +158,7 @@ class Agent:
 def measure(agent: Agent, phase: str, action: object) -> tuple[Row, object]:
     before_m, before_cpu, start = agent.metrics(), agent.cpu_seconds(), time.monotonic()
     result = action() if callable(action) else None
-    time.sleep(0.5)  # let the agent drain its socket
+    time.sleep(1.5)  # let the agent drain its ring; /summary is cached for 1 s
     after_m, after_cpu, end = agent.metrics(), agent.cpu_seconds(), time.monotonic()
     seconds = end - start
     row = Row(
