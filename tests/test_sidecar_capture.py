@@ -33,6 +33,8 @@ interface, read, mode, small = sys.argv[1], sys.argv[2] == "read", sys.argv[3], 
 options = {"use_ring": mode == "ring"}
 if small == "small":
     options.update(receive_buffer=1, ring_blocks=1, ring_block_size=4096)
+elif small == "eight-pages":
+    options.update(ring_blocks=8, ring_block_size=4096)
 sock = CaptureSocket(interface, exclude_tcp_ports=(9808,), **options)
 assert sock.uses_ring == (mode == "ring")
 print("ready", flush=True)
@@ -89,11 +91,11 @@ threading.Event().wait()
 
 def _capture(
     host: TestHost, interface: str, action: Any, seconds: float = 2.0, read: bool = True,
-    mode: str = "ring", small: bool = False,
+    mode: str = "ring", small: bool | str = False,
 ) -> dict[str, Any]:  # fmt: skip
     process = host.popen(
         [sys.executable, "-c", CAPTURE_SCRIPT, interface, "read" if read else "hold",
-         mode, str(seconds), "small" if small else "normal"],
+         mode, str(seconds), small if isinstance(small, str) else "small" if small else "normal"],
         cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     assert process.stdout is not None and process.stdin is not None
@@ -204,6 +206,18 @@ def test_kernel_drops_are_counted_when_the_buffer_overflows(hosts: HostPair, mod
                       read=False, mode=mode, small=True)  # fmt: skip
     assert result["drops"] > 0
     assert result["received"] == 600  # the filter passed all; most found the buffer full
+
+
+def test_a_small_ring_is_reused_block_after_block(hosts: HostPair) -> None:
+    """Eight one-page blocks (about 30 set-up packets each) for 800 packets: the reader
+    must hand every block back for the kernel to fill again."""
+    server = str(hosts.server.ipv4)
+    result = _capture(hosts.server, "veth0", lambda: _connect(hosts, server, 8080, count=400),
+                      seconds=4, small="eight-pages")  # fmt: skip
+    assert result["received"] == 800
+    assert len(result["frames"]) + result["drops"] == 800
+    assert len(result["frames"]) > 8 * 40  # far more than the ring holds at once
+    assert result["times"] == sorted(result["times"])
 
 
 def test_missing_interface_is_a_clear_error() -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.packet import Raw
@@ -49,3 +51,26 @@ def test_rate_doubles_to_a_ceiling_then_recovers() -> None:
     for _ in range(20):
         sampler.sample([0.0], [UDP4], backlog=False)
     assert sampler.keep_one_in == 1
+
+
+@given(st.binary(max_size=80))
+def test_any_bytes_are_classified_without_error(packet: bytes) -> None:
+    assert isinstance(is_sampleable_udp(packet), bool)
+
+
+@given(st.lists(st.sampled_from([UDP4, UDP6, DNS_QUERY, DNS_ANSWER, SYN]), max_size=300),
+       st.lists(st.booleans(), min_size=1, max_size=10))  # fmt: skip
+def test_sampling_keeps_order_and_counts_every_skip(
+    frames: list[bytes], backlogs: list[bool]
+) -> None:
+    sampler = UdpSampler()
+    kept_total = 0
+    for backlog in backlogs:
+        times = [float(i) for i in range(len(frames))]
+        kept_times, kept = sampler.sample(times, frames, backlog=backlog)
+        assert kept_times == sorted(kept_times)
+        assert [f for f in frames if not is_sampleable_udp(f)] == [
+            f for f in kept if not is_sampleable_udp(f)
+        ]
+        kept_total += len(kept)
+    assert kept_total + sampler.sampled_out == len(frames) * len(backlogs)
