@@ -6,12 +6,13 @@ pseudo-interface (which a node agent needs) and it hands back each interface's o
 layer. This socket is what libpcap itself opens for `any`: AF_PACKET, SOCK_DGRAM, so every
 packet starts at its IP header (LINKTYPE_RAW) on any interface, tunnel or VLAN; scapy
 (through libpcap) still compiles the filter, the kernel runs it, and only set-ups, DNS
-answers and UDP are copied to Python, which reads them with plain `recv` (no dissection)
-and hands whole batches to the same `PacketDecoder` the offline path uses.
+answers and UDP are copied to Python, through a TPACKET_V3 ring (`ring.py`; plain `recv`
+as a fallback), without dissection, in whole batches for the same `PacketDecoder` the
+offline path uses.
 
-Capturing needs CAP_NET_RAW only: attaching a socket filter needs no capability, and the
-receive buffer is raised with SO_RCVBUFFORCE when CAP_NET_ADMIN happens to be there, else
-up to net.core.rmem_max.
+Capturing needs CAP_NET_RAW only: attaching a socket filter and mapping a ring need no
+other capability. (The `recv` fallback raises its receive buffer with SO_RCVBUFFORCE when
+CAP_NET_ADMIN happens to be there, else only up to net.core.rmem_max.)
 """
 
 from __future__ import annotations
