@@ -4,6 +4,7 @@ on `any`, through a VLAN, and what the kernel counts when the buffer overflows."
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -218,6 +219,35 @@ def test_a_small_ring_is_reused_block_after_block(hosts: HostPair) -> None:
     assert len(result["frames"]) + result["drops"] == 800
     assert len(result["frames"]) > 8 * 40  # far more than the ring holds at once
     assert result["times"] == sorted(result["times"])
+
+
+NET_RAW_ONLY = """
+import sys
+caps = int(open("/proc/self/status").read().split("CapEff:")[1].split()[0], 16)
+assert caps == 1 << 13, hex(caps)  # CAP_NET_RAW and nothing else
+from sidecar.capture import CaptureSocket
+sock = CaptureSocket("veth0", (9808,))
+print("ready", sock.uses_ring, flush=True)
+times, frames = sock.read_batch(max_wait=5)
+print(len(frames), sock.counters().drops)
+"""
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux setpriv")
+def test_net_raw_is_the_only_capability_capture_needs(hosts: HostPair) -> None:
+    """What the manifests promise: filter, ring and socket with CAP_NET_RAW alone."""
+    process = hosts.server.popen(
+        ["setpriv", "--bounding-set=-all,+net_raw", "--inh-caps=-all",
+         sys.executable, "-c", NET_RAW_ONLY],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert process.stdout.readline().split() == [b"ready", b"True"]
+    _connect(hosts, str(hosts.server.ipv4), 8080)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    frames, drops = map(int, out.split())
+    assert frames >= 1 and drops == 0
 
 
 def test_missing_interface_is_a_clear_error() -> None:
