@@ -27,7 +27,7 @@ from discover.summary import SummaryMeta, summary_from_dict, summary_to_dict
 from sidecar import metrics
 from sidecar.agent_metrics import AgentFigures, InventoryFigures, agent_samples
 from sidecar.capture import RECEIVE_BUFFER, CaptureSocket
-from sidecar.checkpoint import Checkpoint, encode
+from sidecar.checkpoint import Checkpoint, StateDirError, encode
 from sidecar.inventory_watch import InventoryWatch
 from sidecar.sampling import UdpSampler
 from sidecar.server import AgentServer
@@ -104,6 +104,7 @@ class Agent:
         self.window_start = clock()
         self._resume()
         self.last_checkpoint: float | None = None
+        self.checkpoint_errors = 0
         self._capture_thread: threading.Thread | None = None
         self._capture_error: str | None = None
         self.inventory: InventoryWatch | None = None
@@ -199,6 +200,16 @@ class Agent:
                 self.inventory.write()
             except OSError as error:  # the summary is what matters; say so and go on
                 log.warning("writing %s: %s", self.inventory.path, error)
+
+    def _periodic_checkpoint(self) -> None:
+        """A failed periodic write (disk full) is logged and retried at the next interval;
+        capture goes on, and /healthz turns 503 once the checkpoint is stale."""
+        try:
+            self.save_checkpoint()
+        except StateDirError as error:
+            self.checkpoint_errors += 1
+            log.error("checkpoint failed, retrying in %.0f s: %s",
+                      self.options.checkpoint_interval, error)  # fmt: skip
 
     # --- capture -------------------------------------------------------------------
 
@@ -301,6 +312,7 @@ class Agent:
             window_end=self.window_end,
             window_open=not self._window_over.is_set(),
             checkpoint_age=self.checkpoint_age(),
+            checkpoint_errors=self.checkpoint_errors,
             inventory=inventory,
         )
         return metrics.render(agent_samples(figures))
@@ -378,7 +390,7 @@ class Agent:
                 if not self._capture_thread.is_alive():
                     break
                 if now >= next_checkpoint:
-                    self.save_checkpoint()
+                    self._periodic_checkpoint()
                     next_checkpoint = now + self.options.checkpoint_interval
                 wake = next_checkpoint
                 if self.window_end is not None:

@@ -40,6 +40,7 @@ class AgentFigures:
     window_end: float | None
     window_open: bool
     checkpoint_age: float | None
+    checkpoint_errors: int = 0
     inventory: InventoryFigures | None = None
 
 
@@ -55,6 +56,9 @@ def agent_samples(figures: AgentFigures) -> list[Sample]:
                figures.window_start),
         Sample("window_open", "gauge", "1 while the learning window runs.",
                1 if figures.window_open else 0),
+        Sample("checkpoint_errors_total", "counter",
+               "Periodic checkpoints that failed (retried at the next interval).",
+               figures.checkpoint_errors),
     ]  # fmt: skip
     if figures.window_end is not None:
         samples.append(

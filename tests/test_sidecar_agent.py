@@ -348,3 +348,28 @@ def test_inventory_watch_runs_beside_capture_and_is_served(tmp_path: Path) -> No
     written = json.loads((tmp_path / "state" / "inventory.json").read_text())
     assert {i["kind"] for i in written["items"]} >= {"Pod", "Service", "Namespace"}
     assert (tmp_path / "state" / "summary.json").exists()
+
+
+def test_a_failed_checkpoint_is_retried_and_capture_goes_on(
+    hosts: HostPair, agents: list[RunningAgent], tmp_path: Path
+) -> None:
+    agent = RunningAgent(hosts.server, tmp_path / "state", "--checkpoint-interval", "0.5")
+    agents.append(agent)
+    checkpoint = agent.state_dir / "summary.json"
+    checkpoint.unlink()
+    checkpoint.mkdir()  # a directory in the way: the rename onto it fails
+    (checkpoint / "blocker").write_text("")
+
+    def failures() -> int:
+        metrics = agent.get("/metrics")[1]
+        line = next(x for x in metrics.splitlines() if x.startswith("netpol_discover_checkpoint_e"))
+        return int(line.split()[1])
+
+    _wait_for(lambda: failures() >= 2, "failed checkpoints to be counted")
+    traffic(hosts, http=1)
+    _wait_for(lambda: len(agent.summary()["flows"]) == 1, "capture going on")
+    (checkpoint / "blocker").unlink()
+    checkpoint.rmdir()
+    _wait_for(lambda: checkpoint.is_file(), "the next checkpoint")
+    assert len(_checkpoint(agent.state_dir)["flows"]) == 1
+    assert agent.stop() == 0

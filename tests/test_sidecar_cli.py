@@ -95,6 +95,7 @@ def test_agent_samples_cover_every_counter_and_the_optional_gauges() -> None:
     assert values["packets_total"] == 10 and values["kernel_drops_total"] == 2
     assert values["edges_dropped_total"] == 3 and values["parse_errors_total"] == 0
     assert values["edges"] == 4 and values["dns_answers"] == 5 and values["window_open"] == 1
+    assert values["checkpoint_errors_total"] == 0
     assert "window_end_timestamp_seconds" not in values
     assert not any(name.startswith("inventory_") for name in values)
     later = AgentFigures(
