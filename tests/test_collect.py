@@ -151,6 +151,14 @@ def test_collect_merges_the_agents_that_answer_and_reports_the_rest(
                  "--context", "test", "--timeout", "5"])  # fmt: skip
     assert code == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    losses = [w for w in warnings if "may miss connections" in w]
+    assert [w.split(": ", 2)[2] for w in losses] == [
+        "agent agent-a (node node-a): 1 packets dropped in the kernel (the agent fell behind);"
+        " its summary may miss connections",
+        "agent agent-e (node node-e): 1 packets dropped in the kernel (the agent fell behind);"
+        " its summary may miss connections",
+    ]
+    warnings = [w for w in warnings if w not in losses]
     assert len(warnings) == 3
     assert "agent-b (node node-b) did not answer: HTTP 503" in warnings[0]
     assert "agent-c (node node-c) did not answer: pod is Pending" in warnings[1]

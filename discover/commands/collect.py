@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from discover.errors import ReadError
@@ -70,9 +71,12 @@ def run(args: argparse.Namespace) -> int:
             continue
         source = f"agent {result.pod.label()}"
         try:
-            parts.append(summary_from_dict(result.document, source))
+            part = summary_from_dict(result.document, source)
         except ReadError as error:
             _warn(f"{error} (left out)")
+            continue
+        parts.append(part)
+        _warn_losses(source, part[1].counters)
     if not parts:
         raise NothingCollected(where, f"none of the {len(results)} agents answered")
     table, meta = merge_summaries(parts)
@@ -100,6 +104,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"inventory of agent {found.pod.label()}: {items} objects -> "
               f"{args.inventory_out}", file=sys.stderr)  # fmt: skip
     return 0
+
+
+LOSSES = (
+    ("kernel_drops", "packets dropped in the kernel (the agent fell behind)"),
+    ("edges_dropped", "events refused at its --max-edges cap"),
+    ("dns_rows_dropped", "DNS rows refused at its cap"),
+    ("udp_sampled_out", "UDP datagrams skipped by load sampling"),
+)
+
+
+def _warn_losses(source: str, counters: Mapping[str, int]) -> None:
+    """What an agent knows it missed: its summary may lack connections."""
+    for key, what in LOSSES:
+        if counters.get(key, 0):
+            _warn(f"{source}: {counters[key]:,} {what}; its summary may miss connections")
 
 
 def _warn(message: str) -> None:
