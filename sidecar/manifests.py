@@ -96,7 +96,10 @@ def render_daemonset(options: ManifestOptions) -> str:
         "kubectl apply -f this file; after the learning window:",
         f"  netpol-discover collect --namespace {options.namespace} -o summary.json",
     ])  # fmt: skip
-    parts = [_namespace_and_account(options), _fill("rbac", options), _fill("daemonset", options)]
+    parts = [_namespace_and_account(options)]
+    if options.inventory_watch:  # without the watch the agent never talks to the API
+        parts.append(_fill("rbac", options))
+    parts.append(_fill("daemonset", options))
     return header + "".join("---\n" + part for part in parts)
 
 

@@ -68,6 +68,13 @@ def test_daemonset_runs_with_only_what_capture_needs(capsys: pytest.CaptureFixtu
     assert "NET_ADMIN is not needed" in text and "hostPath, not emptyDir" in text
 
 
+def test_daemonset_without_inventory_watch_has_no_rbac(capsys: pytest.CaptureFixture[str]) -> None:
+    _, docs = _render(capsys, "daemonset", "--no-inventory-watch")
+    assert [d["kind"] for d in docs] == ["Namespace", "ServiceAccount", "DaemonSet"]
+    agent = _container(docs[-1]["spec"]["template"]["spec"], "agent")
+    assert build_parser().parse_args(agent["args"]).inventory_watch is False
+
+
 def test_cluster_role_is_read_only_on_exactly_the_inventory_kinds(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
