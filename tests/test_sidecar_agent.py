@@ -66,7 +66,7 @@ def _tcp_open(host: TestHost, address: str, port: int) -> bool:
     return host.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
-def _wait_for(condition: Any, what: str, timeout: float = 15.0) -> None:
+def _wait_for(condition: Any, what: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
