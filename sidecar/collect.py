@@ -117,9 +117,10 @@ def fetch_document(
         )
         body = response.data
     except ApiException as error:
-        return Missing(pod, f"HTTP {error.status} {error.reason or ''}".strip())
+        reason = f"HTTP {error.status} {error.reason or ''}".strip()
+        return Missing(pod, reason if pod.ready else f"{reason} (pod not Ready)")
     except (HTTPError, OSError) as error:
-        return Missing(pod, f"no answer: {error}")
+        return Missing(pod, f"no answer: {error}" + ("" if pod.ready else " (pod not Ready)"))
     try:
         document = json.loads(body)
     except ValueError as error:
@@ -160,6 +161,5 @@ def collect(
     timeout: float = DEFAULT_TIMEOUT,
 ) -> list[Fetched | Missing]:
     """One result per agent pod, in pod-name order."""
-    return [fetch_summary(core, namespace, pod, port, timeout) for pod in list_agent_pods(
-        core, namespace, selector
-    )]  # fmt: skip
+    pods = list_agent_pods(core, namespace, selector)
+    return [fetch_summary(core, namespace, pod, port, timeout) for pod in pods]

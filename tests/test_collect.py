@@ -45,13 +45,14 @@ INVENTORY = {
 }  # fmt: skip
 
 
-def _pod(name: str, node: str, phase: str) -> dict[str, Any]:
+def _pod(name: str, node: str, phase: str, ready: bool | None = None) -> dict[str, Any]:
+    ready = phase == "Running" if ready is None else ready
     return {
         "metadata": {"name": name, "namespace": NS, "labels": {"app.kubernetes.io/name": NS}},
         "spec": {"nodeName": node, "containers": [{"name": "agent", "image": "x"}]},
         "status": {
             "phase": phase,
-            "conditions": [{"type": "Ready", "status": "True" if phase == "Running" else "False"}],
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
         },
     }
 
@@ -122,7 +123,7 @@ def _kubeconfig(path: Path, port: int) -> Path:
 def cluster(tmp_path: Path) -> Iterator[tuple[FakeApiServer, Path]]:
     pods = [
         _pod("agent-a", "node-a", "Running"),
-        _pod("agent-b", "node-b", "Running"),
+        _pod("agent-b", "node-b", "Running", ready=False),
         _pod("agent-c", "node-c", "Pending"),
         _pod("agent-d", "node-d", "Running"),
         _pod("agent-e", "node-e", "Running"),
@@ -161,6 +162,7 @@ def test_collect_merges_the_agents_that_answer_and_reports_the_rest(
     warnings = [w for w in warnings if w not in losses]
     assert len(warnings) == 3
     assert "agent-b (node node-b) did not answer: HTTP 503" in warnings[0]
+    assert warnings[0].endswith("(pod not Ready)")
     assert "agent-c (node node-c) did not answer: pod is Pending" in warnings[1]
     assert "agent-d (node node-d) did not answer: answer is not JSON" in warnings[2]
     assert server.unauthorized == 0
