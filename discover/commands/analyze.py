@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from discover.commands.flows import add_reading_options, warn
+from discover.commands.flows import add_inputs_argument, add_reading_options, warn
 from discover.commands.graph import add_inventory_arguments, load_inventory_from_args
 
 DESCRIPTION = """\
@@ -50,13 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "inputs",
-        nargs="+",
-        type=Path,
-        metavar="INPUT",
-        help="pcap, pcapng or agent summary JSON (recognised by content)",
-    )
+    add_inputs_argument(parser)
     add_inventory_arguments(parser)
     parser.add_argument(
         "--out", required=True, type=Path, metavar="DIR", help="directory to write into"

@@ -72,13 +72,7 @@ def add_table_command(
 
 def add_input_arguments(parser: argparse.ArgumentParser, what: str) -> None:
     """INPUT..., -o, --jobs, --quiet: the options of `flows` and `dns`."""
-    parser.add_argument(
-        "inputs",
-        nargs="+",
-        type=Path,
-        metavar="INPUT",
-        help="pcap, pcapng or agent summary JSON (recognised by content)",
-    )
+    add_inputs_argument(parser)
     parser.add_argument(
         "-o",
         "--output",
@@ -88,6 +82,17 @@ def add_input_arguments(parser: argparse.ArgumentParser, what: str) -> None:
         help=f"where to write {what}: a .csv (times ISO-8601 UTC) or .parquet file",
     )
     add_reading_options(parser)
+
+
+def add_inputs_argument(parser: argparse.ArgumentParser) -> None:
+    """INPUT...: what every command that reads captures and summaries takes."""
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        type=Path,
+        metavar="INPUT",
+        help="pcap, pcapng or agent summary JSON (recognised by content)",
+    )
 
 
 def add_reading_options(parser: argparse.ArgumentParser) -> None:
