@@ -31,7 +31,7 @@ from reports.graph_style import (
     token,
 )
 
-DOT_TIMEOUT_S = 120
+DOT_TIMEOUT_S = 60  # then the built-in layout draws it (and says why)
 _TITLED_GROUP = re.compile(r'(<g id="([^"]+)" class="[^"]*">\s*<title>)(.*?)(</title>)', re.S)
 _PROLOGUE = re.compile(r"^.*?(?=<svg)", re.S)
 _COMMENT = re.compile(r"<!--.*?-->\n?", re.S)
@@ -114,7 +114,7 @@ def dot_source(service: ServiceGraph) -> str:
             # Hub links (hidden by default in the report) still rank their ends, but
             # their labels are placed after the layout so they take no room in it.
             attrs["xlabel"] = attrs.pop("label")
-            attrs.update(color=HUB_EDGE_COLOR, penwidth="0.8")
+            attrs.update(color=HUB_EDGE_COLOR, penwidth="0.8", weight="0")
         if link.flagged:
             attrs.update(color=FLAG_EDGE_COLOR, fontcolor=FLAG_EDGE_COLOR, style="dashed",
                          penwidth="1.6")

@@ -19,6 +19,7 @@ from discover.workload_graph import WorkloadGraph
 
 MAX_PORTS_IN_LABEL = 3
 HUB_DEGREE = 8  # a node linked to this many others (and 30 % of all) is a hub
+HUB_LINKS_UP_TO = 60  # nodes: bigger pictures leave hub links out (see `drawable`)
 UNRESOLVED_KINDS = (PeerKind.EARLIER_POD, PeerKind.CLUSTER_UNKNOWN)
 
 
@@ -178,6 +179,19 @@ def build_service_graph(graph: WorkloadGraph, proposal: Proposal | None = None,
             hub=pair[0] in hubs or pair[1] in hubs,
         ))
     return ServiceGraph(tuple(nodes), tuple(links))
+
+
+def drawable(service: ServiceGraph,
+             max_nodes: int = HUB_LINKS_UP_TO) -> tuple[ServiceGraph, int]:
+    """The graph as it can be laid out: past `max_nodes` nodes the hub links (every
+    workload to the cluster DNS, a scraper to every workload) are left out of the picture,
+    flagged ones excepted. They would make it unreadable, and Graphviz needs minutes to
+    route a few hundred such links through the namespace clusters. Returns the graph and
+    how many links were left out."""
+    if len(service.nodes) <= max_nodes:
+        return service, 0
+    kept = tuple(link for link in service.links if link.flagged or not link.hub)
+    return ServiceGraph(service.nodes, kept), len(service.links) - len(kept)
 
 
 def _hubs(pairs: dict[tuple[str, str], list[GraphEdge]], node_count: int) -> set[str]:

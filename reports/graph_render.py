@@ -10,7 +10,7 @@ from __future__ import annotations
 from discover.synthesis.proposal import Proposal
 from discover.workload_graph import WorkloadGraph
 from reports.graph_dot import GraphvizError, dot_source, run_dot
-from reports.graph_model import build_service_graph
+from reports.graph_model import build_service_graph, drawable
 from reports.graph_svg import render_service_svg
 
 FORMATS = ("svg", "png")
@@ -24,10 +24,11 @@ class RenderFormatError(GraphvizError):
 
 
 def render_graph(graph: WorkloadGraph, proposal: Proposal | None, fmt: str) -> bytes:
-    service = build_service_graph(graph, proposal)
+    service, omitted = drawable(build_service_graph(graph, proposal))
     if fmt == "svg":
         rendered = render_service_svg(service)
-        return (XML_PROLOGUE + f"<!-- layout: {rendered.engine} -->\n" + rendered.svg
+        note = f"; {omitted} hub links not drawn" if omitted else ""
+        return (XML_PROLOGUE + f"<!-- layout: {rendered.engine}{note} -->\n" + rendered.svg
                 + "\n").encode()
     if fmt == "png":
         return run_dot(dot_source(service), "png")

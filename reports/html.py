@@ -10,7 +10,12 @@ import pandas as pd
 
 from discover.synthesis.proposal import Finding, Proposal, Severity, format_time
 from reports.changes import compute_changes
-from reports.graph_model import ServiceGraph, build_service_graph, namespace_overview
+from reports.graph_model import (
+    ServiceGraph,
+    build_service_graph,
+    drawable,
+    namespace_overview,
+)
 from reports.graph_style import token
 from reports.graph_svg import render_service_svg
 from reports.html_util import (
@@ -194,16 +199,23 @@ def _graph_section(report: ReportInput) -> str:
              "hover for details.</p>"]
     workloads = sum(1 for node in service.nodes if node.namespace is not None)
     if workloads > OVERVIEW_ABOVE:
-        overview = namespace_overview(service)
+        # Hub links (every namespace to kube-system's DNS, the scraper to every namespace)
+        # say nothing at this level.
+        overview, _ = drawable(namespace_overview(service), max_nodes=0)
         rendered = render_service_svg(overview)
         parts.append("<h3>Namespaces</h3>")
         parts.append(_graph_controls("graph-overview", overview, False))
         parts.append(f'<div class="graph-box" id="graph-overview">{rendered.svg}</div>')
         parts.append("<h3>Workloads</h3>")
+    service, omitted = drawable(service)
     rendered = render_service_svg(service)
     parts.append(_graph_controls("graph-workloads", service, True))
     parts.append(_legend())
     parts.append(f'<div class="graph-box" id="graph-workloads">{rendered.svg}</div>')
+    if omitted:
+        parts.append(f'<p class="muted">{omitted} links of hubs (every workload to the '
+                     "cluster DNS, a scraper to every workload) are not drawn at this size; "
+                     "the flow and policy tables have them.</p>")
     if idle:
         parts.append('<p class="muted">No traffic seen for: ' + ", ".join(
             f"{esc(w)}" for w in idle) + ".</p>")

@@ -23,7 +23,8 @@ _SPECIAL = re.compile(r"([\\`*_\[\]#|!])")
 def md(value: object) -> str:
     """Text that renders as itself in GitHub Markdown (no links, HTML or emphasis)."""
     escaped = _SPECIAL.sub(r"\\\1", str(value))
-    return escaped.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+    escaped = escaped.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return escaped.replace("\n", " ")
 
 
 def _peer_name(peer: Peer, home: str) -> str:

@@ -123,3 +123,55 @@ def tiny_report(evil: str = EVIL) -> ReportInput:
     )
     return ReportInput(proposal, graph, flows, dns, inventory, (f"{evil}.pcap",),
                        {"packets": 100}, (f"warning {evil}",))
+
+
+def big_report(namespaces: int = 20, per_namespace: int = 10) -> ReportInput:
+    """A synthetic cluster of namespaces x per_namespace workloads (one pod each): a chain
+    of calls inside each namespace, a call into the next namespace, DNS for everybody,
+    one scraper, a few external names; the proposal comes from the real `propose`."""
+    dns_ref = WorkloadRef("kube-system", "Deployment", "coredns")
+    scraper = WorkloadRef("monitoring", "StatefulSet", "prometheus")
+    refs = [WorkloadRef(f"team-{n:02d}", "Deployment", f"svc-{i:02d}")
+            for n in range(namespaces) for i in range(per_namespace)]
+    every = [dns_ref, scraper, *refs]
+    ips = {ref: ip_address(f"10.{20 + i // 250}.{i % 250}.10") for i, ref in enumerate(every)}
+    pods = tuple(
+        Pod(ref.namespace, f"{ref.name}-0", f"uid-{i}", {"app": ref.name}, (ips[ref],), ref,
+            ports=(ContainerPort(8080, name="http"), ContainerPort(53, "UDP", "dns"),
+                   ContainerPort(9090, name="metrics")))
+        for i, ref in enumerate(every))
+    names = sorted({ref.namespace for ref in every})
+    inventory = Inventory(namespaces=tuple(Namespace(n, {"kubernetes.io/metadata.name": n})
+                                           for n in names), pods=pods)
+    peer = {ref: Peer(PeerKind.WORKLOAD, workload=ref, is_cluster_dns=ref == dns_ref)
+            for ref in every}
+    edges = []
+
+    def add(src: WorkloadRef, dst: WorkloadRef, port: int, protocol: str = "TCP") -> None:
+        edges.append(GraphEdge(peer[src], peer[dst], protocol, port, None, 4, 40, T0, T1,
+                               (FlowKey(ips[src], ips[dst], protocol, port),)))
+
+    for index, ref in enumerate(refs):
+        add(ref, dns_ref, 53, "UDP")
+        add(scraper, ref, 9090)
+        position = index % per_namespace
+        if position + 1 < per_namespace:
+            add(ref, refs[index + 1], 8080)
+        if position == per_namespace - 1 and index + 1 < len(refs):
+            add(ref, refs[index + 1], 8080)  # into the next namespace
+        if position == 3:
+            fqdn = Peer(PeerKind.EXTERNAL, ip=ip_address(f"192.0.2.{index % 250}"),
+                        fqdn=f"api{index % 7}.example.com")
+            edges.append(GraphEdge(peer[ref], fqdn, "TCP", 443, None, 2, 20, T0, T1,
+                                   (FlowKey(ips[ref], fqdn.ip, "TCP", 443),)))  # type: ignore[arg-type]
+    graph = WorkloadGraph(tuple(edges), T0, T1, ())
+    proposal = propose(graph, inventory, SynthesisOptions())
+    rows = [(str(k.src_ip), str(k.dst_ip), k.protocol, k.dst_port) for e in edges
+            for k in e.evidence]
+    flows = pd.DataFrame(rows, columns=["src_ip", "dst_ip", "protocol", "dst_port"])
+    flows["connections"], flows["packets"] = 4, 40
+    flows["first_seen"] = pd.Series(pd.to_datetime([T0] * len(rows), utc=True))
+    flows["last_seen"] = pd.Series(pd.to_datetime([T1] * len(rows), utc=True))
+    flows["direction"] = "syn"
+    return ReportInput(proposal, graph, flows, pd.DataFrame(columns=DNS_COLUMNS), inventory,
+                       ("synthetic",), {"packets": len(rows) * 40}, ())

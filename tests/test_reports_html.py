@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from html.parser import HTMLParser
 
 import pytest
@@ -13,7 +14,7 @@ from discover.peers import PeerKind
 from reports import graph_dot
 from reports.html import render_html
 from reports.model import summarize
-from tests.reports_sample import EVIL, shop_report, tiny_report
+from tests.reports_sample import EVIL, big_report, shop_report, tiny_report
 
 
 class _Collector(HTMLParser):
@@ -150,3 +151,18 @@ def test_builtin_layout_named_when_dot_is_missing(monkeypatch: pytest.MonkeyPatc
     page = render_html(tiny_report())
     assert "Layout: built-in layered layout (the dot command is not installed" in page
     assert 'id="graph-workloads"' in page
+
+
+def test_two_hundred_workloads_stay_legible() -> None:
+    report = big_report(namespaces=20, per_namespace=10)
+    started = time.monotonic()
+    page = render_html(report)
+    assert time.monotonic() - started < 60  # hub links would make dot take minutes
+    collector = _Collector()
+    collector.feed(page)
+    ids = {attrs.get("id") for _, attrs in collector.tags}
+    assert {"graph-overview", "graph-workloads"} <= ids  # namespaces first, then workloads
+    classes = [attrs.get("class") or "" for tag, attrs in collector.tags if tag == "g"]
+    assert sum("kind-workload" in c.split() for c in classes) == 202 + 22  # + overview
+    assert "links of hubs (every workload to the cluster DNS" in page
+    assert sum(1 for c in classes if "namespace" in c.split()) == 22

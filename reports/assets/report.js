@@ -108,13 +108,27 @@
       });
     }
 
+    function fitScale() {
+      return Math.min(1, (box.clientWidth - 4) / baseWidth);
+    }
+
     function zoom(factor) {
       if (!baseWidth) { return; }
-      scale = factor === 0 ? Math.min(1, (box.clientWidth - 4) / baseWidth) : scale * factor;
+      scale = factor === 0 ? fitScale() : scale * factor;
       svg.style.width = Math.round(baseWidth * scale) + "px";
     }
 
-    if (select) { select.addEventListener("change", apply); }
+    function reveal(ns) {
+      var cluster = ns ? svg.querySelector("g.namespace.ns-" + ns) : null;
+      if (!cluster) { return; }
+      var r = cluster.getBoundingClientRect(), b = box.getBoundingClientRect();
+      box.scrollLeft += r.left - b.left - 16;
+      box.scrollTop += r.top - b.top - 16;
+    }
+
+    if (select) {
+      select.addEventListener("change", function () { apply(); reveal(select.value); });
+    }
     if (search) { search.addEventListener("input", apply); }
     if (flagged) { flagged.addEventListener("change", apply); }
     if (hubs) {
@@ -131,7 +145,9 @@
         apply();
       });
     });
-    zoom(0);
+    // Fit a picture that stays legible when fitted; a big one opens at full size and
+    // scrolls ("fit" still shows it whole).
+    if (baseWidth && fitScale() >= 0.6) { zoom(0); } else if (baseWidth) { zoom(1); }
     apply();
   }
 
