@@ -65,7 +65,7 @@ def _quote(text: str) -> str:
 def _node_label(node: GraphNode) -> str:
     detail = html.escape(node.detail)
     return (f'<<b>{html.escape(node.label)}</b><br/>'
-            f'<font point-size="9" color="{MUTED}">{detail}</font>>')
+            f'<font point-size="10" color="{MUTED}">{detail}</font>>')
 
 
 def _node_line(node: GraphNode) -> str:
@@ -89,8 +89,8 @@ def dot_source(service: ServiceGraph) -> str:
         "digraph services {",
         f'  graph [rankdir=LR, splines=true, nodesep=0.16, ranksep=0.7, fontname="{FONT}", '
         'fontsize=12, bgcolor="white", pad=0.25, newrank=true];',
-        f'  node [fontname="{FONT}", fontsize=11, margin="0.14,0.06", height=0.45];',
-        f'  edge [fontname="{FONT}", fontsize=9, color="{EDGE_COLOR}", '
+        f'  node [fontname="{FONT}", fontsize=12, margin="0.14,0.06", height=0.45];',
+        f'  edge [fontname="{FONT}", fontsize=10, color="{EDGE_COLOR}", '
         f'fontcolor="{EDGE_LABEL_COLOR}", arrowsize=0.6, penwidth=1.1];',
     ]
     by_namespace: dict[str | None, list[GraphNode]] = {}

@@ -98,7 +98,8 @@ def summarize(report: ReportInput) -> Summary:
     namespaces = sorted({w.namespace for w in workloads} | set(proposal.namespaces))
     connections = int(flows["connections"].sum()) if "connections" in flows and len(flows) else 0
     packets = report.counters.get("packets")
-    warnings = tuple(report.warnings) + tuple(report.inventory.notes)
+    # Callers may already have folded the inventory's notes into the warnings: once each.
+    warnings = tuple(dict.fromkeys((*report.warnings, *report.inventory.notes)))
     return Summary(
         window_start=start,
         window_end=end,

@@ -43,3 +43,12 @@ def test_observed_workloads_sorted_and_unique() -> None:
 ])
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+def test_warnings_are_listed_once() -> None:
+    from dataclasses import replace
+
+    report = tiny_report()
+    doubled = replace(report, warnings=report.warnings + report.inventory.notes)
+    assert summarize(doubled).warnings == summarize(report).warnings
+    assert len(summarize(report).warnings) == 2
