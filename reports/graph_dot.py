@@ -157,5 +157,8 @@ def svg_by_dot(service: ServiceGraph) -> str:
 
     svg = _COMMENT.sub("", _PROLOGUE.sub("", svg, count=1))
     svg = _TITLED_GROUP.sub(retitle, svg)
-    # The graph's own <title> is the DOT graph name: harmless, but say what it is.
+    # The graph's own <title> is the DOT graph name: harmless, but say what it is; its
+    # group id must stay unique in a page that holds two graphs.
+    first = service.nodes[0].id if service.nodes else "empty"
+    svg = svg.replace('<g id="graph0" class="graph"', f'<g id="graph-{first}" class="graph"', 1)
     return svg.replace("<title>services</title>", "<title>service graph</title>", 1)

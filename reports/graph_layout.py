@@ -168,7 +168,8 @@ def layout(service: ServiceGraph) -> tuple[dict[str, Box], dict[str, Box], float
             y += group.height + GROUP_GAP
         total_h = max(total_h, y - GROUP_GAP + MARGIN)
         x += col_w + COLUMN_GAP
-    return nodes_out, clusters, x - COLUMN_GAP + MARGIN + 60, total_h
+    return nodes_out, clusters, max(x - COLUMN_GAP + MARGIN + 60, 2.0 * MARGIN), \
+        max(total_h, 2.0 * MARGIN)
 
 
 def _text(x: float, y: float, text: str, size: int, *, bold: bool = False,
@@ -194,7 +195,7 @@ def svg_by_builtin_layout(service: ServiceGraph) -> str:
         f'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
         f'fill="{FLAG_EDGE_COLOR}"/></marker>',
         "</defs>",
-        '<g id="graph0" class="graph"><title>service graph</title>',
+        f'<g id="graph-{arrow}" class="graph"><title>service graph</title>',
         f'<rect x="0" y="0" width="{width:.1f}" height="{height:.1f}" fill="white"/>',
     ]
     for namespace in sorted(clusters):

@@ -89,6 +89,15 @@ def _namespace_table(report: ReportInput, changes: Changes) -> list[str]:
     return lines
 
 
+def _changes(report: ReportInput, changes: Changes) -> list[str]:
+    return [
+        *_namespace_table(report, changes),
+        "",
+        "Each workload then accepts and sends only what was observed:",
+        *_workload_lines(report.proposal),
+    ]
+
+
 def _ref(label: str) -> WorkloadRef:
     namespace, kind, name = label.split("/", 2)
     return WorkloadRef(namespace, kind, name)
@@ -141,10 +150,8 @@ def render_markdown(report: ReportInput) -> str:
         "",
         "## What changes",
         "",
-        *_namespace_table(report, changes),
-        "",
-        "Each workload then accepts and sends only what was observed:",
-        *_workload_lines(proposal),
+        *(_changes(report, changes) if proposal.documents else
+          ["Nothing: no policy is proposed (no traffic of workloads in scope)."]),
         "",
         "## Needs a human decision",
         "",

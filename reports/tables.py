@@ -50,6 +50,15 @@ def resolved_flows(flows: pd.DataFrame, graph: WorkloadGraph) -> pd.DataFrame:
                 row["service"].add(f"{service.namespace}/{service.name}:{service.port}")
             row["fqdn"].add(edge.destination.fqdn or "")
     frame = flows.copy()
+    # A flows file may carry only the four contract columns: the others get the defaults
+    # read_flows_file gives them.
+    defaults: dict[str, int | str] = {"connections": 1, "packets": 0, "direction": "inferred"}
+    for column in FLOW_COLUMNS:
+        if column not in frame:
+            if column in ("first_seen", "last_seen"):
+                frame[column] = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
+            else:
+                frame[column] = defaults[column]
     extra: dict[str, list[str]] = {column: [] for column in FLOW_EXTRA_COLUMNS}
     for src, dst, protocol, port in zip(frame["src_ip"], frame["dst_ip"], frame["protocol"],
                                         frame["dst_port"], strict=True):

@@ -175,3 +175,12 @@ def big_report(namespaces: int = 20, per_namespace: int = 10) -> ReportInput:
     flows["direction"] = "syn"
     return ReportInput(proposal, graph, flows, pd.DataFrame(columns=DNS_COLUMNS), inventory,
                        ("synthetic",), {"packets": len(rows) * 40}, ())
+
+
+def empty_report() -> ReportInput:
+    """Nothing observed, nothing proposed."""
+    return ReportInput(Proposal((), (), (), (), (), Window(None, None)),
+                       WorkloadGraph((), None, None, ()),
+                       pd.DataFrame(columns=["src_ip", "dst_ip", "protocol", "dst_port",
+                                             "connections"]),
+                       pd.DataFrame(columns=DNS_COLUMNS), Inventory(), (), {}, ())

@@ -14,7 +14,7 @@ from discover.peers import PeerKind
 from reports import graph_dot
 from reports.html import render_html
 from reports.model import summarize
-from tests.reports_sample import EVIL, big_report, shop_report, tiny_report
+from tests.reports_sample import EVIL, big_report, empty_report, shop_report, tiny_report
 
 
 class _Collector(HTMLParser):
@@ -166,3 +166,10 @@ def test_two_hundred_workloads_stay_legible() -> None:
     assert sum("kind-workload" in c.split() for c in classes) == 202 + 22  # + overview
     assert "links of hubs (every workload to the cluster DNS" in page
     assert sum(1 for c in classes if "namespace" in c.split()) == 22
+
+
+def test_an_empty_analysis_still_renders() -> None:
+    page = render_html(empty_report())
+    assert "No findings." in page and "No workload reached an external name." in page
+    assert "Learning window unknown" in page
+    assert page.count("<svg") == 1

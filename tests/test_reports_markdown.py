@@ -6,7 +6,7 @@ import pytest
 
 from discover.synthesis.proposal import Severity
 from reports.markdown import md, render_markdown
-from tests.reports_sample import shop_report, tiny_report
+from tests.reports_sample import empty_report, shop_report, tiny_report
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +79,9 @@ def test_nothing_to_decide() -> None:
 ])
 def test_md_escape(raw: str, shown: str) -> None:
     assert md(raw) == shown
+
+
+def test_empty_analysis() -> None:
+    text = render_markdown(empty_report())
+    assert "Nothing: no policy is proposed" in text
+    assert "| namespace |" not in text
