@@ -27,6 +27,7 @@ from reports.html_util import (
     esc,
     inline_script,
     number,
+    port,
     text,
 )
 from reports.html_workloads import namespaces_section
@@ -257,15 +258,16 @@ def _fqdn_section(proposal: Proposal) -> str:
     for dep in proposal.fqdn_dependencies:
         changed = {None: "unknown", True: "yes", False: "no"}[dep.addresses_changed]
         rows.append([
-            text(dep.workload), code(dep.fqdn), text(" > ".join(dep.cname_chain) or "—"),
-            text(", ".join(str(p) for p in dep.ports)),
-            Cell(esc(", ".join(str(a) for a in dep.addresses))),
-            text(changed), number(dep.connections), code(format_time(dep.first_seen)),
-            code(format_time(dep.last_seen)), text(dep.handling),
+            text(dep.workload), code(dep.fqdn), text(", ".join(str(p) for p in dep.ports)),
+            text(dep.handling), number(dep.connections),
+            text(" > ".join(dep.cname_chain) or "—"),
+            Cell(esc(", ".join(str(a) for a in dep.addresses))), text(changed),
+            code(format_time(dep.first_seen)), code(format_time(dep.last_seen)),
         ])
-    parts.append(data_table("fqdn-table", ["workload", "fqdn", "CNAME chain", "ports",
-                                           "addresses", "addresses changed", "connections",
-                                           "first seen", "last seen", "handling"], rows,
+    parts.append(data_table("fqdn-table", ["workload", "fqdn", "ports", "handling",
+                                           "connections", "CNAME chain", "addresses",
+                                           "addresses changed", "first seen", "last seen"],
+                            rows,
                             filter_hint="filter dependencies"))
     if proposal.proxy_allowlist:
         parts.append("<h3>Proxy allowlist</h3><pre>" +
@@ -281,18 +283,19 @@ def _flows_section(report: ReportInput) -> str:
     for row in shown.to_dict("records"):
         rows.append([
             code(row["src_ip"]), code(row["dst_ip"]), text(row["protocol"]),
-            number(int(row["dst_port"])), number(int(row["connections"])),
-            number(int(row["packets"])), code(_time(row["first_seen"])),
-            code(_time(row["last_seen"])), text(row["direction"]), text(row["source"]),
-            text(row["destination"]), text(row["service"]), text(row["fqdn"]),
+            port(int(row["dst_port"])), text(row["source"]), text(row["destination"]),
+            text(row["service"]), text(row["fqdn"]), number(int(row["connections"])),
+            number(int(row["packets"])), text(row["direction"]),
+            code(_time(row["first_seen"])), code(_time(row["last_seen"])),
         ])
     note = ""
     if len(frame) > FLOW_ROWS_SHOWN:
         note = (f'<p class="muted">The first {FLOW_ROWS_SHOWN:,} of {len(frame):,} rows; '
                 "flows.csv has all of them.</p>")
-    table = data_table("flows-table", ["src ip", "dst ip", "proto", "port", "connections",
-                                       "packets", "first seen", "last seen", "direction",
-                                       "source", "destination", "service", "fqdn"], rows,
+    table = data_table("flows-table", ["src ip", "dst ip", "proto", "port", "source",
+                                       "destination", "service", "fqdn", "connections",
+                                       "packets", "direction", "first seen", "last seen"],
+                       rows,
                        filter_hint="filter flows (IP, workload, port...)")
     return (f'<section id="flows"><h2>Flows</h2><p class="muted">{len(frame):,} edges as seen '
             "on the wire (a ClusterIP stays a ClusterIP), with what they resolved to.</p>"

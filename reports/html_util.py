@@ -30,6 +30,11 @@ def number(value: int) -> Cell:
     return Cell(f"{value:,}", sort=str(value), numeric=True)
 
 
+def port(value: int) -> Cell:
+    """A port number: right-aligned, sorted as a number, no thousands separator."""
+    return Cell(str(value), sort=str(value), numeric=True)
+
+
 def code(value: object) -> Cell:
     return Cell(f"<code>{esc(value)}</code>", sort=str(value))
 

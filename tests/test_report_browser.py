@@ -223,10 +223,12 @@ def test_sample_report_in_chromium(browser: DevTools, tmp_path: Path) -> None:
     expected = int((report.flows["dst_port"] == 53).sum())
     assert 0 < shown <= flows and shown >= expected // 2
     order = browser.evaluate(session, """(() => {
-        const th = document.querySelectorAll('#flows-table th')[4];  // connections
-        th.click(); th.click();  // descending
+        const headers = Array.from(document.querySelectorAll('#flows-table th'));
+        const index = headers.findIndex(th => th.textContent === 'connections');
+        headers[index].click(); headers[index].click();  // descending
         return Array.from(document.querySelectorAll('#flows-table tbody tr'))
-          .map(r => Number(r.cells[4].getAttribute('data-sort'))); })()""")
+          .map(r => Number(r.cells[index].getAttribute('data-sort'))); })()""")
+    assert len(order) == flows
     assert order == sorted(order, reverse=True)
 
     # Graph controls: hub links hidden by default, shown on demand; namespace filter dims.

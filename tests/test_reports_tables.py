@@ -88,3 +88,13 @@ def test_csv_times_are_iso_utc(tmp_path: Path) -> None:
 def test_unknown_format() -> None:
     with pytest.raises(TableFormatError, match="csv, parquet"):
         write_tables(tiny_report(), Path("."), "xlsx")
+
+
+def test_flows_with_only_the_contract_columns() -> None:
+    report = tiny_report()
+    frame = resolved_flows(report.flows[["src_ip", "dst_ip", "protocol", "dst_port"]],
+                           report.graph)
+    assert list(frame.columns) == FLOW_COLUMNS + FLOW_EXTRA_COLUMNS
+    assert frame["connections"].tolist() == [1, 1, 1]
+    assert frame["first_seen"].isna().all()
+    assert frame["destination"].tolist()[0] == "ns-b/statefulset/db"
