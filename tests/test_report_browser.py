@@ -247,7 +247,26 @@ def test_sample_report_in_chromium(browser: DevTools, tmp_path: Path) -> None:
         return [document.querySelectorAll('#graph-workloads g.node.dim').length,
                 document.querySelectorAll('#graph-workloads g.node:not(.dim)').length]; })()""")
     assert dimmed[0] > 0 and dimmed[1] > 0
-    browser.evaluate(session, "document.querySelector('button[data-zoom=\"1.25\"]').click()")
+    focused = browser.evaluate(session, """(() => {
+        const select = document.querySelector('#graph select[data-role=namespace]');
+        select.value = ''; select.dispatchEvent(new Event('change'));
+        const node = Array.from(document.querySelectorAll('#graph-workloads g.node'))
+          .find(g => g.querySelector('title').textContent === 'shop/deployment/mailer');
+        node.dispatchEvent(new MouseEvent('click', {bubbles: true}));
+        const lit = Array.from(document.querySelectorAll('#graph-workloads g.node:not(.dim)'))
+          .map(g => g.querySelector('title').textContent.split('\\n')[0]);
+        node.dispatchEvent(new MouseEvent('click', {bubbles: true}));  // and back
+        return [lit, document.querySelectorAll('#graph-workloads g.node.dim').length]; })()""")
+    # mailer with its clients and its SMTP relay; everything lit again after a second click
+    assert {"shop/deployment/mailer", "shop/deployment/checkout", "198.51.100.25"} <= set(
+        focused[0])
+    assert "shop/statefulset/orders-db" not in focused[0] and focused[1] == 0
+    width = browser.evaluate(session, """(() => {
+        const svg = document.querySelector('#graph-workloads svg');
+        const before = svg.getBoundingClientRect().width;
+        document.querySelector('#graph button[data-zoom="1.25"]').click();
+        return [before, svg.getBoundingClientRect().width]; })()""")
+    assert width[1] > width[0] * 1.2
 
     assert _problems(browser, url) == []
 
