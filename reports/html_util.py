@@ -70,7 +70,7 @@ def data_table(table_id: str, headers: Sequence[str], rows: Iterable[Sequence[Ce
 
 def asset(name: str) -> str:
     """A CSS or JS file shipped in reports/assets (package data)."""
-    return resources.files("reports").joinpath("assets", name).read_text(encoding="utf-8")
+    return resources.files("reports.assets").joinpath(name).read_text(encoding="utf-8")
 
 
 def inline_script(source: str) -> str:

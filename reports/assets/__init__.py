@@ -1,0 +1,1 @@
+"""CSS and JavaScript inlined into report.html (package data)."""
