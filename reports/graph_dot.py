@@ -28,6 +28,7 @@ from reports.graph_style import (
     link_classes,
     node_classes,
     node_style,
+    printable,
     token,
 )
 
@@ -63,8 +64,8 @@ def _quote(text: str) -> str:
 
 
 def _node_label(node: GraphNode) -> str:
-    detail = html.escape(node.detail)
-    return (f'<<b>{html.escape(node.label)}</b><br/>'
+    detail = html.escape(printable(node.detail))
+    return (f'<<b>{html.escape(printable(node.label))}</b><br/>'
             f'<font point-size="10" color="{MUTED}">{detail}</font>>')
 
 
@@ -99,7 +100,7 @@ def dot_source(service: ServiceGraph) -> str:
     for index, namespace in enumerate(service.namespaces()):
         lines.append(f"  subgraph cluster_{index} {{")
         lines.append(f'    id="ns-{token(namespace)}"; class="namespace ns-{token(namespace)}";')
-        lines.append(f'    label=<<b>{html.escape(namespace)}</b>>; labeljust="l"; '
+        lines.append(f'    label=<<b>{html.escape(printable(namespace))}</b>>; labeljust="l"; '
                      f'style="rounded,filled"; fillcolor="{CLUSTER_FILL}"; '
                      f'color="{CLUSTER_BORDER}"; fontsize=12; fontcolor="#24292f";')
         lines.extend("  " + _node_line(node) for node in by_namespace[namespace])
@@ -153,7 +154,7 @@ def svg_by_dot(service: ServiceGraph) -> str:
         text = titles.get(element_id)
         if text is None:
             return match.group(0)
-        return match.group(1) + html.escape(text) + match.group(4)
+        return match.group(1) + html.escape(printable(text)) + match.group(4)
 
     svg = _COMMENT.sub("", _PROLOGUE.sub("", svg, count=1))
     svg = _TITLED_GROUP.sub(retitle, svg)

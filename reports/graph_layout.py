@@ -26,6 +26,7 @@ from reports.graph_style import (
     link_classes,
     node_classes,
     node_style,
+    printable,
     token,
 )
 
@@ -177,7 +178,7 @@ def _text(x: float, y: float, text: str, size: int, *, bold: bool = False,
     weight = ' font-weight="bold"' if bold else ""
     return (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-family="{FONT},'
             f'Arial,sans-serif" font-size="{size}"{weight} fill="{fill}">'
-            f"{html.escape(text)}</text>")
+            f"{html.escape(printable(text))}</text>")
 
 
 def svg_by_builtin_layout(service: ServiceGraph) -> str:
@@ -201,7 +202,7 @@ def svg_by_builtin_layout(service: ServiceGraph) -> str:
     for namespace in sorted(clusters):
         box = clusters[namespace]
         parts.append(f'<g id="ns-{token(namespace)}" class="namespace ns-{token(namespace)}">'
-                     f"<title>{html.escape('namespace ' + namespace)}</title>")
+                     f"<title>{html.escape(printable('namespace ' + namespace))}</title>")
         parts.append(f'<rect x="{box.x:.1f}" y="{box.y:.1f}" width="{box.w:.1f}" '
                      f'height="{box.h:.1f}" rx="8" fill="{CLUSTER_FILL}" '
                      f'stroke="{CLUSTER_BORDER}"/>')
@@ -225,7 +226,7 @@ def _node_svg(node: GraphNode, box: Box) -> str:
     stroke_w = 2 if node.flagged else 1.2
     return "".join([
         f'<g id="{node.id}" class="node {node_classes(node)}">',
-        f"<title>{html.escape(node.title)}</title>",
+        f"<title>{html.escape(printable(node.title))}</title>",
         f'<rect x="{box.x:.1f}" y="{box.y:.1f}" width="{box.w:.1f}" height="{box.h:.1f}" '
         f'rx="6" fill="{style.fill}" stroke="{style.border}" stroke-width="{stroke_w}"{dash}/>',
         _text(box.x + box.w / 2, box.y + 17, node.label, 11, bold=True, fill=style.text),
@@ -254,7 +255,7 @@ def _link_svg(link_id: str, classes: str, src: Box, dst: Box, label: str, title:
     label_w = len(label) * 5.4 + 8
     return "".join([
         f'<g id="{link_id}" class="edge {classes}">',
-        f"<title>{html.escape(title)}</title>",
+        f"<title>{html.escape(printable(title))}</title>",
         f'<path d="M{x1:.1f},{y1:.1f} C{c1[0]:.1f},{c1[1]:.1f} {c2[0]:.1f},{c2[1]:.1f} '
         f'{x2:.1f},{y2:.1f}" fill="none" stroke="{color}" stroke-width="1.2"{dash} '
         f'marker-end="url(#{marker})"/>',

@@ -47,6 +47,15 @@ def node_style(node: GraphNode) -> NodeStyle:
     return base
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+
+
+def printable(text: str) -> str:
+    """Text without the control characters XML forbids (a DNS name may carry any byte):
+    each becomes U+FFFD, so the SVG stays well-formed and Graphviz accepts the label."""
+    return _CONTROL.sub("\ufffd", text)
+
+
 def token(name: str) -> str:
     """A class-name-safe form of a namespace name (names are DNS labels; be safe anyway)."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", name)

@@ -185,3 +185,14 @@ def test_dot_output_is_deterministic() -> None:
     service = build_service_graph(report.graph, report.proposal)
     assert render_service_svg(service, "dot").svg == render_service_svg(service, "dot").svg
     assert not re.search(r"<!--", render_service_svg(service, "dot").svg)
+
+
+@needs_dot
+def test_control_characters_keep_dot_and_xml_working() -> None:
+    report = tiny_report("bad\x00\x1f\x7fname")
+    rendered = render_service_svg(build_service_graph(report.graph, report.proposal))
+    assert rendered.engine.startswith("graphviz")  # dot accepted the labels
+    root = ElementTree.fromstring(rendered.svg)
+    assert any("bad\ufffd\ufffd\ufffdname" in (t.text or "") for t in root.iter(f"{SVG}title"))
+    standalone = render_graph(report.graph, report.proposal, "svg")
+    ElementTree.fromstring(standalone)

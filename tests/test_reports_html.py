@@ -9,6 +9,8 @@ import time
 from html.parser import HTMLParser
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from discover.peers import PeerKind
 from reports import graph_dot
@@ -173,3 +175,23 @@ def test_an_empty_analysis_still_renders() -> None:
     assert "No findings." in page and "No workload reached an external name." in page
     assert "Learning window unknown" in page
     assert page.count("<svg") == 1
+
+
+def _tag_names(page: str) -> list[str]:
+    collector = _Collector()
+    collector.feed(page)
+    return [tag for tag, _ in collector.tags]
+
+
+BASELINE_TAGS = None
+
+
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30))
+def test_no_name_changes_the_markup(name: str) -> None:
+    """Whatever a cluster or a DNS answer calls things, the page has the same elements."""
+    global BASELINE_TAGS
+    if BASELINE_TAGS is None:
+        BASELINE_TAGS = _tag_names(render_html(tiny_report("plain")))
+    assert _tag_names(render_html(tiny_report(name))) == BASELINE_TAGS

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from discover.synthesis.proposal import Severity
 from reports.markdown import md, render_markdown
@@ -85,3 +87,13 @@ def test_empty_analysis() -> None:
     text = render_markdown(empty_report())
     assert "Nothing: no policy is proposed" in text
     assert "| namespace |" not in text
+
+
+@given(st.text(max_size=40))
+def test_md_leaves_no_markup(raw: str) -> None:
+    shown = md(raw)
+    assert "<" not in shown and ">" not in shown and "\n" not in shown
+    unescaped = shown.replace("\\\\", "")
+    for special in "`*_[]#|!":
+        assert all(unescaped[i - 1] == "\\" for i, ch in enumerate(unescaped)
+                   if ch == special and i > 0) and not unescaped.startswith(special)
