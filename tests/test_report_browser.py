@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from reports.html import render_html
-from tests.reports_sample import shop_report
+from tests.reports_sample import big_report, shop_report
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -285,3 +285,25 @@ def test_the_checks_catch_errors_and_requests(browser: DevTools, tmp_path: Path)
     assert any("console error" in p and "boom" in p for p in problems)
     assert any(p.startswith("exception:") and "undefinedFunction" in p for p in problems)
     assert any(p == "request: http://127.0.0.1:9/x.png" for p in problems)
+
+
+def test_two_hundred_workloads_in_chromium(browser: DevTools, tmp_path: Path) -> None:
+    page = tmp_path / "big.html"
+    page.write_text(render_html(big_report()), encoding="utf-8")
+    url = page.as_uri()
+    session = _open(browser, url)
+    state = browser.evaluate(session, """(() => {
+        const box = document.querySelector('#graph-workloads');
+        const svg = box.querySelector('svg');
+        const node = svg.querySelector('g.node.kind-workload text');
+        const size = parseFloat(getComputedStyle(node).fontSize) *
+          svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+        const select = document.querySelector('#graph select[data-role=namespace]');
+        select.value = 'team-15'; select.dispatchEvent(new Event('change'));
+        return [document.querySelectorAll('#graph-workloads g.node').length, size,
+                box.scrollLeft]; })()""")
+    nodes, font_px, scrolled = state
+    assert nodes >= 202
+    assert font_px >= 9  # opened at a legible size, not shrunk to fit
+    assert scrolled > 0  # choosing a namespace brings its box into view
+    assert _problems(browser, url) == []
