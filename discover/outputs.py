@@ -13,7 +13,7 @@ import pandas as pd
 
 from discover.analyze import Analysis
 from discover.errors import ConfigurationError
-from discover.flowtable import write_table
+from discover.flowfiles import write_table
 from discover.inventory.model import Inventory
 from discover.sources import LoadedInputs
 from discover.synthesis.render import render_cilium_yaml, render_fqdn_yaml, render_policies_yaml

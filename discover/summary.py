@@ -22,15 +22,8 @@ from typing import Any, NoReturn
 from discover import __version__
 from discover.errors import ReadError
 from discover.events import DirectionEvidence, IPAddress, Protocol
-from discover.flowtable import (
-    DNS_COLUMNS,
-    FLOW_COLUMNS,
-    DnsRow,
-    FlowRow,
-    FlowTable,
-    OutputError,
-    iso_time,
-)
+from discover.flowfiles import OutputError
+from discover.flowtable import DNS_COLUMNS, FLOW_COLUMNS, DnsRow, FlowRow, FlowTable, iso_time
 
 KIND = "netpol-discover-summary"
 SCHEMA_VERSION = 1

@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from discover.errors import ConfigurationError
-from discover.flowtable import FLOW_COLUMNS, write_table
+from discover.flowfiles import write_table
+from discover.flowtable import FLOW_COLUMNS
 from discover.peers import FlowKey
 from discover.synthesis.proposal import Proposal
 from discover.workload_graph import WorkloadGraph, graph_frame

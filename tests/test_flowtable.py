@@ -21,15 +21,14 @@ from discover.events import (
     IPAddress,
     Protocol,
 )
-from discover.flowtable import (
-    DNS_COLUMNS,
-    FLOW_COLUMNS,
+from discover.flowfiles import (
     FlowsFileError,
-    FlowTable,
     OutputError,
     read_flows_file,
+    write_flow_table,
     write_table,
 )
+from discover.flowtable import DNS_COLUMNS, FLOW_COLUMNS, FlowTable
 
 T0 = 1_700_000_000.0
 A = IPv4Address("10.0.0.2")
@@ -396,7 +395,7 @@ def test_direct_csv_is_byte_for_byte_what_write_table_writes(tmp_path: Path, whi
     table.add(answer(T0 + 1e-7, "a,b.example.com", "192.0.2.1", chain=('q"uote.net', "x.net")))
     table.add(answer(T0, "a.example.com", "2001:db8::1"))
     direct, framed = tmp_path / "direct.csv", tmp_path / "framed.csv"
-    rows = table.write(direct, which)
+    rows = write_flow_table(table, direct, which)
     frame = table.flows_frame() if which == "flows" else table.dns_frame()
     write_table(frame, framed)
     assert direct.read_bytes() == framed.read_bytes()
@@ -408,10 +407,10 @@ def test_write_goes_through_write_table_for_parquet_and_refuses_other_names(
 ) -> None:
     table = FlowTable()
     table.add(conn(T0))
-    assert table.write(tmp_path / "flows.parquet") == 1
+    assert write_flow_table(table, tmp_path / "flows.parquet") == 1
     assert len(read_flows_file(tmp_path / "flows.parquet")) == 1
     with pytest.raises(OutputError, match="unknown output format"):
-        table.write(tmp_path / "flows.json")
+        write_flow_table(table, tmp_path / "flows.json")
 
 
 def test_reading_many_rows_parses_each_distinct_value_once(tmp_path: Path) -> None:

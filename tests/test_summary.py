@@ -22,7 +22,8 @@ from discover.events import (
     EdgePackets,
     Protocol,
 )
-from discover.flowtable import FlowTable, OutputError
+from discover.flowfiles import OutputError
+from discover.flowtable import FlowTable
 from discover.summary import (
     KIND,
     SCHEMA_VERSION,

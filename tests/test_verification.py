@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from discover.flowtable import read_flows_file
+from discover.flowfiles import read_flows_file
 from discover.inventory.files import load_inventory_files
 from discover.inventory.model import (
     ContainerPort,

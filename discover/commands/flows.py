@@ -134,6 +134,7 @@ def positive_int(text: str) -> int:
 
 def write_inputs_table(args: argparse.Namespace, table: str) -> int:
     """Load the inputs, write the `table` ("flows" or "dns") frame, report on stderr."""
+    from discover.flowfiles import write_flow_table
     from discover.progress import progress_wanted
     from discover.sources import NothingReadError, load_inputs
 
@@ -151,7 +152,7 @@ def write_inputs_table(args: argparse.Namespace, table: str) -> int:
         raise
     for warning in loaded.warnings:
         warn(warning)
-    rows = loaded.table.write(args.output, table)
+    rows = write_flow_table(loaded.table, args.output, table)
     if not args.quiet:
         files = len(loaded.files)
         read = f"{files} file{_s(files)}"

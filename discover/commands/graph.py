@@ -109,7 +109,7 @@ def read_flows(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame | N
     summaries through `discover.sources`."""
     import pandas as pd
 
-    from discover.flowtable import read_flows_file
+    from discover.flowfiles import read_flows_file
     from discover.progress import progress_wanted
     from discover.sources import load_inputs
 
@@ -156,11 +156,11 @@ def graph_document(graph: WorkloadGraph) -> dict[str, Any]:
 
 
 def write_graph(graph: WorkloadGraph, path: Path) -> None:
-    from discover.flowtable import write_table
+    from discover.flowfiles import write_table
     from discover.workload_graph import graph_frame
 
     if path.suffix.lower() == ".json":
-        from discover.flowtable import OutputError
+        from discover.flowfiles import OutputError
 
         try:
             path.write_text(json.dumps(graph_document(graph), indent=2) + "\n", encoding="utf-8")

@@ -56,7 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from discover.flowtable import read_flows_file
+    from discover.flowfiles import read_flows_file
     from discover.inventory.files import load_inventory_files
     from discover.netpol import PolicyEvaluator
     from discover.netpol.files import load_policy_file

@@ -1,0 +1,287 @@
+"""Flow tables on disk: flows files read back (CSV or Parquet, only the contract's four
+columns required), frames and tables written by extension.
+
+Kept apart from `flowtable.py` so that the in-memory table knows nothing of files; the
+commands, `verify` and the reports come here to read and write.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from ipaddress import ip_address
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from discover.errors import ConfigurationError, ReadError
+from discover.events import DirectionEvidence, Protocol
+from discover.flowtable import (
+    CNAME_SEPARATOR,
+    DNS_COLUMNS,
+    FLOW_COLUMNS,
+    ISO_FORMAT,
+    FlowTable,
+    iso_time,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+REQUIRED_FLOW_COLUMNS = FLOW_COLUMNS[:4]
+# Defaults for a flows file that has only the required columns: each row was seen at least
+# once, nothing else is known about it.
+_DIRECTIONS = frozenset(e.value for e in DirectionEvidence)
+_FLOW_DEFAULTS = {"connections": "1", "packets": "0", "direction": DirectionEvidence.INFERRED}
+
+
+class FlowsFileError(ReadError):
+    """A flows file row that doesn't hold what its column says (`line` is 1-based)."""
+
+    def __init__(self, path: str, message: str, *, line: int | None = None) -> None:
+        self.line = line
+        super().__init__(path, message if line is None else f"line {line}: {message}")
+
+
+class OutputError(ConfigurationError):
+    """An output file that can't be written (unknown extension, missing directory...)."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}")
+
+
+def read_flows_file(path: Path | str) -> pd.DataFrame:
+    """A flows CSV or Parquet file (sniffed by content) as FLOW_COLUMNS plus any extra ones.
+
+    Only the four required columns must be there; the others get defaults (connections 1,
+    packets 0, times NaT, direction "inferred"). IPs come back in canonical form, protocol
+    upper case. A bad value raises FlowsFileError naming the file, the line and the column
+    (for Parquet, `line` is the 1-based row).
+    """
+    import pandas as pd
+
+    name = str(path)
+    try:
+        with open(path, "rb") as stream:
+            is_parquet = stream.read(4) == b"PAR1"
+    except OSError as error:
+        raise ReadError(name, f"cannot read: {error.strerror}") from error
+    raw, first_line = (_read_parquet(name), 1) if is_parquet else (_read_csv(name), 2)
+    missing = [c for c in REQUIRED_FLOW_COLUMNS if c not in raw.columns]
+    if missing:
+        raise FlowsFileError(
+            name,
+            f"missing column(s) {', '.join(missing)}; a flows file needs at least "
+            f"{','.join(REQUIRED_FLOW_COLUMNS)}",
+        )
+    lines = [first_line + int(i) for i in raw.index]
+    out: dict[str, object] = {}
+    for column, parse, dtype in (
+        ("src_ip", _parse_ip, "str"),
+        ("dst_ip", _parse_ip, "str"),
+        ("protocol", _parse_protocol, "str"),
+        ("dst_port", _parse_port, "int64"),
+        ("connections", _parse_count, "int64"),
+        ("packets", _parse_count, "int64"),
+        ("direction", _parse_direction, "str"),
+    ):
+        if column in raw.columns:
+            values = _parse_column(name, lines, column, parse, raw[column].tolist())
+        else:
+            values = [parse(_FLOW_DEFAULTS[column])] * len(raw)
+        out[column] = pd.Series(values, dtype=dtype, index=raw.index)
+    for column in ("first_seen", "last_seen"):
+        out[column] = _parse_times(name, lines, column, raw.get(column), raw.index)
+    extra = {c: raw[c] for c in raw.columns if c not in FLOW_COLUMNS}
+    return pd.DataFrame(out | extra, columns=FLOW_COLUMNS + list(extra)).reset_index(drop=True)
+
+
+def write_table(frame: pd.DataFrame, path: Path | str) -> None:
+    """Write a frame as CSV (times ISO-8601 UTC) or Parquet, chosen by the file extension."""
+    import pandas as pd
+
+    suffix = Path(path).suffix.lower()
+    try:
+        if suffix == ".csv":
+            text = frame.copy()
+            for column in text.columns:
+                if isinstance(text[column].dtype, pd.DatetimeTZDtype):
+                    stamps = text[column].dt.tz_convert("UTC").dt.strftime(ISO_FORMAT)
+                    text[column] = stamps.astype(object).where(stamps.notna(), "")
+            text.to_csv(path, index=False, lineterminator="\n")
+        elif suffix == ".parquet":
+            frame.to_parquet(path, index=False)
+        else:
+            raise OutputError(str(path), "unknown output format; use a .csv or .parquet name")
+    except OSError as error:
+        raise OutputError(str(path), f"cannot write: {error.strerror or error}") from error
+
+
+def _read_csv(name: str) -> pd.DataFrame:
+    import pandas as pd
+
+    try:
+        # Everything as text: the values are checked below, with their line numbers.
+        frame = pd.read_csv(
+            name, dtype=str, keep_default_na=False, skip_blank_lines=False, skipinitialspace=True
+        )
+    except pd.errors.EmptyDataError as error:
+        raise FlowsFileError(name, "empty file; expected a header line") from error
+    except pd.errors.ParserError as error:
+        raise FlowsFileError(name, f"not a valid CSV file: {error}") from error
+    except UnicodeDecodeError as error:
+        raise FlowsFileError(name, f"not UTF-8 text (byte {error.start})") from error
+    frame.columns = [str(c).strip() for c in frame.columns]
+    blank = (frame == "").all(axis=1)  # blank lines count for line numbers, hold nothing
+    return frame[~blank]
+
+
+def _read_parquet(name: str) -> pd.DataFrame:
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(name)
+    except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+        raise FlowsFileError(name, f"not a readable Parquet file: {error}") from error
+
+
+def _parse_column(
+    name: str, lines: list[int], column: str, parse: Callable[[object], Any], cells: list[Any]
+) -> list[Any]:
+    """Each distinct value parsed once (IPs, ports and protocols repeat a lot)."""
+    parsed: dict[object, Any] = {}
+    try:
+        for value in dict.fromkeys(cells):
+            parsed[value] = parse(value)
+    except ValueError as error:
+        line = lines[cells.index(value)]
+        raise FlowsFileError(name, f"{column}: {error}", line=line) from None
+    except TypeError:  # an unhashable value from a Parquet column of lists or maps
+        raise FlowsFileError(name, f"{column}: expected text or numbers, not lists") from None
+    return [parsed[value] for value in cells]
+
+
+def _parse_ip(value: object) -> str:
+    try:
+        return str(ip_address(str(value).strip()))
+    except ValueError:
+        raise ValueError(f"expected an IP address, got {value!r}") from None
+
+
+def _parse_protocol(value: object) -> str:
+    text = str(value).strip().upper()
+    if text not in (Protocol.TCP, Protocol.UDP):
+        raise ValueError(f"expected TCP or UDP, got {value!r}")
+    return text
+
+
+def _parse_int(value: object, low: int, high: int, what: str) -> int:
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    else:
+        text = str(value).strip()
+        number = int(text) if text.isascii() and text.isdigit() else None
+    if number is None or not low <= number <= high:
+        raise ValueError(f"expected {what}, got {value!r}")
+    return number
+
+
+def _parse_port(value: object) -> int:
+    return _parse_int(value, 0, 65535, "a port number 0-65535")
+
+
+def _parse_count(value: object) -> int:
+    return _parse_int(value, 0, 2**63 - 1, "a count (an integer >= 0)")
+
+
+def _parse_direction(value: object) -> str:
+    text = str(value).strip().lower()
+    if not text:
+        return DirectionEvidence.INFERRED.value
+    if text not in _DIRECTIONS:
+        choices = ", ".join(e.value for e in DirectionEvidence)
+        raise ValueError(f"expected one of {choices}, got {value!r}")
+    return text
+
+
+def _parse_times(
+    name: str, lines: list[int], column: str, raw: pd.Series | None, index: pd.Index
+) -> pd.Series:
+    import pandas as pd
+
+    if raw is None:
+        return pd.Series(pd.NaT, index=index, dtype="datetime64[ns, UTC]")
+    if pd.api.types.is_datetime64_any_dtype(raw.dtype):  # Parquet keeps real timestamps
+        aware: pd.Series = raw if getattr(raw.dt, "tz", None) else raw.dt.tz_localize("UTC")
+        converted: pd.Series = aware.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+        return converted
+    text = raw.astype(str).str.strip().where(raw.notna(), "")
+    stamps = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
+    bad = stamps.isna() & (text != "")
+    if bad.any():
+        position = int(bad.to_numpy().argmax())
+        raise FlowsFileError(
+            name,
+            f"{column}: expected an ISO-8601 time, got {text.iloc[position]!r}",
+            line=lines[position],
+        )
+    return stamps.astype("datetime64[ns, UTC]")
+
+
+def write_flow_table(flow_table: FlowTable, path: Path | str, table: str = "flows") -> int:
+    """Write the "flows" or "dns" table of `flow_table` like `write_table(frame, path)`;
+    the number of rows written.
+
+    CSV goes straight from the rows, byte for byte what `write_table` writes, without
+    importing pandas (half a second of a command that takes two).
+    """
+    if Path(path).suffix.lower() != ".csv":
+        frame = flow_table.flows_frame() if table == "flows" else flow_table.dns_frame()
+        write_table(frame, path)
+        return len(frame)
+    rows: list[tuple[object, ...]]
+    if table == "flows":
+        header = FLOW_COLUMNS
+        rows = [
+            (
+                r.src_ip,
+                r.dst_ip,
+                r.protocol.value,
+                r.dst_port,
+                r.connections,
+                r.packets,
+                iso_time(r.first_seen),
+                iso_time(r.last_seen),
+                r.direction.value,
+            )
+            for r in flow_table.flow_rows()
+        ]
+    else:
+        header = DNS_COLUMNS
+        rows = [
+            (
+                d.client_ip,
+                d.name,
+                d.address,
+                CNAME_SEPARATOR.join(d.cname_chain),
+                d.server_ip,
+                d.ttl,
+                d.answers,
+                iso_time(d.first_seen),
+                iso_time(d.last_seen),
+            )
+            for d in flow_table.dns_rows()
+        ]
+    try:
+        with open(path, "w", newline="", encoding="utf-8") as stream:
+            writer = csv.writer(stream, lineterminator="\n")
+            writer.writerow(header)
+            writer.writerows(rows)
+    except OSError as error:
+        raise OutputError(str(path), f"cannot write: {error.strerror or error}") from error
+    return len(rows)
