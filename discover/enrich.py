@@ -17,7 +17,7 @@ import pandas as pd
 
 from discover.enrich_dns import NameIndex
 from discover.events import IPAddress
-from discover.inventory.index import PodIndex
+from discover.inventory.index import PodIndex, released
 from discover.inventory.model import (
     ContainerPort,
     EndpointSlice,
@@ -139,7 +139,7 @@ class Resolver:
         candidates = self._pods_by_workload.get(peer.workload, [])
         if not candidates:
             return None
-        return max(candidates, key=lambda p: (p.deleted is None, p.created or _MIN, p.name))
+        return max(candidates, key=lambda p: (released(p) is None, p.created or _MIN, p.name))
 
     # ---------------------------------------------------------------- helpers
 
@@ -318,8 +318,8 @@ _MIN = datetime.min.replace(tzinfo=UTC)
 
 
 def _alive(pod: Pod, when: datetime) -> bool:
-    return (pod.created is None or pod.created <= when) and (pod.deleted is None
-                                                             or when < pod.deleted)
+    end = released(pod)  # a finished host-network Job pod serves nothing any more
+    return (pod.created is None or pod.created <= when) and (end is None or when < end)
 
 
 def _numeric(target: int | str | None, port: int) -> int:

@@ -11,7 +11,14 @@ import pytest
 
 from discover.enrich import Resolver
 from discover.inventory.files import load_inventory_files
-from discover.inventory.model import WorkloadRef
+from discover.inventory.model import (
+    ContainerPort,
+    Inventory,
+    Pod,
+    Service,
+    ServicePort,
+    WorkloadRef,
+)
 from discover.peers import PeerKind
 
 CLUSTER = Path(__file__).parent / "data" / "inventory" / "cluster.json"
@@ -76,8 +83,14 @@ def test_dual_stack_address_resolves_to_the_same_pod(resolver: Resolver) -> None
 
 
 def test_finished_job_pod_ip_reused_by_cronjob(resolver: Resolver) -> None:
+    # migrate's containers finished at 9:40; report's pod took the address at 10:00.
     assert resolver.resolve_source(ip("10.244.2.30"), t(9, 30)).workload == \
         WorkloadRef("batch", "Job", "migrate")
+    between = resolver.resolve_source(ip("10.244.2.30"), t(9, 50))
+    assert (between.kind, between.workload) == (PeerKind.EARLIER_POD, None)
+    assert "released by pod batch/migrate-5k2jd at 2024-05-01T09:40:00Z" in between.note
+    [(dest, port, _)] = resolver.resolve_destination(ip("10.244.2.30"), "TCP", 8080, t(9, 50))
+    assert (dest.kind, dest.workload, port) == (PeerKind.EARLIER_POD, None, 8080)
     assert resolver.resolve_source(ip("10.244.2.30"), t(10, 30)).workload == \
         WorkloadRef("batch", "CronJob", "report")
 
@@ -219,3 +232,60 @@ def test_minikube_host_network_and_reused_job_ips(corpora: Path) -> None:
     [(ingress, port, name)] = resolver.resolve_destination(ip("10.110.86.95"), "TCP", 80, after)
     assert ingress.workload is not None and ingress.workload.name == "ingress-nginx-controller"
     assert (port, name) == (80, "http")
+
+
+
+def test_minikube_job_pods_hold_their_ips_until_they_finished(corpora: Path) -> None:
+    resolver = Resolver(load_inventory_files(
+        [corpora / "k8s-objects" / "minikube-services1" / "inventory_list.json"]))
+
+    def at(second: int, minute: int = 7) -> datetime:
+        return datetime(2022, 1, 27, 18, minute, second, tzinfo=UTC)
+
+    admission = WorkloadRef("ingress-nginx", "Job", "ingress-nginx-admission-create")
+    controller = WorkloadRef("ingress-nginx", "Deployment", "ingress-nginx-controller")
+    # 172.17.0.3: the admission-create Job pod (finished 18:07:10), then the controller
+    # created in the same second, which can only have had it after that.
+    assert resolver.resolve_source(ip("172.17.0.3"), at(5)).workload == admission
+    assert resolver.resolve_source(ip("172.17.0.3"), at(10)).workload == controller
+    # 172.17.0.4: the admission-patch Job pod finished 18:07:11, demo created 18:17:18.
+    patch = resolver.resolve_source(ip("172.17.0.4"), at(8))
+    assert patch.workload == WorkloadRef("ingress-nginx", "Job", "ingress-nginx-admission-patch")
+    for when in (at(11), at(0, minute=12)):
+        [(gap, _, _)] = resolver.resolve_destination(ip("172.17.0.4"), "TCP", 80, when)
+        assert gap.kind is PeerKind.EARLIER_POD and gap.workload is None
+        assert "taken by pod default/demo-764c97f6fd-452fq at 2022-01-27T18:17:18Z" in gap.note
+    [(demo, _, _)] = resolver.resolve_destination(ip("172.17.0.4"), "TCP", 80, at(0, minute=18))
+    assert demo.workload == WorkloadRef("default", "Deployment", "demo")
+
+
+def test_finished_pods_are_no_backends_after_they_finished() -> None:
+    t0 = datetime(2024, 5, 1, tzinfo=UTC)
+    web, probe = WorkloadRef("ns", "Deployment", "web"), WorkloadRef("ns", "Job", "probe")
+    http = (ContainerPort(8080, name="http"),)
+    pods = (
+        Pod("ns", "web-a", "a", {"app": "web"}, (ip("10.244.0.10"),), web, ports=http,
+            created=t0, phase="Running"),
+        # Evicted later than web-a was created: newer, but gone since it finished.
+        Pod("ns", "web-b", "b", {"app": "web"}, (ip("10.244.0.11"),), web, ports=http,
+            created=t0 + timedelta(hours=1), phase="Failed",
+            finished=t0 + timedelta(hours=2)),
+        Pod("ns", "probe-x", "x", {"app": "probe"}, (ip("10.0.0.5"),), probe, ports=http,
+            host_network=True, created=t0, phase="Succeeded",
+            finished=t0 + timedelta(hours=1)),
+    )
+    services = tuple(Service("ns", name, selector={"app": name}, cluster_ips=(ip(address),),
+                             ports=(ServicePort(80, target_port=8080),))
+                     for name, address in (("web", "10.96.0.20"), ("probe", "10.96.0.21")))
+    resolver = Resolver(Inventory(pods=pods, services=services))
+    [(peer, port, _)] = resolver.resolve_destination(ip("10.96.0.20"), "TCP", 80,
+                                                     t0 + timedelta(hours=3))
+    assert (peer.workload, port) == (web, 8080)
+    assert resolver.pod_for(peer).name == "web-a"  # type: ignore[union-attr]
+    # A host-network Job pod serves its Service until it finished, not after.
+    [(during, _, _)] = resolver.resolve_destination(ip("10.96.0.21"), "TCP", 80,
+                                                    t0 + timedelta(minutes=30))
+    assert during.workload == probe and during.note == ""
+    [(later, _, _)] = resolver.resolve_destination(ip("10.96.0.21"), "TCP", 80,
+                                                   t0 + timedelta(hours=2))
+    assert later.workload == probe and "no backend pod of the time" in later.note

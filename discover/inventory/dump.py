@@ -70,6 +70,19 @@ def _owner(pod: Pod) -> list[Json]:
              "controller": True, "blockOwnerDeletion": True}]
 
 
+def _terminated(container: Json, phase: str | None, finished: str) -> Json:
+    """A container status as kubectl shows a finished pod's. Only the latest finish time is
+    kept, so every container gets it; exit code and reason only when the phase says them
+    (Succeeded: every container exited 0), never made up for a Failed pod."""
+    state: Json = {"exitCode": 0, "reason": "Completed"} if phase == "Succeeded" else {}
+    state["finishedAt"] = finished
+    entry: Json = {"name": container["name"], "ready": False}
+    if "image" in container:
+        entry["image"] = container["image"]
+    entry["state"] = {"terminated": state}
+    return entry
+
+
 def pod_to_dict(pod: Pod) -> Json:
     meta = _meta(pod.name, pod.namespace, pod.labels)
     meta["uid"] = pod.uid
@@ -97,6 +110,8 @@ def pod_to_dict(pod: Pod) -> Json:
         if ports:
             container["ports"] = ports
         containers.append(container)
+    if pod.finished and not containers:
+        containers.append({"name": "container-0"})  # a status needs a container to name
     spec: Json = {"containers": containers}
     if pod.node_name:
         spec["nodeName"] = pod.node_name
@@ -108,6 +123,9 @@ def pod_to_dict(pod: Pod) -> Json:
     if pod.ips:
         status["podIP"] = str(pod.ips[0])
         status["podIPs"] = [{"ip": str(a)} for a in pod.ips]
+    if pod.finished:
+        finished = format_time(pod.finished)
+        status["containerStatuses"] = [_terminated(c, pod.phase, finished) for c in containers]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": status}
 
 

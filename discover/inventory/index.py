@@ -1,11 +1,14 @@
 """IP -> pod at a given time: the intervals in which each pod held each of its addresses.
 
-A pod holds its IP from its creation until it is deleted. Kubernetes never gives one IP to
-two live pods, so when a finished pod (Succeeded/Failed, whose status still shows the
-released IP) shares an address with a later pod, the finished one held it at most until
-the later one was created. A snapshot only knows pods alive when it was taken: a time
-before the first known holder's creation (or in a gap between holders) belongs to some
-pod the inventory never saw, which `lookup` reports as such instead of guessing.
+A pod holds its IP from its creation until it is deleted or, for a finished pod
+(Succeeded/Failed, whose status still shows the released IP), until its containers
+terminated (`Pod.finished`). Kubernetes never gives one IP to two live pods, so a
+finished pod without that time held the IP at most until a later pod with it was created,
+and a pod still holding it at the end got it only after every other holder let go (a Job
+pod and a Deployment's pod created in the same second). A snapshot only knows pods alive
+when it was taken: a time before the first known holder's creation (or in a gap between
+holders) belongs to some pod the inventory never saw, which `lookup` reports as such
+instead of guessing.
 Host-network pods are not indexed: their address is the node's (see the Resolver).
 """
 
@@ -17,8 +20,8 @@ from datetime import UTC, datetime
 
 from discover.inventory.fields import format_time
 from discover.inventory.model import IPAddress, Pod
+from discover.inventory.objects import FINISHED_PHASES as _FINISHED
 
-_FINISHED = ("Succeeded", "Failed")
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
@@ -73,7 +76,8 @@ class PodIndex:
             best = max(matching, key=lambda h: (h.pod.phase not in _FINISHED,
                                                  h.start or _EPOCH))
             return Lookup(best.pod)
-        first = holdings[0]
+        # The earliest start (a start moved past other holders' ends is not a creation).
+        first = min(holdings, key=lambda h: (h.start or _EPOCH, h.start != h.pod.created))
         if first.start is not None and when < first.start:
             return Lookup(None, earlier=True, note=(
                 f"{ip} is held by pod {first.pod.namespace}/{first.pod.name} created "
@@ -95,15 +99,26 @@ class PodIndex:
             "does not have"))
 
 
+def released(pod: Pod) -> datetime | None:
+    """When `pod` let go of its addresses by its own record: deleted or finished."""
+    ends = [t for t in (pod.deleted, pod.finished) if t is not None]
+    return min(ends) if ends else None
+
+
 def _intervals(ip: IPAddress, holders: list[Pod]) -> list[Holding]:
     ordered = sorted(holders, key=lambda p: (p.created or _EPOCH, p.name))
     out: list[Holding] = []
     for i, pod in enumerate(ordered):
-        end = pod.deleted
+        end = released(pod)
         later = [p.created for p in ordered[i + 1:] if p.created is not None
                  and (pod.created is None or p.created > pod.created)]
         if later and (pod.phase in _FINISHED or end is None or min(later) < end):
             # The next holder's creation bounds this one: no two live pods share an IP.
             end = min(later) if end is None else min(end, min(later))
         out.append(Holding(ip, pod, pod.created, end))
-    return out
+    ends = [h.end for h in out if h.end is not None]
+    if not ends:
+        return out
+    # A holder with no end still has the IP, so it got it after the others let go of it.
+    return [h if h.end is not None or (h.start is not None and h.start >= max(ends))
+            else Holding(ip, h.pod, max(ends), None) for h in out]

@@ -66,6 +66,8 @@ class Pod:
     ports: tuple[ContainerPort, ...] = ()
     created: datetime | None = None
     deleted: datetime | None = None  # deletionTimestamp, or when a watch saw it go
+    # Succeeded/Failed pods: when the last container terminated; the IP is free from then.
+    finished: datetime | None = None
     phase: str | None = None
     images: tuple[str, ...] = ()  # container images: CNI detection reads them
 

@@ -6,7 +6,8 @@ caller (`build.py`) turns that into a warning naming the file and the item.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 from discover.inventory import fields as f
@@ -30,6 +31,7 @@ from discover.inventory.model import (
 from discover.inventory.owners import OwnerResolver, controller_of
 
 Raw = Mapping[str, Any]
+FINISHED_PHASES = ("Succeeded", "Failed")  # the pod's containers are all gone, its IP too
 
 
 def meta(obj: Raw) -> Raw:
@@ -69,28 +71,31 @@ def _container_ports(spec: Raw) -> tuple[tuple[ContainerPort, ...], tuple[str, .
     ports: list[ContainerPort] = []
     images: list[str] = []
     # Init containers with restartPolicy Always are sidecars that serve ports too.
-    for group in ("initContainers", "containers"):
-        for ci, container in enumerate(f.sequence(spec, group, "spec")):
-            path = f"spec.{group}[{ci}]"
-            if not isinstance(container, Mapping):
-                raise f.FieldError(path, "expected an object")
-            image = f.string(container, "image", path)
-            if image:
-                images.append(image)
-            for pi, port in enumerate(f.sequence(container, "ports", path)):
-                ppath = f"{path}.ports[{pi}]"
-                if not isinstance(port, Mapping):
-                    raise f.FieldError(ppath, "expected an object")
-                number = f.port_number(port, "containerPort", ppath)
-                if number is None:
-                    raise f.FieldError(ppath + ".containerPort", "missing")
-                ports.append(ContainerPort(
-                    port=number,
-                    protocol=(f.string(port, "protocol", ppath) or "TCP").upper(),
-                    name=f.string(port, "name", ppath),
-                    container=str(container.get("name", "")),
-                ))
+    for path, container in _entries(spec, ("initContainers", "containers"), "spec"):
+        image = f.string(container, "image", path)
+        if image:
+            images.append(image)
+        for ppath, port in _entries(container, ("ports",), path):
+            number = f.port_number(port, "containerPort", ppath)
+            if number is None:
+                raise f.FieldError(ppath + ".containerPort", "missing")
+            ports.append(ContainerPort(
+                port=number,
+                protocol=(f.string(port, "protocol", ppath) or "TCP").upper(),
+                name=f.string(port, "name", ppath),
+                container=str(container.get("name", "")),
+            ))
     return tuple(ports), tuple(images)
+
+
+def _entries(obj: Raw, groups: tuple[str, ...], where: str) -> Iterator[tuple[str, Raw]]:
+    """(path, object) of every item of the lists `groups` of `obj` (containers, statuses)."""
+    for group in groups:
+        for i, entry in enumerate(f.sequence(obj, group, where)):
+            path = f"{where}.{group}[{i}]"
+            if not isinstance(entry, Mapping):
+                raise f.FieldError(path, "expected an object")
+            yield path, entry
 
 
 def pod_ips(status: Raw) -> tuple[IPAddress, ...]:
@@ -106,6 +111,26 @@ def pod_ips(status: Raw) -> tuple[IPAddress, ...]:
         if address not in ips:
             ips.insert(0, address)
     return tuple(ips)
+
+
+def finished_at(status: Raw) -> datetime | None:
+    """When a Succeeded/Failed pod's last container terminated (None for other phases, or
+    when no terminated state carries a time, as for a pod evicted before it started).
+
+    Init containers count too: ordinary ones finish before any main container starts, so
+    the latest time is a main container's when one ran and an init container's when none
+    did; sidecars (restartable init containers) stop last and hold the IP until then."""
+    if f.string(status, "phase", "status") not in FINISHED_PHASES:
+        return None
+    latest: datetime | None = None
+    for path, entry in _entries(status, ("initContainerStatuses", "containerStatuses"),
+                                "status"):
+        state = f.mapping(entry, "state", path)
+        terminated = f.mapping(state, "terminated", path + ".state")
+        when = f.timestamp(terminated, "finishedAt", path + ".state.terminated")
+        if when is not None and (latest is None or when > latest):
+            latest = when
+    return latest
 
 
 def parse_pod(obj: Raw, owners: OwnerResolver) -> Pod:
@@ -127,6 +152,7 @@ def parse_pod(obj: Raw, owners: OwnerResolver) -> Pod:
         ports=ports,
         created=f.timestamp(m, "creationTimestamp", "metadata"),
         deleted=f.timestamp(m, "deletionTimestamp", "metadata"),
+        finished=finished_at(status),
         phase=f.string(status, "phase", "status"),
         images=images,
     )
@@ -150,10 +176,7 @@ def parse_service(obj: Raw) -> Service:
     if not cluster_ips:
         cluster_ips = _ips([spec.get("clusterIP")], "spec.clusterIP")
     ports = []
-    for i, port in enumerate(f.sequence(spec, "ports", "spec")):
-        path = f"spec.ports[{i}]"
-        if not isinstance(port, Mapping):
-            raise f.FieldError(path, "expected an object")
+    for path, port in _entries(spec, ("ports",), "spec"):
         number = f.port_number(port, "port", path)
         if number is None:
             raise f.FieldError(path + ".port", "missing")
