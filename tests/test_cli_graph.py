@@ -205,3 +205,31 @@ def test_shop_sample_graph_matches_the_ground_truth(tmp_path: Path) -> None:
             assert connections >= count, key
         else:
             assert connections == count, key
+
+
+def test_graph_render_svg_draws_every_workload(tmp_path: Path) -> None:
+    out = tmp_path / "graph.svg"
+    assert main(["graph", str(SAMPLE / "capture.pcap"), "--inventory",
+                 str(SAMPLE / "inventory.json"), "-o", str(out), "-q"]) == 0
+    svg = out.read_text()
+    assert svg.startswith("<?xml") and "<svg" in svg
+    for workload in ("storefront", "checkout", "payment-gateway", "coredns", "prometheus",
+                     "api.payments.example.com"):
+        assert workload in svg, workload
+
+
+def test_graph_render_png_needs_the_matching_extension(
+    tmp_path: Path, flows_csv: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inventory = str(SAMPLE / "inventory.json")
+    with pytest.raises(SystemExit) as exited:
+        main(["graph", str(flows_csv), "--inventory", inventory, "-o",
+              str(tmp_path / "g.csv"), "--render", "png"])
+    assert exited.value.code == 2
+    assert "--render png writes a .png file" in capsys.readouterr().err
+    if __import__("shutil").which("dot") is None:
+        pytest.skip("PNG needs Graphviz `dot` (Debian package graphviz)")
+    out = tmp_path / "g.png"
+    assert main(["graph", str(flows_csv), "--inventory", inventory, "-o", str(out),
+                 "--render", "png", "-q"]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from discover.commands.flows import positive_int
+from discover.commands.flows import add_reading_options
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from discover.inventory.model import Inventory
     from discover.workload_graph import WorkloadGraph
 
-OUTPUT_SUFFIXES = (".csv", ".parquet", ".json")
+OUTPUT_SUFFIXES = (".csv", ".parquet", ".json", ".svg", ".png")
+PICTURE_SUFFIXES = (".svg", ".png")
 FLOW_FILE_SUFFIXES = (".csv", ".parquet")
 
 DESCRIPTION = """\
@@ -45,7 +46,11 @@ The inventory is the JSON or YAML of `kubectl get namespaces,nodes,pods,services
 endpointslices,ingresses,networkpolicies,deployments,replicasets,statefulsets,daemonsets,
 jobs,cronjobs -A -o json` (any subset, several files), or the live cluster.
 Output by extension: .csv, .parquet (one row per edge) or .json (edges, notes, ports that
-no container declares). Exit status: 0 written, 1 error explained on stderr, 2 usage error.
+no container declares); .svg or .png (or --render) draw the service graph instead:
+  netpol-discover graph capture.pcap --inventory cluster.json -o graph.svg --render svg
+The picture is laid out by Graphviz `dot` when it is installed (PNG needs it); SVG falls
+back to a built-in layered layout without it.
+Exit status: 0 written, 1 error explained on stderr, 2 usage error.
 """
 
 
@@ -59,10 +64,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("-o", "--output", required=True, type=_output_path, metavar="FILE",
                         help="where to write the graph: .csv, .parquet or .json")
     add_inventory_arguments(parser)
-    parser.add_argument("-j", "--jobs", type=positive_int, default=None, metavar="N",
-                        help="capture files read in parallel (default: one per CPU core)")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="no progress bar and no summary line (warnings are still printed)")
+    parser.add_argument("--render", choices=("svg", "png"), metavar="svg|png",
+                        help="write the service graph picture instead of the table "
+                        "(default when -o ends in .svg or .png)")
+    add_reading_options(parser)
     parser.set_defaults(run=run, usage_error=parser.error)
 
 
@@ -170,9 +175,32 @@ def write_graph(graph: WorkloadGraph, path: Path) -> None:
     write_table(graph_frame(graph), path)
 
 
+def _picture_format(args: argparse.Namespace) -> str | None:
+    """"svg"/"png" when a picture is asked for (by --render or the extension), else None."""
+    suffix = args.output.suffix.lower()
+    if args.render is None:
+        return suffix[1:] if suffix in PICTURE_SUFFIXES else None
+    if suffix != f".{args.render}":
+        args.usage_error(f"--render {args.render} writes a .{args.render} file, "
+                         f"not {args.output.name}")
+    return str(args.render)
+
+
+def write_picture(graph: WorkloadGraph, path: Path, fmt: str) -> None:
+    from discover.flowfiles import OutputError
+    from reports.graph_render import render_graph
+
+    picture = render_graph(graph, None, fmt)
+    try:
+        path.write_bytes(picture)
+    except OSError as error:
+        raise OutputError(str(path), f"cannot write: {error.strerror or error}") from error
+
+
 def run(args: argparse.Namespace) -> int:
     from discover.workload_graph import build_graph
 
+    picture = _picture_format(args)
     inventory = load_inventory_from_args(args)
     flows, dns, warnings = read_flows(args)
     for warning in warnings:
@@ -181,7 +209,10 @@ def run(args: argparse.Namespace) -> int:
         if note.startswith("skipped:") or "forbidden" in note or "unauthorized" in note:
             print(f"netpol-discover: warning: {note}", file=sys.stderr)
     graph = build_graph(flows, dns, inventory)
-    write_graph(graph, args.output)
+    if picture:
+        write_picture(graph, args.output, picture)
+    else:
+        write_graph(graph, args.output)
     if not args.quiet:
         print(f"netpol-discover: {len(flows):,} flow rows -> {len(graph.edges):,} edges; "
               f"wrote {args.output}", file=sys.stderr)
