@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import kubernetes_validate
@@ -120,3 +121,19 @@ def test_truncated_capture_warns_and_keeps_what_was_read(
     assert code == 0
     assert "cut.pcap" in err and "warning" in err
     assert (tmp_path / "out" / "policies.yaml").stat().st_size > 0
+
+
+def test_a_bad_inventory_object_is_skipped_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = json.loads(INVENTORY.read_text())
+    pod = next(item for item in document["items"] if item["kind"] == "Pod")
+    pod["status"]["podIP"] = "10.244.0.999"
+    broken = tmp_path / "inventory.json"
+    broken.write_text(json.dumps(document))
+    code = main(["analyze", str(CAPTURE), "--inventory", str(broken), "--out",
+                 str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "warning: skipped: inventory.json: items[" in err
+    assert "'10.244.0.999' is not an IP address" in err

@@ -11,7 +11,11 @@ import sys
 from pathlib import Path
 
 from discover.commands.flows import add_inputs_argument, add_reading_options, warn
-from discover.commands.graph import add_inventory_arguments, load_inventory_from_args
+from discover.commands.graph import (
+    add_inventory_arguments,
+    load_inventory_from_args,
+    warn_inventory_problems,
+)
 
 DESCRIPTION = """\
 Read captures (pcap, pcapng) or agent summaries, map every address to pods, workloads,
@@ -115,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = _options(args)
     inventory = load_inventory_from_args(args)
+    warn_inventory_problems(inventory)
     loaded = load_inputs(args.inputs, jobs=args.jobs, progress=progress_wanted(args.quiet))
     for warning in loaded.warnings:
         warn(warning)

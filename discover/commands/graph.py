@@ -175,6 +175,14 @@ def write_graph(graph: WorkloadGraph, path: Path) -> None:
     write_table(graph_frame(graph), path)
 
 
+def warn_inventory_problems(inventory: Inventory) -> None:
+    """Print the inventory notes that mean lost data (skipped objects, refused resources);
+    the others (ignored kinds, inferred owners) are for the report."""
+    for note in inventory.notes:
+        if note.startswith("skipped:") or "forbidden" in note or "unauthorized" in note:
+            print(f"netpol-discover: warning: {note}", file=sys.stderr)
+
+
 def _picture_format(args: argparse.Namespace) -> str | None:
     """"svg"/"png" when a picture is asked for (by --render or the extension), else None."""
     suffix = args.output.suffix.lower()
@@ -205,9 +213,7 @@ def run(args: argparse.Namespace) -> int:
     flows, dns, warnings = read_flows(args)
     for warning in warnings:
         print(f"netpol-discover: warning: {warning}", file=sys.stderr)
-    for note in inventory.notes:
-        if note.startswith("skipped:") or "forbidden" in note or "unauthorized" in note:
-            print(f"netpol-discover: warning: {note}", file=sys.stderr)
+    warn_inventory_problems(inventory)
     graph = build_graph(flows, dns, inventory)
     if picture:
         write_picture(graph, args.output, picture)
