@@ -4,7 +4,9 @@ packet.
 The packets of a batch are grouped by their flow (the 5-tuple with its two ends in a
 canonical order) with one stable numpy sort; each group then updates the flow table once.
 TCP set-up packets (SYN, SYN-ACK), a few per connection, are looked at one by one, in
-order, so that a SYN seen on two interfaces or retransmitted opens one connection.
+order, and matched by the client's initial sequence number: a SYN seen on two interfaces
+or retransmitted (same ISN) opens one connection, a client reusing the 4-tuple (another
+ISN) opens another.
 """
 
 from __future__ import annotations
@@ -25,11 +27,24 @@ WELL_KNOWN_END = 1024
 EPHEMERAL_START = 32768  # Linux's default ip_local_port_range starts here
 MAX_LISTENERS = 200_000
 
-# Flow state: a small list for speed [client_is_a, last_seen, last_syn, opened, evidence].
-_CLIENT, _LAST, _LAST_SYN, _OPENED, _EVIDENCE = range(5)
+SEQ_MASK = 0xFFFF_FFFF
+CLIENT_A_MARK = 1 << 32  # set in a set-up mark when the client is end "a"
 FlowKey = tuple[int, int, int, int, int, int, int, int]  # proto, family, a(hi, lo, port), b
 _PROTOCOLS = {TCP: Protocol.TCP, 17: Protocol.UDP}
-_EVIDENCE_CODES = {e: float(i) for i, e in enumerate(DirectionEvidence)}  # SYN 0, SYN_ACK 1
+Setup = tuple[float, int, bool, int, int, int]  # time, flags, sent by "b", seq, ack, data size
+
+
+class Flow:
+    """What is known of one 4-tuple (5-tuple with the protocol): which end is the client of
+    its latest connection, when it was last seen, and for TCP the set-ups seen lately, as
+    {client side | client ISN: last seen} (the marks of `ConnectionTracker._tcp`)."""
+
+    __slots__ = ("client_is_a", "last", "setups")
+
+    def __init__(self, client_is_a: bool, last: float, setups: dict[int, float] | None) -> None:
+        self.client_is_a = client_is_a
+        self.last = last
+        self.setups = setups
 
 
 @lru_cache(maxsize=65536)
@@ -45,7 +60,7 @@ class ConnectionTracker:
         self.udp_idle = udp_idle
         self.tcp_idle = tcp_idle
         self.max_flows = max_flows
-        self._flows: dict[FlowKey, list[float]] = {}
+        self._flows: dict[FlowKey, Flow] = {}
         self._listeners: set[tuple[int, int, int, int, int]] = set()
         self._last_prune = float("-inf")
 
@@ -95,14 +110,18 @@ class ConnectionTracker:
         flags = h.flags[order]
         sender_b = swap[order]
         setup = np.flatnonzero((cols[0] == TCP) & ((flags & SYN) != 0))
-        setups: dict[int, list[tuple[float, int, bool]]] = {}
+        setups: dict[int, list[Setup]] = {}
         if len(setup):
             group_of = np.searchsorted(first, setup, side="right") - 1
-            for g, ts, fl, sb in zip(
+            at = order[setup]
+            # SYN data (TCP Fast Open) moves the SYN-ACK's acknowledgment number past ISN + 1.
+            size = np.maximum(h.payload_end[at] - h.payload[at], 0)
+            for g, ts, fl, sb, seq, ack, sz in zip(
                 group_of.tolist(), t[setup].tolist(), flags[setup].tolist(),
-                sender_b[setup].tolist(), strict=True,
+                sender_b[setup].tolist(), h.seq[at].tolist(), h.ack[at].tolist(),
+                size.tolist(), strict=True,
             ):
-                setups.setdefault(g, []).append((ts, fl, sb))
+                setups.setdefault(g, []).append((ts, fl, sb, seq, ack, sz))
         keys = zip(*(c[first].tolist() for c in cols), strict=True)
         opens: list[ConnectionOpen] = []
         edges: dict[tuple[int, int, int, int, int, int, int], list[float]] = {}
@@ -114,10 +133,10 @@ class ConnectionTracker:
                 state = self._tcp(key, tf, fflags, fsender_b, setups.get(g), opens, counts)
             else:
                 state = self._udp(key, tf, fsender_b, opens, counts)
-            if tl > state[_LAST]:
-                state[_LAST] = tl
+            if tl > state.last:
+                state.last = tl
             proto, fam, ahi, alo, aport, bhi, blo, bport = key
-            if state[_CLIENT]:
+            if state.client_is_a:
                 edge = (fam, ahi, alo, bhi, blo, proto, bport)
             else:
                 edge = (fam, bhi, blo, ahi, alo, proto, aport)
@@ -140,48 +159,63 @@ class ConnectionTracker:
 
     def _tcp(
         self, key: FlowKey, tf: float, fflags: int, fsender_b: bool,
-        setups: list[tuple[float, int, bool]] | None, opens: list[ConnectionOpen],
-        counts: Counter[str],
-    ) -> list[float]:
-        state = self._flows.get(key)
-        if state is not None and tf - state[_LAST] > self.tcp_idle:
-            state = None
-        if state is None and not fflags & SYN:
+        setups: list[Setup] | None,
+        opens: list[ConnectionOpen], counts: Counter[str],
+    ) -> Flow:
+        flow = self._flows.get(key)
+        if flow is not None and tf - flow.last > self.tcp_idle:
+            flow = None
+        if flow is None and not fflags & SYN:
             # Mid-connection: nobody saw this connection start.
             client_is_a = self._infer(key, not fsender_b, counts)
-            state = self._open(key, tf, client_is_a, DirectionEvidence.INFERRED, opens)
+            flow = self._open(key, tf, client_is_a, DirectionEvidence.INFERRED, opens, None)
             counts["connections_inferred"] += 1
-        for ts, fl, sender_b in setups or ():
+        for ts, fl, sender_b, seq, ack, size in setups or ():
+            # A connection's set-up segments are known by (client end, client ISN): a SYN
+            # carries the ISN, its SYN-ACK acknowledges ISN + 1 (+ the SYN's data with TCP
+            # Fast Open). Retransmits and copies from a second interface repeat them; a new
+            # connection on the same 4-tuple has another ISN.
             if fl & ACK:  # SYN-ACK: its receiver is the client
                 client_is_a = sender_b
-                if state is None or bool(state[_CLIENT]) != client_is_a:
-                    state = self._open(key, ts, client_is_a, DirectionEvidence.SYN_ACK, opens)
-                    counts["connections_syn_ack"] += 1
-                    self._listen(key, client_is_a)
-                continue
-            client_is_a = not sender_b
-            if state is not None and bool(state[_CLIENT]) == client_is_a and (
-                ts - state[_LAST_SYN] <= self.syn_window
-                or (state[_EVIDENCE] == _EVIDENCE_CODES[DirectionEvidence.SYN_ACK]
-                    and ts - state[_OPENED] <= self.syn_window)
+                marks: tuple[int, ...] = ((ack - 1) & SEQ_MASK,)
+            else:
+                client_is_a = not sender_b
+                marks = (seq, (seq + size) & SEQ_MASK) if size else (seq,)
+            side = CLIENT_A_MARK if client_is_a else 0
+            seen = flow.setups if flow is not None else None
+            if seen is not None and any(
+                ts - seen.get(side | m, float("-inf")) <= self.syn_window for m in marks
             ):
-                counts["duplicate_syns"] += 1
-                state[_LAST_SYN] = max(state[_LAST_SYN], ts)
+                if not fl & ACK:
+                    counts["duplicate_syns"] += 1
+                for m in marks:
+                    seen[side | m] = max(seen.get(side | m, ts), ts)
                 continue
-            state = self._open(key, ts, client_is_a, DirectionEvidence.SYN, opens)
-            state[_LAST_SYN] = ts
-            counts["connections_syn"] += 1
+            if seen:
+                # Keep the other set-ups seen lately: a late copy of one is no new connection.
+                seen = {m: t for m, t in seen.items() if ts - t <= self.syn_window}
+                if seen:
+                    counts["reused_tuples"] += 1
+            seen = seen or {}
+            for m in marks:
+                seen[side | m] = ts
+            if fl & ACK:
+                flow = self._open(key, ts, client_is_a, DirectionEvidence.SYN_ACK, opens, seen)
+                counts["connections_syn_ack"] += 1
+            else:
+                flow = self._open(key, ts, client_is_a, DirectionEvidence.SYN, opens, seen)
+                counts["connections_syn"] += 1
             self._listen(key, client_is_a)
-        if state is None:  # unreachable: a group starting with a SYN has it in `setups`
-            state = self._open(key, tf, not fsender_b, DirectionEvidence.INFERRED, opens)
-        return state
+        if flow is None:  # unreachable: a group starting with a SYN has it in `setups`
+            flow = self._open(key, tf, not fsender_b, DirectionEvidence.INFERRED, opens, None)
+        return flow
 
     def _udp(
         self, key: FlowKey, tf: float, fsender_b: bool, opens: list[ConnectionOpen],
         counts: Counter[str],
-    ) -> list[float]:
+    ) -> Flow:
         state = self._flows.get(key)
-        if state is not None and tf - state[_LAST] <= self.udp_idle:
+        if state is not None and tf - state.last <= self.udp_idle:
             return state
         counts["udp_flows"] += 1
         sender_is_a = not fsender_b
@@ -189,14 +223,14 @@ class ConnectionTracker:
         if sport < WELL_KNOWN_END <= dport:
             # A reply (a DNS answer whose query came before the capture): the receiver asked.
             counts["inferred_by_well_known_port"] += 1
-            return self._open(key, tf, not sender_is_a, DirectionEvidence.INFERRED, opens)
-        return self._open(key, tf, sender_is_a, DirectionEvidence.UDP_FIRST, opens)
+            return self._open(key, tf, not sender_is_a, DirectionEvidence.INFERRED, opens, None)
+        return self._open(key, tf, sender_is_a, DirectionEvidence.UDP_FIRST, opens, None)
 
     def _open(
         self, key: FlowKey, when: float, client_is_a: bool, evidence: DirectionEvidence,
-        opens: list[ConnectionOpen],
-    ) -> list[float]:
-        state = [float(client_is_a), when, float("-inf"), when, _EVIDENCE_CODES[evidence]]
+        opens: list[ConnectionOpen], setups: dict[int, float] | None,
+    ) -> Flow:
+        state = Flow(client_is_a, when, setups)
         self._flows[key] = state
         proto, fam, ahi, alo, aport, bhi, blo, bport = key
         a, b = address(fam, ahi, alo), address(fam, bhi, blo)
@@ -251,10 +285,15 @@ class ConnectionTracker:
         before = len(self._flows)
         self._flows = {
             k: s for k, s in self._flows.items()
-            if s[_LAST] >= (tcp_before if k[0] == TCP else udp_before)
+            if s.last >= (tcp_before if k[0] == TCP else udp_before)
         }
         if len(self._flows) >= self.max_flows:
             # Still too many live flows: keep the most recently active half.
-            recent = sorted(self._flows.items(), key=lambda kv: kv[1][_LAST])
+            recent = sorted(self._flows.items(), key=lambda kv: kv[1].last)
             self._flows = dict(recent[len(recent) // 2 :])
         counts["flows_pruned"] += before - len(self._flows)
+        syn_before = now - self.syn_window
+        for flow in self._flows.values():
+            # A long-lived connection needs no memory of its set-up once the window passed.
+            if flow.setups is not None and max(flow.setups.values()) < syn_before:
+                flow.setups = None

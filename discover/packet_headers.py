@@ -51,6 +51,10 @@ class Headers:
     sport: I64Array
     dport: I64Array
     flags: I64Array  # TCP flags; 0 for UDP
+    # Read for SYN and SYN-ACK segments only (0 otherwise): a SYN's sequence number is the
+    # client's ISN, a SYN-ACK acknowledges ISN + 1.
+    seq: I64Array
+    ack: I64Array
     payload: I64Array  # absolute offset of the L4 payload in the batch buffer
     payload_end: I64Array  # where it ends (IP/UDP lengths bounded by the captured bytes)
     incomplete: BoolArray  # the payload was cut (snap length) or is the first fragment
@@ -110,6 +114,12 @@ def extract(
     counts["udp"] += len(tcp) - int(np.count_nonzero(tcp))
     sport, dport = read_u16(data, l4), read_u16(data, l4 + 2)
     flags = np.where(tcp, read_u8(data, l4 + 13), 0)
+    # Inside the 14 bytes checked above. The ISN tells a new connection on a reused port
+    # from a retransmitted or twice-captured SYN; set-up segments only, a few per connection.
+    setup = np.flatnonzero(tcp & ((flags & 0x02) != 0))
+    seq, ack = np.zeros(len(tcp), dtype=np.int64), np.zeros(len(tcp), dtype=np.int64)
+    seq[setup] = read_u32(data, l4[setup] + 4)
+    ack[setup] = read_u32(data, l4[setup] + 8)
     doff = (read_u8(data, l4 + 12) >> 4) * 4
     udp_len = read_u16(data, l4 + 4)
     payload = np.where(tcp, l4 + doff, l4 + 8)
@@ -117,7 +127,7 @@ def extract(
     payload_end = np.where(tcp, ipend, np.minimum(udp_end, ipend))
     cut = cut | (~tcp & (udp_end > ipend))
     payload_end = np.maximum(payload_end, np.minimum(payload, payload_end))
-    return Headers(idx, fam, shi, slo, dhi, dlo, proto, sport, dport, flags,
+    return Headers(idx, fam, shi, slo, dhi, dlo, proto, sport, dport, flags, seq, ack,
                    np.minimum(payload, payload_end), payload_end, cut), carried
 
 
@@ -240,4 +250,4 @@ def walk_ipv6_extensions(raw: bytes, nh: int, at: int, end: int) -> tuple[int, i
 def _empty() -> Headers:
     i = np.empty(0, dtype=np.int64)
     u = np.empty(0, dtype=np.uint64)
-    return Headers(i, i, u, u, u, u, i, i, i, i, i, i, np.empty(0, dtype=np.bool_))
+    return Headers(i, i, u, u, u, u, i, i, i, i, i, i, i, i, np.empty(0, dtype=np.bool_))

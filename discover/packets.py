@@ -69,7 +69,8 @@ class DecodeStats:
     connections_syn_ack: int = 0
     connections_inferred: int = 0
     udp_flows: int = 0
-    duplicate_syns: int = 0  # the same SYN again: retransmit or a second interface
+    duplicate_syns: int = 0  # the same SYN (same ISN) again: retransmit or a second interface
+    reused_tuples: int = 0  # a new connection (another ISN) on a 4-tuple set up < syn_window ago
     inferred_by_listener: int = 0
     inferred_by_well_known_port: int = 0
     inferred_by_ephemeral_port: int = 0
@@ -91,7 +92,9 @@ class DecodeStats:
 
 
 class PacketDecoder:
-    """Stateful: dedupes connections seen twice, ages flows out, infers directions."""
+    """Stateful: dedupes connections seen twice (by the client's ISN), ages flows out,
+    infers directions. `syn_window` is how long a set-up is remembered to match its
+    retransmits and copies."""
 
     def __init__(
         self, *, syn_window: float = 30.0, udp_idle: float = 60.0, tcp_idle: float = 600.0,

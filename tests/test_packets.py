@@ -161,8 +161,21 @@ def test_ipv4_fragments_never_crash_and_count() -> None:
     assert conn.server_port == 53 and str(conn.client_ip) == CLIENT
 
 
-def _tcp(src: str, dst: str, sport: int, dport: int, flags: str, load: bytes = b"") -> bytes:
-    return bytes(IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags=flags) / load)
+ISN = 1000  # the client's initial sequence number in a default handshake
+
+
+def _tcp(
+    src: str, dst: str, sport: int, dport: int, flags: str, load: bytes = b"",
+    isn: int = ISN, server_isn: int = 7000,
+) -> bytes:
+    """A TCP segment of the connection whose client ISN is `isn`: a SYN carries it, a
+    SYN-ACK acknowledges isn + 1 (as real stacks do; scapy's default 0/0 would not pair)."""
+    if flags == "SA":
+        seq, ack = server_isn, (isn + 1) & 0xFFFFFFFF
+    else:
+        seq, ack = isn, 0
+    segment = TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=ack)
+    return bytes(IP(src=src, dst=dst) / segment / load)
 
 
 def test_syn_seen_twice_on_two_interfaces_is_one_connection() -> None:
