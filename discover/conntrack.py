@@ -29,6 +29,7 @@ MAX_LISTENERS = 200_000
 
 SEQ_MASK = 0xFFFF_FFFF
 CLIENT_A_MARK = 1 << 32  # set in a set-up mark when the client is end "a"
+NEVER = float("-inf")
 FlowKey = tuple[int, int, int, int, int, int, int, int]  # proto, family, a(hi, lo, port), b
 _PROTOCOLS = {TCP: Protocol.TCP, 17: Protocol.UDP}
 Setup = tuple[float, int, bool, int, int, int]  # time, flags, sent by "b", seq, ack, data size
@@ -170,35 +171,42 @@ class ConnectionTracker:
             client_is_a = self._infer(key, not fsender_b, counts)
             flow = self._open(key, tf, client_is_a, DirectionEvidence.INFERRED, opens, None)
             counts["connections_inferred"] += 1
+        window = self.syn_window
         for ts, fl, sender_b, seq, ack, size in setups or ():
-            # A connection's set-up segments are known by (client end, client ISN): a SYN
-            # carries the ISN, its SYN-ACK acknowledges ISN + 1 (+ the SYN's data with TCP
-            # Fast Open). Retransmits and copies from a second interface repeat them; a new
-            # connection on the same 4-tuple has another ISN.
+            # A connection's set-up segments are known by a mark, (client end, client ISN): a
+            # SYN carries the ISN, its SYN-ACK acknowledges ISN + 1 (+ the SYN's data with TCP
+            # Fast Open, hence a SYN's second mark). Retransmits and copies from a second
+            # interface repeat them; a new connection on the same 4-tuple has another ISN.
             if fl & ACK:  # SYN-ACK: its receiver is the client
                 client_is_a = sender_b
-                marks: tuple[int, ...] = ((ack - 1) & SEQ_MASK,)
+                mark, extra = (ack - 1) & SEQ_MASK, -1
             else:
                 client_is_a = not sender_b
-                marks = (seq, (seq + size) & SEQ_MASK) if size else (seq,)
-            side = CLIENT_A_MARK if client_is_a else 0
+                mark, extra = seq, ((seq + size) & SEQ_MASK) if size else -1
+            if client_is_a:
+                mark |= CLIENT_A_MARK
+                extra = extra | CLIENT_A_MARK if extra >= 0 else -1
             seen = flow.setups if flow is not None else None
-            if seen is not None and any(
-                ts - seen.get(side | m, float("-inf")) <= self.syn_window for m in marks
+            if seen is not None and (
+                ts - seen.get(mark, NEVER) <= window
+                or (extra >= 0 and ts - seen.get(extra, NEVER) <= window)
             ):
                 if not fl & ACK:
                     counts["duplicate_syns"] += 1
-                for m in marks:
-                    seen[side | m] = max(seen.get(side | m, ts), ts)
+                seen[mark] = max(seen.get(mark, ts), ts)
+                if extra >= 0:
+                    seen[extra] = max(seen.get(extra, ts), ts)
                 continue
             if seen:
                 # Keep the other set-ups seen lately: a late copy of one is no new connection.
-                seen = {m: t for m, t in seen.items() if ts - t <= self.syn_window}
+                seen = {m: t for m, t in seen.items() if ts - t <= window}
                 if seen:
                     counts["reused_tuples"] += 1
-            seen = seen or {}
-            for m in marks:
-                seen[side | m] = ts
+            if not seen:
+                seen = {}
+            seen[mark] = ts
+            if extra >= 0:
+                seen[extra] = ts
             if fl & ACK:
                 flow = self._open(key, ts, client_is_a, DirectionEvidence.SYN_ACK, opens, seen)
                 counts["connections_syn_ack"] += 1
