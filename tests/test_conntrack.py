@@ -146,6 +146,16 @@ def test_set_up_memory_is_dropped_after_the_window() -> None:
     assert flow.setups is not None and len(flow.setups) <= 8  # only the last ~30 s
 
 
+def test_long_lived_connection_forgets_its_set_up() -> None:
+    decoder = PacketDecoder(syn_window=30.0)
+    decoder.decode(RAW, [0.0, 0.001], [syn(40011, 3), syn_ack(40011, 3)])
+    (flow,) = decoder._tracker._flows.values()
+    assert flow.setups is not None
+    decoder.decode(RAW, [45.0], [segment(40011, "PA")])  # the periodic prune runs here
+    assert flow.setups is None and decoder.stats.connections_inferred == 0
+    assert len(decoder._tracker) == 1
+
+
 @dataclass(frozen=True)
 class Setup:
     """One connection set-up as the capture saw it."""
