@@ -8,12 +8,15 @@ agent captures on the server host's interface (or `any`). Phases:
    data segments out of Python: target < 5% of one core);
 3. connection rates: a generator opens and resets short TCP connections to a listener at
    1k, 2k, 5k, 10k/s for --rate-seconds each (target: no kernel drops up to 5,000/s, and
-   every connection counted in the summary).
+   every connection counted in the summary). Each connection binds its own source port;
+   with --kernel-ports the kernel picks them and reuses them within a phase, so the same
+   4-tuple comes back with a new initial sequence number.
 
 Agent CPU is utime+stime from /proc/PID/stat over each phase; drops and packets come from
 the agent's /metrics; connections counted from its /summary. Needs root, iproute2, iperf3.
 
-    sudo python benchmarks/bench_agent.py [--interface any] [--rates 1000,2000,5000,10000]
+    sudo python benchmarks/bench_agent.py [--interface any] [--kernel-ports]
+                                          [--rates 1000,2000,5000,10000]
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,10 +40,12 @@ SUBNET = 240
 AGENT = "127.0.0.1:9808"
 LISTEN_PORT = 7000
 IPERF_PORT = 5201
+FIXED_PORTS = (1024, 59999)  # the generator's bind() ports, outside the client's ...
+CLIENT_EPHEMERAL = {False: "60000 65535", True: "1024 65535"}  # ... ephemeral range
 TICKS = os.sysconf("SC_CLK_TCK")
 
-# One listening port per rate phase, so that no (client, port, server, port) tuple repeats
-# within the decoder's 30 s SYN dedupe window (see the README's note on port reuse).
+# One listening port per rate phase: the agent's /summary counts connections per destination
+# port, so each phase's count is its own.
 ACCEPTOR = """
 import selectors, socket, sys
 selector = selectors.DefaultSelector()
@@ -62,14 +67,25 @@ while True:
             pass
 """
 
+# The rate phases' client. By default each connection bind()s the next port of FIXED_PORTS,
+# a fresh 4-tuple per connection until the range wraps. The client namespace's ephemeral
+# range is moved out of FIXED_PORTS: the iperf3 client of the bulk phase often leaves its data
+# connection in TIME_WAIT (60 s) on an ephemeral port, and bind() to that port fails with
+# EADDRINUSE even with SO_REUSEADDR (iperf3 doesn't set it on its side). With --kernel-ports
+# it connect()s unbound: the kernel picks ephemeral ports and hands one out again as soon as
+# an RST has freed it, so the same 4-tuple comes back with a new ISN (what
+# discover/conntrack.py tells apart from a retransmit). Failures are counted by errno and the
+# port advances anyway; what a slow generator skips is counted as well.
 GENERATOR = """
-import json, socket, struct, sys, time
+import collections, errno, json, socket, struct, sys, time
 host, port, rate, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+first, last = int(sys.argv[5]), int(sys.argv[6])  # 0 0: no bind(), the kernel picks
 reset = struct.pack("ii", 1, 0)  # close with RST: no TIME_WAIT left behind
-source_port = 1024  # each connection its own source port: no tuple repeats in a phase
+source_port = first
 tick = 0.002
-made = failed = 0
-owed = 0.0
+behind = owed = 0.0
+failed = collections.Counter()
+used = collections.Counter()  # source port -> connections made from it
 start = time.monotonic()
 next_tick = start
 end = start + seconds
@@ -80,21 +96,27 @@ while True:
     if now < next_tick:
         time.sleep(next_tick - now)
         continue
-    owed = min(owed + rate * tick, rate * 0.05)  # never burst more than 50 ms behind
+    owed += rate * tick
+    if owed > rate * 0.05:  # never burst more than 50 ms behind; count what is given up
+        behind += owed - rate * 0.05
+        owed = rate * 0.05
     while owed >= 1:
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, reset)
-        try:
-            s.bind(("", source_port))
-            source_port = 1024 if source_port == 65535 else source_port + 1
-            s.connect((host, port))
-            made += 1
-        except OSError:
-            failed += 1
-        s.close()
         owed -= 1
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, reset)
+            try:
+                if first:
+                    s.bind(("", source_port))
+                s.connect((host, port))
+                used[s.getsockname()[1]] += 1
+            except OSError as error:
+                failed[errno.errorcode.get(error.errno, str(error.errno))] += 1
+        if first:
+            source_port = first if source_port == last else source_port + 1
     next_tick += tick
-print(json.dumps({"made": made, "failed": failed, "seconds": time.monotonic() - start}))
+made = sum(used.values())
+print(json.dumps({"made": made, "failed": dict(failed), "behind": round(behind),
+                  "reused": made - len(used), "seconds": time.monotonic() - start}))
 """
 
 
@@ -188,12 +210,37 @@ def bulk(pair: HostPair, seconds: float) -> str:
     return f"iperf3 {bits / 1e9:.1f} Gbit/s"
 
 
-def storm(pair: HostPair, rate: int, port: int, seconds: float) -> dict[str, float]:
-    out = pair.client.run([sys.executable, "-c", GENERATOR, str(pair.server.ipv4),
-                           str(port), str(rate), str(seconds)],
+@dataclass(frozen=True, slots=True)
+class Storm:
+    made: int
+    failed: dict[str, int]  # errno name -> connections that failed with it
+    behind: int  # connections given up because the generator fell behind
+    reused: int  # connections on a 4-tuple an earlier one of the phase had
+    seconds: float
+
+
+def storm(pair: HostPair, rate: int, port: int, seconds: float, kernel_ports: bool) -> Storm:
+    first, last = (0, 0) if kernel_ports else FIXED_PORTS
+    out = pair.client.run([sys.executable, "-c", GENERATOR, str(pair.server.ipv4), str(port),
+                           str(rate), str(seconds), str(first), str(last)],
                           timeout=seconds + 60).stdout  # fmt: skip
-    result: dict[str, float] = json.loads(out)
-    return result
+    return Storm(**json.loads(out))
+
+
+def storm_note(result: Storm, target: int, counted: int) -> str:
+    """The phase's notes: every connection short of the target says why."""
+    parts = [
+        f"achieved {result.made / result.seconds:,.0f}/s",
+        f"{result.made:,} of {target:,} made, {counted:,} counted",
+    ]
+    if result.reused:
+        parts.append(f"{result.reused:,} on a reused 4-tuple")
+    if result.failed:
+        causes = ", ".join(f"{n:,} {name}" for name, n in sorted(result.failed.items()))
+        parts.append(f"**{sum(result.failed.values()):,} failed** ({causes})")
+    if result.behind:
+        parts.append(f"**{result.behind:,} not attempted** (generator behind)")
+    return "; ".join(parts)
 
 
 def main() -> int:
@@ -205,6 +252,12 @@ def main() -> int:
     parser.add_argument("--rate-seconds", type=float, default=5)
     parser.add_argument("--rates", default="1000,2000,5000,10000")
     parser.add_argument("--no-ring", action="store_true", help="the agent's --no-ring")
+    parser.add_argument(
+        "--kernel-ports",
+        action="store_true",
+        help="rate phases: let the kernel pick (and quickly reuse) the source ports instead of "
+        "bind()ing a new one per connection",
+    )
     parser.add_argument(
         "--receive-buffer",
         type=int,
@@ -219,16 +272,16 @@ def main() -> int:
         raise SystemExit("needs root (network namespaces, packet sockets)")
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp, HostPair("npdbench", SUBNET) as pair:
-        for host in (pair.client, pair.server):
-            host.run(["sysctl", "-qw", "net.ipv4.ip_local_port_range=1024 65535"])
+        ephemeral = CLIENT_EPHEMERAL[args.kernel_ports]
+        pair.client.run(["sysctl", "-qw", f"net.ipv4.ip_local_port_range={ephemeral}"])
         rates = [int(r) for r in args.rates.split(",")]
         ports = [LISTEN_PORT + i for i in range(len(rates))]
         acceptor = pair.server.popen([sys.executable, "-c", ACCEPTOR, *map(str, ports)],
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
         assert acceptor.stdout is not None and acceptor.stdout.readline().strip() == b"ready"
-        extra = (
-            [] if args.receive_buffer is None else ["--receive-buffer", str(args.receive_buffer)]
-        )
+        extra = ["--no-ring"] if args.no_ring else []
+        if args.receive_buffer is not None:
+            extra += ["--receive-buffer", str(args.receive_buffer)]
         agent = Agent(
             pair.server, args.interface, Path(tmp) / "state", Path(tmp) / "agent.log", extra
         )
@@ -237,27 +290,26 @@ def main() -> int:
             rows.append(row)
             row, note = measure(agent, f"bulk TCP {args.bulk_seconds:g} s",
                                 lambda: bulk(pair, args.bulk_seconds))  # fmt: skip
-            rows.append(Row(**{**_fields(row), "note": str(note)}))
+            rows.append(replace(row, note=str(note)))
             server = str(pair.server.ipv4)
             for rate, port in zip(rates, ports, strict=True):
                 row, result = measure(
                     agent,
                     f"{rate:,} conn/s target",
-                    lambda r=rate, p=port: storm(pair, r, p, args.rate_seconds),
+                    lambda r=rate, p=port: storm(pair, r, p, args.rate_seconds, args.kernel_ports),
                 )
-                assert isinstance(result, dict)
-                counted = agent.connections(server, port)
-                achieved = result["made"] / result["seconds"]
-                note = (f"achieved {achieved:,.0f}/s; {int(result['made']):,} made, "
-                        f"{counted:,} counted")  # fmt: skip
-                if result["failed"]:
-                    note += f", {int(result['failed']):,} failed"
-                rows.append(Row(**{**_fields(row), "note": note}))
+                assert isinstance(result, Storm)
+                note = storm_note(
+                    result, round(rate * args.rate_seconds), agent.connections(server, port)
+                )
+                rows.append(replace(row, note=note))
         finally:
             agent.stop()
             acceptor.kill()
             acceptor.wait()
     label = ", recv()" if args.no_ring else ""
+    if args.kernel_ports:
+        label += ", kernel ports"
     if args.receive_buffer is not None:
         label += f", buffer {args.receive_buffer:,} B"
     table = render(rows, args.interface, label)
@@ -265,10 +317,6 @@ def main() -> int:
     if args.markdown is not None:
         args.markdown.write_text(table + "\n")
     return 0
-
-
-def _fields(row: Row) -> dict[str, object]:
-    return {name: getattr(row, name) for name in Row.__dataclass_fields__}
 
 
 def render(rows: list[Row], interface: str, label: str = "") -> str:
