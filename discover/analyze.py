@@ -8,7 +8,8 @@ what `analyze` writes is what `verify` accepts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -17,7 +18,7 @@ from discover.inventory.model import Inventory
 from discover.netpol import PolicyEvaluator
 from discover.synthesis.fqdn import dns_observations
 from discover.synthesis.options import SynthesisOptions
-from discover.synthesis.proposal import Proposal
+from discover.synthesis.proposal import Finding, Proposal, Severity
 from discover.synthesis.synthesize import propose
 from discover.verification import FlowVerdict, verify_flows
 from discover.workload_graph import WorkloadGraph, build_graph
@@ -46,13 +47,42 @@ class Analysis:
 
 
 def analyze(
-    flows: pd.DataFrame, dns: pd.DataFrame, inventory: Inventory, options: SynthesisOptions
+    flows: pd.DataFrame,
+    dns: pd.DataFrame,
+    inventory: Inventory,
+    options: SynthesisOptions,
+    reading_counters: Mapping[str, int] | None = None,
 ) -> Analysis:
+    """`reading_counters` are the packet readers' counters summed over the inputs: traffic
+    they saw but could not turn into flows becomes a finding."""
     graph = build_graph(flows, dns, inventory)
     proposal = propose(graph, inventory, options, dns_observations(dns))
+    extra = _reading_findings(reading_counters or {})
+    if extra:
+        findings = sorted((*proposal.findings, *extra), key=Finding.sort_key)
+        proposal = replace(proposal, findings=tuple(findings))
     verdicts = tuple(verify_flows(flows, PolicyEvaluator(proposal.policies), inventory))
     _check_denials(verdicts, proposal)
     return Analysis(graph=graph, proposal=proposal, verdicts=verdicts)
+
+
+def _reading_findings(counters: Mapping[str, int]) -> list[Finding]:
+    sctp = counters.get("sctp", 0)
+    if not sctp:
+        return []
+    return [
+        Finding(
+            severity=Severity.CRITICAL,
+            rule="input-sctp-not-analysed",
+            subject="capture/sctp",
+            message=(
+                "SCTP traffic was captured but is not analysed: no rule allows it, so the "
+                "default deny of every namespace would block it. Add SCTP rules by hand "
+                "before applying."
+            ),
+            evidence=f"{sctp} SCTP packets",
+        )
+    ]
 
 
 def _check_denials(verdicts: tuple[FlowVerdict, ...], proposal: Proposal) -> None:

@@ -30,7 +30,7 @@ U64Array = npt.NDArray[np.uint64]
 I64Array = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-TCP, UDP = 6, 17
+TCP, UDP, SCTP = 6, 17, 132
 # Extension headers walked in IPv6: hop-by-hop, routing, fragment, AH, destination options,
 # mobility, HIP, shim6.
 IPV6_EXTENSIONS = (0, 43, 44, 51, 60, 135, 139, 140)
@@ -99,6 +99,7 @@ def extract(
         np.concatenate(cols) for cols in zip(*parts, strict=True)
     )
     counts["other_protocol"] += int(np.count_nonzero((proto != TCP) & (proto != UDP)))
+    counts["sctp"] += int(np.count_nonzero(proto == SCTP))
     tunnel = np.flatnonzero(np.isin(proto, TUNNEL_PROTOCOLS) & (l4 < ipend))
     carried = IpPayloads(idx[tunnel], proto[tunnel], l4[tunnel], ipend[tunnel])
     tcp, udp = proto == TCP, proto == UDP

@@ -61,7 +61,8 @@ class DecodeStats:
     ipv6_extension_headers: int = 0
     fragments: int = 0  # IP fragments (first and later)
     later_fragments: int = 0  # non-first fragments: no ports, not decoded
-    other_protocol: int = 0  # IP but neither TCP nor UDP (ICMP, ESP, GRE, ...)
+    other_protocol: int = 0  # IP but neither TCP nor UDP (ICMP, ESP, GRE, SCTP, ...)
+    sctp: int = 0  # SCTP packets: not analysed; `analyze` reports them as a finding
     tunneled: int = 0  # VXLAN, Geneve, IP-in-IP, GRE packets decoded by their inner packet
     tcp: int = 0
     udp: int = 0

@@ -137,3 +137,20 @@ def test_a_bad_inventory_object_is_skipped_with_a_warning(
     assert code == 0
     assert "warning: skipped: inventory.json: items[" in err
     assert "'10.244.0.999' is not an IP address" in err
+
+
+def test_sctp_traffic_is_reported_not_silently_dropped(tmp_path: Path) -> None:
+    from scapy.layers.inet import IP
+    from scapy.layers.l2 import Ether
+    from scapy.layers.sctp import SCTP, SCTPChunkInit
+    from scapy.utils import wrpcap
+
+    sctp = tmp_path / "sctp.pcap"
+    init = Ether() / IP(src="10.244.0.5", dst="10.244.0.6") / SCTP(sport=40000, dport=3868)
+    wrpcap(str(sctp), [init / SCTPChunkInit() for _ in range(3)])
+    out = tmp_path / "out"
+    assert main(["analyze", str(CAPTURE), str(sctp), "--inventory", str(INVENTORY), "--out",
+                 str(out), "--quiet"]) == 0
+    report = (out / "report.md").read_text()
+    assert "input-sctp-not-analysed" in report and "3 SCTP packets" in report
+    assert "1 critical" in (out / "policies.yaml").read_text().splitlines()[2]

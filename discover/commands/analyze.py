@@ -112,6 +112,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
+    from collections import Counter
+
     from discover.analyze import analyze
     from discover.outputs import write_outputs
     from discover.progress import progress_wanted
@@ -125,7 +127,10 @@ def run(args: argparse.Namespace) -> int:
         warn(warning)
     flows = loaded.table.flows_frame()
     dns = loaded.table.dns_frame()
-    result = analyze(flows, dns, inventory, options)
+    counters: Counter[str] = Counter()
+    for stats in loaded.files:
+        counters.update(stats.counters)
+    result = analyze(flows, dns, inventory, options, counters)
     written = write_outputs(args.out, result, loaded, inventory, flows, dns)
     if not args.quiet:
         proposal = result.proposal
