@@ -296,11 +296,6 @@ class FlowTable:
             stats.ttl = ttl
 
 
-def ip_sort_key(ip: IPAddress) -> tuple[int, int]:
-    """Numeric order, IPv4 before IPv6 (IPv4Address and IPv6Address don't compare)."""
-    return ip.version, int(ip)
-
-
 def _edge_item_key(item: tuple[EdgeKey, _EdgeStats]) -> tuple[int, int, int, int, str, int]:
     src, dst, protocol, port = item[0]
     return src.version, int(src), dst.version, int(dst), protocol.value, port

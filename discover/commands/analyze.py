@@ -34,6 +34,9 @@ writes in DIR:
   cilium-policies.yaml     CiliumNetworkPolicy alternative with toFQDNs
   report.md, report.html   what a reviewer reads
 
+INPUT is a capture or an agent summary: the proposal needs DNS answers and times, which a
+flows CSV (from `flows`) does not carry; use that with `verify` and `graph`.
+
 examples:
   netpol-discover analyze samples/shop/capture.pcap --inventory samples/shop/inventory.json \\
       --out proposal/
