@@ -21,7 +21,7 @@ DEFAULT_TIMEOUT = 30.0
 
 
 class ClusterAccessError(ConfigurationError):
-    """No usable kubeconfig / in-cluster configuration, or the pod list failed."""
+    """The agent pods could not be listed."""
 
     def __init__(self, what: str, reason: str) -> None:
         self.what = what
@@ -52,24 +52,13 @@ class Missing:
     reason: str
 
 
-def api_client(kubeconfig: str | None, context: str | None) -> Any:
-    """A `CoreV1Api` from a kubeconfig (default locations) or the in-cluster config."""
-    from kubernetes import client, config
-    from kubernetes.config.config_exception import ConfigException
+def core_api(kubeconfig: str | None, context: str | None) -> Any:
+    """A `CoreV1Api` on the client every command uses (see `discover.inventory.live`)."""
+    from kubernetes import client
 
-    try:
-        if kubeconfig is None and context is None:
-            try:
-                config.load_incluster_config()  # type: ignore[no-untyped-call]
-                return client.CoreV1Api()
-            except ConfigException:
-                pass
-        api = config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig, context=context
-        )
-    except (ConfigException, OSError, ValueError) as error:
-        raise ClusterAccessError(f"kubeconfig {kubeconfig or '(default)'}", str(error)) from error
-    return client.CoreV1Api(api_client=api)
+    from discover.inventory.live import api_client
+
+    return client.CoreV1Api(api_client=api_client(kubeconfig, context))
 
 
 def list_agent_pods(core: Any, namespace: str, selector: str) -> list[AgentPod]:

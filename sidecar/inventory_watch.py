@@ -103,7 +103,7 @@ class InventoryWatch:
         from discover.inventory import live
         from discover.inventory.live_watch import PodWatcher
 
-        api = live.api_client(self.kubeconfig, self.context, self.timeout)
+        api = live.api_client(self.kubeconfig, self.context)
         try:
             others: list[dict[str, Any]] = []
             pods: list[dict[str, Any]] = []

@@ -253,3 +253,18 @@ def test_missing_kubeconfig_is_one_line(tmp_path: Path, capsys: pytest.CaptureFi
                  "--kubeconfig", str(tmp_path / "nope")])  # fmt: skip
     assert code == 1
     assert "kubeconfig" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["garbage: [\n", "- a\n- b\n"])
+def test_collect_malformed_kubeconfig_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(text)
+    code = main(["collect", "-n", NS, "-o", str(tmp_path / "c.json"),
+                 "--kubeconfig", str(kubeconfig)])  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"netpol-discover: error: {kubeconfig}: cannot load the cluster "
+                          "configuration: ")
+    assert err.count("\n") == 1

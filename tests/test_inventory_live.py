@@ -13,7 +13,7 @@ import pytest
 from discover.errors import InventoryError
 from discover.inventory.dump import dump_inventory
 from discover.inventory.files import load_inventory_files
-from discover.inventory.live import load_inventory_live
+from discover.inventory.live import KubeconfigError, api_client, load_inventory_live
 from discover.inventory.model import Inventory
 from tests.fakeapi import FakeApi, load_events, objects_of, serve, write_kubeconfig
 
@@ -104,6 +104,51 @@ def test_bad_kubeconfig_and_unknown_context(tmp_path: Path) -> None:
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:1")
     with pytest.raises(InventoryError, match="cannot load the cluster configuration"):
         load_inventory_live(str(kubeconfig), "no-such-context")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("garbage: [\n", "while parsing a flow node"),  # not YAML
+        ("- a\n- b\n", "not a well-formed kubeconfig"),  # YAML, but a list
+        ('"a string"\n', "not a well-formed kubeconfig"),
+        ("contexts: [5]\ncurrent-context: x\n", "not a well-formed kubeconfig"),
+    ],
+)
+def test_malformed_kubeconfig_is_an_error_naming_the_file(
+    tmp_path: Path, text: str, reason: str
+) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(text)
+    with pytest.raises(KubeconfigError) as caught:
+        load_inventory_live(str(kubeconfig), None)
+    assert caught.value.source == str(kubeconfig)
+    assert str(caught.value).startswith(f"{kubeconfig}: cannot load the cluster configuration: ")
+    assert reason in str(caught.value)
+
+
+def test_client_prefers_kubeconfig_then_in_cluster_then_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", "http://192.0.2.1:6443")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "192.0.2.2")
+    # $KUBECONFIG exists: it wins over the in-cluster service account.
+    assert api_client(None, None).configuration.host == "http://192.0.2.1:6443"
+    # No kubeconfig file: the in-cluster config (whose token file is missing here).
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    with pytest.raises(KubeconfigError) as caught:
+        api_client(None, None)
+    assert caught.value.source == "in-cluster config"
+    # Neither: a clear error, not the client's own.
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
+    with pytest.raises(KubeconfigError, match="no kubeconfig found and not running in a "
+                       "cluster"):
+        api_client(None, None)
+    # An explicit file is used even in a cluster.
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "192.0.2.2")
+    other = write_kubeconfig(tmp_path / "other", "http://192.0.2.3:6443")
+    assert api_client(str(other), None).configuration.host == "http://192.0.2.3:6443"
 
 
 def test_watch_refused_keeps_the_listed_pods(tmp_path: Path) -> None:

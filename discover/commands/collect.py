@@ -44,9 +44,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="also write the inventory an agent watched during the window (agents run "
         "with --inventory-watch): pass it to analyze --inventory",
     )
-    parser.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG, ~/.kube/config")
+    parser.add_argument("--kubeconfig", default=None,
+                        help="default: $KUBECONFIG, ~/.kube/config, else the in-cluster "
+                        "service account")
     parser.add_argument("--context", default=None, help="kubeconfig context")
-    parser.add_argument("--timeout", type=float, default=30.0, help="per agent, seconds")
+    parser.add_argument("--timeout", type=float, default=30.0,
+                        help="per agent, seconds (default: %(default)s)")
     parser.set_defaults(run=run)
 
 
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from sidecar import collect
     from sidecar.checkpoint import write_atomic
 
-    core = collect.api_client(args.kubeconfig, args.context)
+    core = collect.core_api(args.kubeconfig, args.context)
     results = collect.collect(core, args.namespace, args.selector, args.port, args.timeout)
     where = f"pods {args.selector} in namespace {args.namespace}"
     if not results:

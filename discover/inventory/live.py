@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
+import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
@@ -84,23 +85,59 @@ def rbac_message(resource: Resource, verb: str, error: ApiException) -> str:
             f"'{resource.plural}'{group}")
 
 
-def api_client(kubeconfig: str | None, context: str | None,
-               timeout: float) -> client.ApiClient:
-    """A client from the kubeconfig (explicit, $KUBECONFIG or ~/.kube/config), else the
-    in-cluster service account."""
+class KubeconfigError(InventoryError):
+    """No usable cluster configuration: a kubeconfig that can't be read or parsed, an
+    unknown context, or neither a kubeconfig nor an in-cluster service account."""
+
+    def __init__(self, source: str, message: str) -> None:
+        self.source = source
+        super().__init__(f"{source}: cannot load the cluster configuration: {message}")
+
+
+def default_kubeconfigs() -> list[Path]:
+    """The files `kubectl` reads without --kubeconfig: $KUBECONFIG (a path list) or
+    ~/.kube/config."""
+    paths = os.environ.get("KUBECONFIG", "")
+    if paths:
+        return [Path(p).expanduser() for p in paths.split(os.pathsep) if p]
+    return [Path.home() / ".kube" / "config"]
+
+
+def api_client(kubeconfig: str | None, context: str | None) -> client.ApiClient:
+    """The one way every command and the agent reach the API server.
+
+    Order: an explicit --kubeconfig / --context; else $KUBECONFIG or ~/.kube/config when
+    one exists (a developer's machine, even inside a pod); else the in-cluster service
+    account when KUBERNETES_SERVICE_HOST is set (the agent); else `KubeconfigError`.
+    """
     configuration = client.Configuration()
-    default = os.environ.get("KUBECONFIG", str(Path.home() / ".kube" / "config"))
-    use_file = kubeconfig is not None or context is not None or Path(default).exists() \
-        or "KUBERNETES_SERVICE_HOST" not in os.environ
+    defaults = default_kubeconfigs()
+    from_file = kubeconfig is not None or context is not None or any(
+        p.exists() for p in defaults)
+    if from_file:
+        # Passed explicitly: the client reads $KUBECONFIG once, when it is imported.
+        source = kubeconfig or os.pathsep.join(str(p) for p in defaults)
+    elif "KUBERNETES_SERVICE_HOST" in os.environ:
+        source = "in-cluster config"
+    else:
+        raise KubeconfigError(
+            os.pathsep.join(str(p) for p in defaults),
+            "no kubeconfig found and not running in a cluster (KUBERNETES_SERVICE_HOST is "
+            "unset): pass --kubeconfig")
     try:
-        if use_file:
-            config.load_kube_config(config_file=kubeconfig, context=context,  # type: ignore[no-untyped-call]
+        if from_file:
+            config.load_kube_config(config_file=source, context=context,  # type: ignore[no-untyped-call]
                                     client_configuration=configuration, persist_config=False)
         else:
             config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    except (ConfigException, OSError, TypeError, ValueError) as error:
-        where = kubeconfig or (default if use_file else "in-cluster config")
-        raise InventoryError(f"{where}: cannot load the cluster configuration: {error}") from None
+    # A kubeconfig that isn't YAML, or is YAML of the wrong shape (a list, a string),
+    # fails deep inside the client with any of these.
+    except (ConfigException, yaml.YAMLError, OSError, TypeError, ValueError, AttributeError,
+            KeyError) as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        if isinstance(error, (TypeError, AttributeError, KeyError)):
+            reason = f"not a well-formed kubeconfig ({reason})"
+        raise KubeconfigError(source, reason) from None
     # Fail fast on an unreachable server instead of urllib3's default three retries.
     configuration.retries = urllib3.Retry(total=1, connect=1, read=0, redirect=2)
     return client.ApiClient(configuration)
@@ -126,7 +163,7 @@ def load_inventory_live(
     timeout: float = 30.0,
     on_progress: Callable[[str], None] | None = None,
 ) -> Inventory:
-    api = api_client(kubeconfig, context, timeout)
+    api = api_client(kubeconfig, context)
     server = str(api.configuration.host)
     notes: list[str] = []
     raw: list[RawObject] = []
