@@ -101,14 +101,29 @@ def parse_policy(obj: Mapping[str, Any], default_namespace: str = "default") -> 
     pod_selector = parse_selector(spec.get("podSelector"), policy=ref, field="spec.podSelector")
     ingress = _rules(spec.get("ingress"), INGRESS, ref)
     egress = _rules(spec.get("egress"), EGRESS, ref)
-    types = spec.get("policyTypes")
-    if types is None or types == []:
+    types = _policy_types(spec.get("policyTypes"), ref)
+    if not types:
         affects_ingress, affects_egress = True, bool(egress)
     else:
-        if not isinstance(types, list) or not set(types) <= {INGRESS, EGRESS}:
-            raise InvalidPolicyError(ref, "spec.policyTypes", f"expected Ingress/Egress: {types}")
         affects_ingress, affects_egress = INGRESS in types, EGRESS in types
     return Policy(namespace, name, pod_selector, affects_ingress, affects_egress, ingress, egress)
+
+
+def _policy_types(raw: Any, ref: str) -> list[str]:
+    """`spec.policyTypes` checked as the API server does: at most two entries, each the
+    string Ingress or Egress (YAML can put anything there, even a mapping)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise InvalidPolicyError(ref, "spec.policyTypes", "expected a list of Ingress/Egress")
+    if len(raw) > 2:
+        raise InvalidPolicyError(ref, "spec.policyTypes", "may not specify more than two "
+                                 f"policyTypes, got {len(raw)}")
+    for index, item in enumerate(raw):
+        if not isinstance(item, str) or item not in (INGRESS, EGRESS):
+            raise InvalidPolicyError(ref, f"spec.policyTypes[{index}]",
+                                     f"expected Ingress/Egress, got {item!r}")
+    return raw
 
 
 def _rules(raw: Any, direction: str, ref: str) -> tuple[Rule, ...]:
