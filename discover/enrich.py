@@ -127,6 +127,14 @@ class Resolver:
             return [(self._nodelocal_peer(client_ip, when), port, None)]
         return [(self._outside(ip, when, client=client_ip), port, None)]
 
+    def instants(self, ip: IPAddress, first: datetime, last: datetime) -> list[datetime]:
+        """When to resolve `ip` so that traffic seen from `first` to `last` meets every pod
+        that held it meanwhile: `first`, `last` and each holding's start in between (a pod
+        that had the IP only in the middle of a long row is an owner of the row too)."""
+        starts = {h.start for h in self.pods.holdings(ip)
+                  if h.start is not None and first < h.start < last}
+        return sorted({first, last} | starts)
+
     def pod_for(self, peer: Peer) -> Pod | None:
         """The pod behind a WORKLOAD (or host-network NODE) peer: the very pod when the peer
         names it, else the newest pod of its workload."""

@@ -1,9 +1,10 @@
 """The workload graph: flow-table rows (contract 4) resolved into who talks to whom (contract 8).
 
-Each flow row is resolved at its first and at its last time (an IP that changed owner in
-between gives an edge for each owner, said in the notes). A client's row to a Service
-ClusterIP and its row to the backing pod after DNAT (a node capture sees both) land on the
-same edge; per client address the edge counts the larger of the two, never their sum.
+Each flow row is resolved at its first and last time and whenever a pod took either of its
+addresses in between (an IP that changed owner during the row gives an edge for each owner,
+said in the notes). A client's row to a Service ClusterIP and its row to the backing pod
+after DNAT (a node capture sees both) land on the same edge; per client address the edge
+counts the larger of the two, never their sum.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ GRAPH_COLUMNS = [
 ]
 T = TypeVar("T")
 _FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+_POD_HELD = (PeerKind.WORKLOAD, PeerKind.EARLIER_POD)  # what a pod IP resolves to
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,21 +92,27 @@ def build_graph(flows: pd.DataFrame, dns: pd.DataFrame | None, inventory: Invent
     rows = _rows(flows, inventory, notes)
     for src_ip, dst_ip, protocol, dst_port, connections, packets, first, last in rows:
         flow = FlowKey(src_ip, dst_ip, protocol, dst_port)
-        instants = (first,) if first == last else (first, last)
+        # Every pod that held either address at some time of the row, not only the
+        # holders at its ends: a long row can see an IP pass through several pods.
+        instants = sorted(set(resolver.instants(src_ip, first, last))
+                          | set(resolver.instants(dst_ip, first, last)))
         sources = _unique(resolver.resolve_source(src_ip, t) for t in instants)
         destinations = _unique(
             r for t in instants
             for r in resolver.resolve_destination(dst_ip, protocol, dst_port, t, src_ip))
+        span = f"between {first.isoformat()} and {last.isoformat()}"
         owners = {_identity(p) for p in sources}
         if len(owners) > 1:
-            notes.add(f"{src_ip} changed owner between {first.isoformat()} and "
-                      f"{last.isoformat()}: the flow to {dst_ip}/{protocol}/{dst_port} is "
-                      f"counted for each of {', '.join(sorted(p.label() for p in owners))}")
+            notes.add(f"{src_ip} changed owner {span}: the flow to {dst_ip}/{protocol}/"
+                      f"{dst_port} is counted for each of {_labels(owners)}")
         backends = {_identity(p) for p, _, _ in destinations}
         if len(backends) > 1 and any(p.via_service for p, _, _ in destinations):
             notes.add(f"{dst_ip}/{protocol}/{dst_port} is served by {len(backends)} workloads: "
                       "each edge carries the flow's full counts")
-        # Resolving at two instants may give the same edge twice (with other notes):
+        elif len(backends) > 1 and all(p.kind in _POD_HELD for p in backends):
+            notes.add(f"{dst_ip} changed owner {span}: the flow from {src_ip} to "
+                      f"{protocol}/{dst_port} is counted for each of {_labels(backends)}")
+        # Resolving at several instants may give the same edge twice (with other notes):
         # the row counts once for each distinct edge.
         touched: set[tuple[Peer, Peer, str, int]] = set()
         for source in sources:
@@ -184,6 +192,10 @@ def _undeclared(edges: Iterable[GraphEdge], resolver: Resolver) -> tuple[Undecla
         found.add(UndeclaredPort(edge.destination.workload, edge.protocol, edge.port,
                                  bool(pod.ports)))
     return tuple(sorted(found, key=lambda u: (u.workload, u.protocol, u.port)))
+
+
+def _labels(peers: Iterable[Peer]) -> str:
+    return ", ".join(sorted(p.label() for p in peers))
 
 
 def _unique(items: Iterable[T]) -> list[T]:

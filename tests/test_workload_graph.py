@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from discover.inventory.files import load_inventory_files
-from discover.inventory.model import Inventory, WorkloadRef
+from discover.inventory.model import Inventory, Pod, WorkloadRef
 from discover.peers import PeerKind
 from discover.workload_graph import GRAPH_COLUMNS, UndeclaredPort, build_graph, graph_frame
 from tests.test_enrich import dns_frame, t
@@ -212,3 +213,44 @@ def test_rows_without_times_among_rows_with_times(inventory: Inventory) -> None:
     flows.loc[1, ["first_seen", "last_seen"]] = pd.NaT
     sources = {e.port: e.source.workload for e in build_graph(flows, None, inventory).edges}
     assert sources == {5432: WEB, 5433: API}  # the untimed row: the IP's holder at the end
+
+
+def relay_inventory() -> tuple[Inventory, datetime, list[WorkloadRef]]:
+    """10.244.3.7 held by pod a [0, 10 min), pod b [10, 20), pod c [20, 30); a client
+    at 10.244.3.50 the whole time."""
+    t0 = datetime(2024, 5, 1, tzinfo=UTC)
+    owners = [WorkloadRef("ns", "Deployment", name) for name in ("a", "b", "c")]
+    pods = [Pod("ns", f"{w.name}-1", w.name, {"app": w.name}, (ip_address("10.244.3.7"),), w,
+                created=t0 + timedelta(minutes=10 * i),
+                deleted=t0 + timedelta(minutes=10 * (i + 1)))
+            for i, w in enumerate(owners)]
+    client = WorkloadRef("ns", "Deployment", "client")
+    pods.append(Pod("ns", "client-1", "client", {"app": "client"},
+                    (ip_address("10.244.3.50"),), client, created=t0))
+    return Inventory(pods=tuple(pods)), t0, owners
+
+
+@pytest.mark.parametrize("side", ["source", "destination"])
+def test_every_pod_that_held_an_ip_during_a_row_gets_the_row(side: str) -> None:
+    inventory, t0, owners = relay_inventory()
+    first, last = t0 + timedelta(minutes=5), t0 + timedelta(minutes=25)
+    moving, fixed = "10.244.3.7", "10.244.3.50"
+    src, dst = (moving, fixed) if side == "source" else (fixed, moving)
+    graph = build_graph(flows_frame([(src, dst, "TCP", 8080, 3, 30, first, last)]), None,
+                        inventory)
+    ends = {(e.source if side == "source" else e.destination).workload: e for e in graph.edges}
+    assert set(ends) == set(owners)  # b held the IP only in the middle of the row
+    assert all((e.connections, e.packets) == (3, 30) for e in ends.values())
+    [note] = [n for n in graph.notes if "changed owner" in n]
+    assert note.startswith(f"{moving} changed owner between {first.isoformat()}")
+    assert note.endswith("counted for each of ns/deployment/a, ns/deployment/b, "
+                         "ns/deployment/c")
+
+
+def test_a_row_inside_one_holding_has_one_owner_and_no_note() -> None:
+    inventory, t0, owners = relay_inventory()
+    graph = build_graph(flows_frame([("10.244.3.7", "10.244.3.50", "TCP", 8080, 1, 1,
+                                      t0 + timedelta(minutes=11),
+                                      t0 + timedelta(minutes=19))]), None, inventory)
+    assert [e.source.workload for e in graph.edges] == [owners[1]]
+    assert not any("changed owner" in n for n in graph.notes)
