@@ -40,7 +40,7 @@ def test_rules_and_peers() -> None:
                 "egress": [
                     {
                         "to": [{"ipBlock": {"cidr": "10.0.0.1/8", "except": ["10.1.0.0/16"]}}],
-                        "ports": [{"port": "53", "protocol": "udp"}],
+                        "ports": [{"port": 53, "protocol": "UDP"}],
                     }
                 ],
             }

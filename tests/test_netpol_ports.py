@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from discover.inventory.model import ContainerPort
-from discover.netpol.ports import ConnectionSet, RulePort, intersect, normalize
+from discover.netpol.ports import (
+    ConnectionSet,
+    RulePort,
+    intersect,
+    normalize,
+    parse_rule_port,
+    port_name_problem,
+)
+from discover.netpol.selectors import InvalidPolicyError
 
 ranges = st.lists(
     st.tuples(st.integers(1, 40), st.integers(0, 8)).map(lambda t: (t[0], t[0] + t[1])),
@@ -64,3 +76,67 @@ def test_rule_port_resolution() -> None:
         "TCP 1-9",
         "SCTP x",
     ]
+
+
+def parse(raw: Any) -> RulePort:
+    return parse_rule_port(raw, policy="ns/p", field="spec.ingress[0].ports[0]")
+
+
+def test_rule_ports_the_api_server_accepts() -> None:
+    assert parse({}) == RulePort("TCP")
+    assert parse({"protocol": None, "port": 80}) == RulePort("TCP", 80)
+    assert parse({"protocol": "UDP", "port": 53}) == RulePort("UDP", 53)
+    assert parse({"protocol": "SCTP", "port": 1, "endPort": 65535}) == RulePort("SCTP", 1, 65535)
+    assert parse({"port": 80, "endPort": 80}) == RulePort("TCP", 80, 80)
+    # A string is always a name, even when it looks like a number with a letter in it.
+    assert parse({"port": "http"}) == RulePort("TCP", "http")
+    assert parse({"port": "h2c-8080"}) == RulePort("TCP", "h2c-8080")
+    assert parse({"port": "a23456789012345"}).port == "a23456789012345"  # 15 characters
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "message"),
+    [
+        ({"port": "\u00b2"}, "port", "invalid port name '\u00b2'"),  # was a ValueError traceback
+        ({"port": "80"}, "port", "at least one letter"),  # a quoted number is a name
+        ({"port": "HTTP"}, "port", "lowercase"),
+        ({"port": "my_port"}, "port", "lowercase"),
+        ({"port": ""}, "port", "1-15 characters"),
+        ({"port": "a234567890123456"}, "port", "1-15 characters"),
+        ({"port": "-http"}, "port", "begin or end with '-'"),
+        ({"port": "http-"}, "port", "begin or end with '-'"),
+        ({"port": "my--port"}, "port", "'--'"),
+        ({"port": 0}, "port", "port 0 out of range 1-65535"),
+        ({"port": 65536}, "port", "out of range"),
+        ({"port": True}, "port", "expected a number or name"),
+        ({"port": 8.5}, "port", "expected a number or name"),
+        ({"protocol": "tcp", "port": 80}, "protocol", "unsupported protocol 'tcp'"),
+        ({"protocol": "", "port": 80}, "protocol", "unsupported protocol ''"),
+        ({"protocol": 6, "port": 80}, "protocol", "unsupported protocol 6"),
+        ({"port": "http", "endPort": 90}, "endPort", "needs a numeric port"),
+        ({"endPort": 90}, "endPort", "needs a numeric port"),
+        ({"port": 90, "endPort": 80}, "endPort", "endPort 80 must be in 90-65535"),
+        ({"port": 90, "endPort": 65536}, "endPort", "must be in 90-65535"),
+        ({"port": 90, "endPort": "100"}, "endPort", "expected a number"),
+        ("80", None, "expected a port entry"),
+    ],
+)
+def test_rule_ports_the_api_server_rejects(raw: Any, field: str | None, message: str) -> None:
+    with pytest.raises(InvalidPolicyError) as caught:
+        parse(raw)
+    where = "spec.ingress[0].ports[0]" + (f".{field}" if field else "")
+    assert caught.value.field == where
+    assert message in caught.value.message
+
+
+@given(st.text(max_size=20))
+def test_port_names_follow_iana_svc_name(name: str) -> None:
+    valid = (
+        re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name) is not None
+        and len(name) <= 15
+        and re.search(r"[a-z]", name) is not None
+    )
+    assert (port_name_problem(name) == "") == valid
+    if not valid:
+        with pytest.raises(InvalidPolicyError):
+            parse({"port": name})

@@ -17,6 +17,7 @@ from discover.netpol.selectors import InvalidPolicyError
 PROTOCOLS = ("SCTP", "TCP", "UDP")  # what NetworkPolicy can express, in output order
 MIN_PORT = 1
 MAX_PORT = 65535
+PORT_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 PortRanges = tuple[tuple[int, int], ...]  # sorted, disjoint, non-adjacent, inclusive
 ALL_PORTS: PortRanges = ((MIN_PORT, MAX_PORT),)
@@ -142,26 +143,59 @@ class RulePort:
 
 
 def parse_rule_port(raw: Any, *, policy: str, field: str) -> RulePort:
+    """One `ports` entry, accepted only where the API server would accept it.
+
+    `protocol` is case-sensitive (absent or null: TCP). `port` is an IntOrString: a
+    number is a port 1-65535, a string is always a port NAME (even "80") and must be an
+    IANA service name. `endPort` needs a numeric port and can't be below it.
+    """
     if not isinstance(raw, Mapping):
         raise InvalidPolicyError(policy, field, f"expected a port entry, got {raw!r}")
-    protocol = str(raw.get("protocol") or "TCP").upper()
-    if protocol not in PROTOCOLS:
-        raise InvalidPolicyError(policy, f"{field}.protocol", f"unsupported protocol {protocol}")
+    protocol = raw.get("protocol")
+    if protocol is None:
+        protocol = "TCP"
+    if not isinstance(protocol, str) or protocol not in PROTOCOLS:
+        raise InvalidPolicyError(policy, f"{field}.protocol", f"unsupported protocol "
+                                 f"{protocol!r}: expected one of {', '.join(PROTOCOLS)}")
     port = raw.get("port")
+    if isinstance(port, str):
+        problem = port_name_problem(port)
+        if problem:
+            raise InvalidPolicyError(policy, f"{field}.port",
+                                     f"invalid port name {port!r}: {problem}")
+    elif port is not None:
+        port = _port_number(port, policy, f"{field}.port", MIN_PORT)
     end_port = raw.get("endPort")
-    if isinstance(port, str) and port.isdigit():
-        port = int(port)  # an IntOrString given as a quoted number
-    if port is not None and not isinstance(port, int | str) or isinstance(port, bool):
-        raise InvalidPolicyError(policy, f"{field}.port", f"expected a number or name: {port!r}")
-    if isinstance(port, int) and not MIN_PORT <= port <= MAX_PORT:
-        raise InvalidPolicyError(policy, f"{field}.port", f"port {port} out of range 1-65535")
     if end_port is not None:
         if not isinstance(port, int):
             raise InvalidPolicyError(policy, f"{field}.endPort", "endPort needs a numeric port")
-        if not isinstance(end_port, int) or isinstance(end_port, bool):
-            raise InvalidPolicyError(policy, f"{field}.endPort", f"expected a number: {end_port!r}")
-        if not port <= end_port <= MAX_PORT:
-            raise InvalidPolicyError(
-                policy, f"{field}.endPort", f"endPort {end_port} must be in {port}-65535"
-            )
+        end_port = _port_number(end_port, policy, f"{field}.endPort", port)
     return RulePort(protocol, port, end_port)
+
+
+def _port_number(raw: Any, policy: str, field: str, low: int) -> int:
+    # bool is an int subclass: YAML `port: yes` is not port 1.
+    if not isinstance(raw, int) or isinstance(raw, bool):
+        raise InvalidPolicyError(policy, field, f"expected a number or name: {raw!r}")
+    if not low <= raw <= MAX_PORT:
+        name = field.rsplit(".", 1)[-1]
+        raise InvalidPolicyError(policy, field, f"{name} {raw} out of range {low}-{MAX_PORT}"
+                                 if name == "port" else
+                                 f"{name} {raw} must be in {low}-{MAX_PORT}")
+    return raw
+
+
+def port_name_problem(name: str) -> str:
+    """Why `name` is not an IANA_SVC_NAME (RFC 6335, as Kubernetes checks port names),
+    or "" when it is one."""
+    if not 1 <= len(name) <= 15:
+        return "must be 1-15 characters"
+    if not all(c in PORT_NAME_CHARACTERS for c in name):
+        return "must contain only lowercase letters, digits and '-'"
+    if not any(c.isalpha() for c in name):
+        return "must contain at least one letter (a quoted number is a name, not a port)"
+    if "--" in name:
+        return "must not contain '--'"
+    if name.startswith("-") or name.endswith("-"):
+        return "must not begin or end with '-'"
+    return ""
