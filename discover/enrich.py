@@ -1,6 +1,7 @@
 """Enrichment: an IP address seen at a time -> what it was (contract 8).
 
-Order of questions for an address: a pod's (by time, see `inventory/index.py`), a Service
+Addresses are asked as IPv4 when they come IPv4-mapped (::ffff:10.244.0.5). Order of
+questions for an address: a pod's (by time, see `inventory/index.py`), a Service
 ClusterIP (destinations expand to the backing workloads on the targetPort), a node's
 (kubelet probes, host-network pods), a load balancer's, NodeLocal DNSCache's, inside the
 cluster's ranges without an object, else external with the name this client resolved.
@@ -17,7 +18,7 @@ import pandas as pd
 
 from discover.enrich_dns import NameIndex
 from discover.events import IPAddress
-from discover.inventory.index import PodIndex, released
+from discover.inventory.index import PodIndex, released, unmapped
 from discover.inventory.model import (
     ContainerPort,
     EndpointSlice,
@@ -87,6 +88,7 @@ class Resolver:
     # ---------------------------------------------------------------- sources
 
     def resolve_source(self, ip: IPAddress, when: datetime) -> Peer:
+        ip = unmapped(ip)
         pod_peer = self._pod_peer(ip, when)
         if pod_peer is not None:
             return pod_peer
@@ -108,6 +110,8 @@ class Resolver:
     def resolve_destination(self, ip: IPAddress, protocol: str, port: int, when: datetime,
                             client_ip: IPAddress | None = None) -> list[Resolved]:
         protocol = protocol.upper()
+        ip = unmapped(ip)
+        client_ip = unmapped(client_ip) if client_ip is not None else None
         pod_peer = self._pod_peer(ip, when)
         if pod_peer is not None:
             pod = self.pod_for(pod_peer)
@@ -131,7 +135,7 @@ class Resolver:
         """When to resolve `ip` so that traffic seen from `first` to `last` meets every pod
         that held it meanwhile: `first`, `last` and each holding's start in between (a pod
         that had the IP only in the middle of a long row is an owner of the row too)."""
-        starts = {h.start for h in self.pods.holdings(ip)
+        starts = {h.start for h in self.pods.holdings(unmapped(ip))
                   if h.start is not None and first < h.start < last}
         return sorted({first, last} | starts)
 

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from discover.events import IPAddress
+from discover.inventory.index import unmapped
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +62,8 @@ class NameIndex:
                    times(dns["last_seen"]), dns["ttl"].astype(int), strict=True)
         for client_text, name, address_text, chain, first, last, ttl in rows:
             answer = NameAnswer(name, split_chain(chain), first, last, int(ttl))
-            client = ipaddress.ip_address(client_text)
-            address = ipaddress.ip_address(address_text)
+            client = unmapped(ipaddress.ip_address(client_text))
+            address = unmapped(ipaddress.ip_address(address_text))
             self._by_client.setdefault((client, address), []).append(answer)
             self._by_address.setdefault(address, []).append(answer)
         for answers in (*self._by_client.values(), *self._by_address.values()):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
-from ipaddress import ip_address
+from ipaddress import IPv6Address, ip_address
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -164,9 +164,13 @@ def _parse_column(
 
 def _parse_ip(value: object) -> str:
     try:
-        return str(ip_address(str(value).strip()))
+        address = ip_address(str(value).strip())
     except ValueError:
         raise ValueError(f"expected an IP address, got {value!r}") from None
+    # ::ffff:10.244.0.5 (a dual-stack socket's view of an IPv4 peer) is the pod's 10.244.0.5.
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
 
 
 def _parse_protocol(value: object) -> str:

@@ -207,6 +207,34 @@ def test_name_other_clients_resolved(resolver: Resolver) -> None:
     assert peer.fqdn == "only-debug.example.org" and "other clients" in peer.note
 
 
+def test_ipv4_mapped_addresses_are_their_ipv4_address(resolver: Resolver) -> None:
+    source = resolver.resolve_source(ip("::ffff:10.244.1.11"), t(13))
+    assert (source.kind, source.workload, source.ip) == (PeerKind.WORKLOAD, WEB,
+                                                         ip("10.244.1.11"))
+    [(pod, port, _)] = resolver.resolve_destination(ip("::ffff:af4:10b"), "TCP", 8080, t(13))
+    assert (pod.workload, port) == (WEB, 8080)  # 10.244.1.11 written in hex
+    [(backend, port, _)] = resolver.resolve_destination(ip("::ffff:10.96.10.10"), "TCP", 80,
+                                                        t(13))
+    assert (backend.workload, port) == (WEB, 8080)  # a ClusterIP
+    [(external, _, _)] = resolver.resolve_destination(
+        ip("::ffff:203.0.113.10"), "TCP", 443, t(12, 31), client_ip=ip("::ffff:10.244.1.11"))
+    assert (external.fqdn, external.ip, external.note) == ("api.stripe.com",
+                                                           ip("203.0.113.10"), "")
+    assert resolver.instants(ip("::ffff:10.244.1.10"), t(11), t(12, 30)) == \
+        resolver.instants(ip("10.244.1.10"), t(11), t(12, 30)) != [t(11), t(12, 30)]
+    # Not an IPv4-mapped address: stays IPv6 (here an unknown external one).
+    assert resolver.resolve_source(ip("64:ff9b::af4:10b"), t(13)).kind is PeerKind.EXTERNAL
+
+
+def test_dns_answers_seen_by_a_mapped_client_name_its_flows() -> None:
+    dns = dns_frame([("::ffff:10.244.1.11", "api.stripe.com", "::ffff:203.0.113.10", "", 300,
+                      t(12, 30), t(12, 30))])
+    resolver = Resolver(load_inventory_files([CLUSTER]), dns)
+    [(peer, _, _)] = resolver.resolve_destination(ip("203.0.113.10"), "TCP", 443, t(12, 31),
+                                                  client_ip=ip("10.244.1.11"))
+    assert (peer.fqdn, peer.note) == ("api.stripe.com", "")
+
+
 def test_pod_for(resolver: Resolver) -> None:
     [(peer, _, _)] = resolver.resolve_destination(ip("10.96.10.10"), "TCP", 80, t(13))
     pod = resolver.pod_for(peer)

@@ -29,6 +29,10 @@ from discover.flowfiles import (
     write_table,
 )
 from discover.flowtable import DNS_COLUMNS, FLOW_COLUMNS, FlowTable
+from discover.inventory.files import load_inventory_files
+from discover.netpol import PolicyEvaluator
+from discover.netpol.files import load_policy_file
+from discover.verification import verify_flows
 
 T0 = 1_700_000_000.0
 A = IPv4Address("10.0.0.2")
@@ -423,3 +427,27 @@ def test_reading_many_rows_parses_each_distinct_value_once(tmp_path: Path) -> No
     frame = read_flows_file(path)
     assert len(frame) == 5000
     assert frame["dst_port"].tolist()[:4] == [80, 81, 82, 80]
+
+
+def test_ipv4_mapped_addresses_are_read_as_ipv4(tmp_path: Path) -> None:
+    path = tmp_path / "flows.csv"
+    path.write_text(
+        "src_ip,dst_ip,protocol,dst_port\n"
+        "::ffff:af4:b,::FFFF:10.244.0.13,TCP,5432\n"
+        "2001:db8::1,::ffff:0:a00:1,TCP,443\n"  # not mapped (::ffff:0:/96 is translated)
+    )
+    frame = read_flows_file(path)
+    assert frame["src_ip"].tolist() == ["10.244.0.11", "2001:db8::1"]
+    assert frame["dst_ip"].tolist() == ["10.244.0.13", "::ffff:0:a00:1"]
+
+
+def test_verify_matches_a_mapped_address_to_its_ipv4_pod(tmp_path: Path) -> None:
+    netpol = Path(__file__).parent / "data" / "netpol"
+    inventory = load_inventory_files([netpol / "shop-inventory.json"])
+    evaluator = PolicyEvaluator(load_policy_file(netpol / "policies.yaml").policies)
+    path = tmp_path / "flows.csv"
+    # shop/api (10.244.0.11) to shop/db (10.244.0.13): allowed by the sample policies.
+    path.write_text("src_ip,dst_ip,protocol,dst_port\n::ffff:af4:b,::ffff:af4:d,TCP,5432\n")
+    [verdict] = verify_flows(read_flows_file(path), evaluator, inventory)
+    assert verdict.allowed, verdict.reason
+    assert (verdict.source, verdict.destinations) == ("shop/api", ("shop/db:5432",))

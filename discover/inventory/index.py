@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from ipaddress import IPv6Address
 
 from discover.inventory.fields import format_time
 from discover.inventory.model import IPAddress, Pod
@@ -97,6 +98,12 @@ class PodIndex:
             f"{ip} was released by pod {last.pod.namespace}/{last.pod.name} at "
             f"{format_time(last.end or when)}; later traffic came from a pod the inventory "
             "does not have"))
+
+
+def unmapped(ip: IPAddress) -> IPAddress:
+    """An IPv4-mapped IPv6 address (::ffff:10.244.0.5, what a dual-stack socket reports for
+    an IPv4 peer) as the IPv4 address pods, Services and nodes are known by."""
+    return (ip.ipv4_mapped or ip) if isinstance(ip, IPv6Address) else ip
 
 
 def released(pod: Pod) -> datetime | None:
