@@ -196,3 +196,71 @@ def test_unknown_kind_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> No
     with pytest.raises(SystemExit) as exit_info:
         main(["manifests", "deployment"])
     assert exit_info.value.code == 2
+
+
+def test_unwritable_output_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "missing-dir" / "x.yaml"
+    assert main(["manifests", "daemonset", "-o", str(target)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"netpol-discover: error: {target}: cannot write the manifests: "
+                   "No such file or directory"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--duration", "xyz"], "expected e.g. 90s, 30m, 24h, 7d"),
+        (["--port", "0"], "must be a port number 1-65535"),
+        (["--port", "65536"], "must be a port number 1-65535"),
+        (["--max-edges", "-5"], "must be a whole number >= 0"),
+        (["--checkpoint-interval", "0"], "must be a number of seconds > 0"),
+        (["--checkpoint-interval", "1.5"], "must be whole seconds"),
+    ],
+)
+def test_values_the_agent_rejects_are_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Rendered, these would crash-loop the agent: refuse them up front.
+    with pytest.raises(SystemExit) as exit_info:
+        main(["manifests", "daemonset", *argv])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    last = captured.err.strip().splitlines()[-1]
+    assert last.startswith(f"netpol-discover manifests: error: argument {argv[0]}: ")
+    assert message in last
+
+
+@pytest.mark.parametrize("kind", ["daemonset", "sidecar"])
+def test_edge_values_reach_the_agent_as_given(
+    kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 0 edges = no cap for the agent, not "use the default"; 'forever' = no --duration.
+    argv = [kind, "--max-edges", "0", "--duration", "forever", "--checkpoint-interval", "5",
+            "--port", "65535"]
+    if kind == "sidecar":
+        argv += ["--namespace", "shop"]
+    _, docs = _render(capsys, *argv)
+    agent_args = next(
+        c["args"] for d in docs for c in _pod_containers(d) if c.get("args", [""])[0] == "agent"
+    )
+    args = build_parser().parse_args(agent_args)
+    assert args.max_edges == 0 and args.duration is None
+    assert args.checkpoint_interval == 5 and args.listen == "0.0.0.0:65535"
+    assert "--duration" not in agent_args
+
+
+def _pod_containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+    return list(spec.get("containers", []))
+
+
+def test_help_explains_every_option_and_has_examples(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["manifests", "--help"])
+    out = capsys.readouterr().out
+    assert "examples:\n  netpol-discover manifests daemonset -o agent.yaml" in out
+    checkpoint = out[out.index("\n  --checkpoint-interval SECONDS"):]
+    assert "how often each agent writes its summary" in checkpoint.split("--inventory-watch")[0]

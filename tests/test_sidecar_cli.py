@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from discover.cli import main
-from discover.commands.agent import parse_duration
+from discover.commands.agent import parse_checkpoint_interval, parse_duration, parse_max_edges
 from discover.errors import ConfigurationError
 from sidecar.agent import Agent, AgentOptions
 from sidecar.agent_metrics import AgentFigures, InventoryFigures, agent_samples
@@ -37,20 +37,46 @@ def test_bad_duration_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> No
     assert "--duration" in capsys.readouterr().err
 
 
+def test_bad_listen_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["agent", "--state-dir", str(tmp_path), "--listen", "nowhere"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["netpol-discover: error: --listen 'nowhere': expected HOST:PORT"]
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--listen", "nowhere"], "--listen 'nowhere': expected HOST:PORT"),
-        (["--checkpoint-interval", "0"], "--checkpoint-interval must be > 0"),
-        (["--max-edges", "-1"], "--max-edges must be >= 0"),
+        (["--checkpoint-interval", "0"], "--checkpoint-interval '0': must be a number of "
+         "seconds > 0"),
+        (["--checkpoint-interval", "-1"], "must be a number of seconds > 0"),
+        (["--checkpoint-interval", "nan"], "must be a number of seconds > 0"),
+        (["--checkpoint-interval", "soon"], "must be a number of seconds > 0"),
+        (["--max-edges", "-1"], "--max-edges '-1': must be a whole number >= 0"),
+        (["--max-edges", "1.5"], "must be a whole number >= 0"),
     ],
 )
-def test_bad_options_are_one_line(
+def test_bad_values_are_usage_errors(
     argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["agent", "--state-dir", str(tmp_path), *argv]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"netpol-discover: error: {message}"]
+    # Checked while parsing (exit 2), by the same parsers `manifests` uses.
+    with pytest.raises(SystemExit) as exit_info:
+        main(["agent", "--state-dir", str(tmp_path), *argv])
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"netpol-discover agent: error: argument {argv[0]}: ")
+    assert message in last
+
+
+def test_parsers_accept_what_the_agent_runs_with() -> None:
+    assert parse_checkpoint_interval("0.5") == 0.5 and parse_checkpoint_interval("60") == 60
+    assert parse_max_edges("0") == 0 and parse_max_edges("100000") == 100_000
+
+
+def test_agent_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["agent", "--help"])
+    out = capsys.readouterr().out
+    assert "examples:\n  netpol-discover agent --interface any --duration 24h" in out
 
 
 def test_missing_interface_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

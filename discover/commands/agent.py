@@ -7,7 +7,9 @@ import logging
 import os
 import re
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from discover.errors import ConfigurationError
 
@@ -22,6 +24,7 @@ crash-loop) unless --exit-after-window. SIGTERM / SIGINT write a final checkpoin
 Needs CAP_NET_RAW.
 """
 
+T = TypeVar("T")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -38,11 +41,49 @@ def parse_duration(text: str) -> float | None:
     return sum(float(number) * UNITS[unit] for number, unit in parts)
 
 
-def _duration(text: str) -> float | None:
+def parse_checkpoint_interval(text: str) -> float:
+    """Seconds between checkpoints: a number > 0."""
     try:
-        return parse_duration(text)
-    except ConfigurationError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise ConfigurationError(f"--checkpoint-interval {text!r}: must be a number of "
+                                 "seconds > 0")
+    return value
+
+
+def parse_max_edges(text: str) -> int:
+    """The edge cap: a whole number >= 0 (0 = no cap)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigurationError(f"--max-edges {text!r}: must be a whole number >= 0 "
+                                 "(0 = no cap)")
+    return value
+
+
+def usage(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse `type=` from one of the parsers above: bad values are usage errors
+    (exit 2), and `manifests` rejects exactly what the agent it deploys would."""
+
+    def checked(text: str) -> T:
+        try:
+            return parse(text)
+        except ConfigurationError as error:
+            raise argparse.ArgumentTypeError(str(error)) from error
+
+    checked.__name__ = parse.__name__
+    return checked
+
+
+EXAMPLES = """\
+examples:
+  netpol-discover agent --interface any --duration 24h --state-dir /var/lib/netpol-discover
+  netpol-discover agent -i eth0 --duration 7d --inventory-watch --listen 0.0.0.0:9808
+"""
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,6 +91,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "agent",
         help="run the live capture agent (learning window, checkpoints, HTTP)",
         description=DESCRIPTION,
+        epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -60,7 +102,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--duration",
-        type=_duration,
+        type=usage(parse_duration),
         default=None,
         metavar="D",
         help="learning window length, e.g. 24h, 7d (default: until stopped)",
@@ -80,14 +122,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--checkpoint-interval",
-        type=float,
+        type=usage(parse_checkpoint_interval),
         default=60.0,
         metavar="S",
         help="seconds between checkpoints (default 60)",
     )
     parser.add_argument(
         "--max-edges",
-        type=int,
+        type=usage(parse_max_edges),
         default=100_000,
         metavar="N",
         help="cap on distinct edges kept; more are counted as dropped (default 100000; 0 = no cap)",
@@ -148,10 +190,6 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     host, port = parse_listen(args.listen)
-    if args.checkpoint_interval <= 0:
-        raise ConfigurationError("--checkpoint-interval must be > 0")
-    if args.max_edges < 0:
-        raise ConfigurationError("--max-edges must be >= 0")
     options = AgentOptions(
         state_dir=args.state_dir,
         interface=args.interface,

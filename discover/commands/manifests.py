@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from discover.commands import agent
+from discover.errors import ConfigurationError
+
 DESCRIPTION = """\
 Print ready-to-apply YAML for the capture agent.
 
@@ -15,12 +18,50 @@ Print ready-to-apply YAML for the capture agent.
              --inventory-watch; then a ClusterRole bound to --service-account).
 """
 
+EXAMPLES = """\
+examples:
+  netpol-discover manifests daemonset -o agent.yaml
+  netpol-discover manifests daemonset --duration 7d --max-edges 200000 | kubectl apply -f -
+  netpol-discover manifests sidecar --namespace shop --inventory-watch \\
+      --service-account web -o agent-patch.yaml
+"""
+
+
+class ManifestWriteError(ConfigurationError):
+    """The output file could not be written."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: cannot write the manifests: {reason}")
+
+
+def _duration(text: str) -> str:
+    """Checked with the agent's own parser, then passed on as written."""
+    agent.parse_duration(text)
+    return text.strip()
+
+
+def _whole_seconds(text: str) -> int:
+    seconds = agent.parse_checkpoint_interval(text)
+    if not seconds.is_integer():
+        raise ConfigurationError(f"--checkpoint-interval {text!r}: must be whole seconds here")
+    return int(seconds)
+
+
+def _port(text: str) -> int:
+    """A containerPort (probes and `collect` reach it): 1-65535, unlike the agent's
+    --listen, where 0 picks a free port."""
+    if not text.strip().isdecimal() or not 1 <= int(text) <= 65535:
+        raise ConfigurationError(f"--port {text!r}: must be a port number 1-65535")
+    return int(text)
+
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "manifests",
         help="print Kubernetes YAML to deploy the capture agent",
         description=DESCRIPTION,
+        epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("kind", choices=("daemonset", "sidecar"))
@@ -30,17 +71,28 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="default: netpol-discover (daemonset); the Deployment's namespace for sidecar RBAC",
     )
     parser.add_argument("--image", default=None, help="agent image (default: the release's)")
-    parser.add_argument("--port", type=int, default=9808, help="HTTP port (default 9808)")
+    parser.add_argument("--port", type=agent.usage(_port), default=9808,
+                        help="HTTP port (default 9808)")
     parser.add_argument(
-        "--duration", default="24h", help="learning window, e.g. 24h, 7d; 'none' = until stopped"
+        "--duration",
+        type=agent.usage(_duration),
+        default="24h",
+        help="learning window, e.g. 24h, 7d; 'none' = until stopped (default 24h)",
     )
     parser.add_argument(
         "--max-edges",
-        type=int,
+        type=agent.usage(agent.parse_max_edges),
         default=None,
-        help="edge cap of each agent (default: 100000 daemonset, 20000 sidecar)",
+        help="edge cap of each agent, 0 = no cap (default: 100000 daemonset, 20000 sidecar)",
     )
-    parser.add_argument("--checkpoint-interval", type=int, default=60, metavar="SECONDS")
+    parser.add_argument(
+        "--checkpoint-interval",
+        type=agent.usage(_whole_seconds),
+        default=60,
+        metavar="SECONDS",
+        help="how often each agent writes its summary to disk (default 60); a restarted "
+        "agent loses at most this much",
+    )
     parser.add_argument(
         "--inventory-watch",
         action=argparse.BooleanOptionalAction,
@@ -70,9 +122,10 @@ def run(args: argparse.Namespace) -> int:
         namespace=args.namespace or manifests.DEFAULT_NAMESPACE,
         image=args.image or manifests.DEFAULT_IMAGE,
         port=args.port,
-        duration=None if args.duration in ("", "none") else args.duration,
+        duration=None if agent.parse_duration(args.duration) is None else args.duration,
         checkpoint_interval=args.checkpoint_interval,
-        max_edges=args.max_edges or (100_000 if daemonset else 20_000),
+        max_edges=args.max_edges if args.max_edges is not None
+        else (100_000 if daemonset else 20_000),
         inventory_watch=watch,
         service_account=args.service_account or manifests.NAME,
         host_path=args.host_path,
@@ -81,6 +134,9 @@ def run(args: argparse.Namespace) -> int:
     if args.output == "-":
         sys.stdout.write(text)
     else:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        try:
+            with open(args.output, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as error:
+            raise ManifestWriteError(args.output, error.strerror or str(error)) from None
     return 0
