@@ -114,7 +114,9 @@ def _verify_one(
     when: datetime,
 ) -> FlowVerdict:
     source_peer = resolver.resolve_source(src_ip, when)
-    source = endpoints.endpoint(source_peer, src_ip)
+    # the resolver's address is canonical (an IPv4-mapped source comes back as IPv4)
+    source_ip = source_peer.ip if source_peer.ip is not None else src_ip
+    source = endpoints.endpoint(source_peer, source_ip)
     targets = resolver.resolve_destination(dst_ip, protocol, port, when, client_ip=src_ip)
     checks: list[tuple[str, Verdict]] = []
     for peer, target_port, _name in targets or [(Peer(PeerKind.EXTERNAL, ip=dst_ip), port, None)]:

@@ -310,3 +310,23 @@ def test_a_dual_stack_backend_is_checked_with_the_address_of_the_flows_family() 
     (verdict,) = verify_flows(flows(("10.244.0.60", "fd00:96::9", 80, T2)), evaluator, inventory)
     assert verdict.allowed, verdict.reason
     assert verdict.destinations == ("shop/v6:8080",)
+
+
+def test_an_ipv4_mapped_external_source_meets_ipv4_ip_blocks() -> None:
+    """A capture can carry an IPv4 client as ::ffff:a.b.c.d; ipBlocks are IPv4."""
+    evaluator = PolicyEvaluator(
+        [
+            {
+                "kind": "NetworkPolicy",
+                "metadata": {"name": "api", "namespace": "shop"},
+                "spec": {
+                    "podSelector": {"matchLabels": {"app": "api"}},
+                    "ingress": [{"from": [{"ipBlock": {"cidr": "203.0.113.0/24"}}]}],
+                },
+            }
+        ]
+    )
+    when = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    (verdict,) = verify_flows(flows(("::ffff:203.0.113.9", "10.244.0.60", 8080, when)),
+                              evaluator, INVENTORY)
+    assert verdict.allowed, verdict.reason
