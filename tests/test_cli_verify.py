@@ -104,3 +104,36 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         main(verify("--format", "xml"))
     assert caught.value.code == 2
+
+
+def test_inventory_is_one_file_per_flag_repeated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    whole = json.loads(Path(INVENTORY).read_text())
+    pods = [i for i in whole["items"] if i["kind"] == "Pod"]
+    others = [i for i in whole["items"] if i["kind"] != "Pod"]
+    first, second = tmp_path / "pods.json", tmp_path / "others.json"
+    first.write_text(json.dumps({**whole, "items": pods}))
+    second.write_text(json.dumps({**whole, "items": others}))
+    assert main(verify()) == 1
+    expected = capsys.readouterr().out
+    base = ["verify", "--policies", POLICIES, "--flows", FLOWS]
+    assert main([*base, "--inventory", str(first), "--inventory", str(second)]) == 1
+    assert capsys.readouterr().out == expected
+    # Several files after one flag: a usage error, as in analyze and graph.
+    with pytest.raises(SystemExit) as caught:
+        main([*base, "--inventory", str(first), str(second)])
+    assert caught.value.code == 2
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_help_documents_exit_codes_format_and_examples(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["verify", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "1 a flow is denied (each listed on stdout) OR an error explained on stderr" in out
+    assert "--format {text,json} text: the denied flows and a count (default)" in out
+    assert ("examples: netpol-discover verify --policies proposal/policies.yaml --flows "
+            "proposal/flows.csv \\ --inventory cluster.json --format json") in out

@@ -268,3 +268,12 @@ def test_collect_malformed_kubeconfig_is_one_error_line(
     assert err.startswith(f"netpol-discover: error: {kubeconfig}: cannot load the cluster "
                           "configuration: ")
     assert err.count("\n") == 1
+
+
+def test_help_shows_the_timeout_default_and_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["collect", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--timeout TIMEOUT per agent, seconds (default: 30.0)" in out
+    assert ("examples: netpol-discover collect -n netpol-discover -o summary.json "
+            "--inventory-out cluster.json") in out

@@ -18,12 +18,19 @@ into one summary file, which `analyze` and `flows` accept as INPUT. Exit 1 when 
 answered.
 """
 
+EXAMPLES = """\
+examples:
+  netpol-discover collect -n netpol-discover -o summary.json --inventory-out cluster.json
+  netpol-discover collect -n shop -l app=web --kubeconfig ~/.kube/prod -o web-summary.json
+"""
+
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "collect",
         help="fetch and merge the agents' summaries through the API server",
         description=DESCRIPTION,
+        epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--namespace", "-n", required=True, help="the agents' namespace")

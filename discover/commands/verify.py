@@ -11,8 +11,21 @@ DESCRIPTION = """\
 Check every observed flow against NetworkPolicies, with Kubernetes semantics: IPs are
 resolved to pods with the inventory (at each flow's first_seen time when the flows file
 has it), a flow to a Service ClusterIP is checked against every backing pod on the
-targetPort. Exit 0 when every flow is allowed, 1 when any is denied (listed), 2 on a
-usage error.
+targetPort.
+
+exit status:
+  0  every flow is allowed
+  1  a flow is denied (each listed on stdout) OR an error explained on stderr
+     (unreadable file, invalid policy)
+  2  a usage error
+"""
+
+EXAMPLES = """\
+examples:
+  netpol-discover verify --policies proposal/policies.yaml --flows proposal/flows.csv \\
+      --inventory cluster.json --format json
+  netpol-discover verify --policies policies.yaml --flows flows.parquet \\
+      --inventory pods.json --inventory services.yaml --matrix
 """
 
 
@@ -21,6 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "verify",
         help="check observed flows against NetworkPolicies",
         description=DESCRIPTION,
+        epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -37,16 +51,22 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="FILE",
         help="flows CSV or Parquet (src_ip,dst_ip,protocol,dst_port at least)",
     )
+    # One FILE per flag, repeated for several, as `analyze` and `graph` take it.
     parser.add_argument(
         "--inventory",
         required=True,
         type=Path,
-        nargs="+",
-        action="extend",
+        action="append",
         metavar="FILE",
-        help="kubectl get ... -o json|yaml output (repeatable)",
+        help="kubectl get ... -o json|yaml output; repeat the flag for several files",
     )
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text: the denied flows and a count (default); json: every flow with its "
+        "verdict (and the matrix with --matrix)",
+    )
     parser.add_argument(
         "--matrix",
         action="store_true",
