@@ -194,3 +194,26 @@ def test_server_that_never_answers_times_out_naming_the_url(tmp_path: Path) -> N
             load_inventory_live(str(kubeconfig), None, timeout=0.5)
     assert str(caught.value).startswith(f"{url}: cannot reach the API server: ")
     assert "timed out" in str(caught.value)
+
+
+@pytest.mark.parametrize("command", ["inventory", "analyze"])
+def test_commands_report_a_malformed_kubeconfig_on_one_line(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from discover.cli import main
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("garbage: [\n")
+    capture = tmp_path / "empty.pcap"
+    capture.write_bytes(b"")
+    argv = {
+        "inventory": ["inventory", "--kubeconfig", str(kubeconfig), "--out",
+                      str(tmp_path / "i.json")],
+        "analyze": ["analyze", str(capture), "--kubeconfig", str(kubeconfig), "--out",
+                    str(tmp_path / "proposal")],
+    }[command]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"netpol-discover: error: {kubeconfig}: cannot load the cluster "
+                          "configuration: ")
+    assert err.count("\n") == 1
