@@ -8,8 +8,9 @@ from ipaddress import ip_address
 import pandas as pd
 import pytest
 
-from discover.peers import PeerKind
-from discover.synthesis import FqdnMode, ProxyRef, SynthesisOptions, propose
+from discover.netpol.evaluate import IpEndpoint, PolicyEvaluator
+from discover.peers import GraphEdge, PeerKind
+from discover.synthesis import FqdnMode, Proposal, ProxyRef, SynthesisOptions, propose
 from discover.synthesis.factories import (
     T0,
     T1,
@@ -21,11 +22,12 @@ from discover.synthesis.factories import (
     workload_peer,
 )
 from discover.synthesis.fqdn import DnsObservation, EgressProxyError, dns_observations
+from discover.synthesis.selfcheck import EndpointFactory
 
 API = workload_peer("shop", "api")
 
 
-def _edge(address: str) -> object:
+def _edge(address: str) -> GraphEdge:
     return make_edge(API, ip_peer(PeerKind.EXTERNAL, address, fqdn="s3.example.com"), 443)
 
 
@@ -84,3 +86,43 @@ def test_proxy_without_ports_needs_one_named() -> None:
     proposal = propose(make_graph([_edge("203.0.113.5")]), make_inventory(shop_pods()),
                        SynthesisOptions(egress_proxy=ProxyRef("front", "ui", 8888)))
     assert "front" in str(proposal.policies)
+
+
+def _any_ip_blocks(proposal: Proposal) -> list[dict[str, object]]:
+    api = next(p for p in proposal.policies if p["metadata"]["name"] == "api-netpol")
+    return [r["to"][0]["ipBlock"] for r in api["spec"]["egress"]
+            if "ipBlock" in r["to"][0] and "except" in r["to"][0]["ipBlock"]]
+
+
+def test_any_ip_excepts_nodes_and_cloud_metadata() -> None:
+    edges = [_edge("203.0.113.5"), make_edge(API, ip_peer(PeerKind.EXTERNAL, "2001:db8::5",
+                                                          fqdn="s3.example.com"), 443)]
+    proposal = propose(make_graph(edges), make_inventory(shop_pods()), SynthesisOptions())
+    blocks = _any_ip_blocks(proposal)
+    assert {"cidr": "0.0.0.0/0",
+            "except": ["10.0.0.1/32", "10.0.0.2/32", "10.244.0.0/16", "169.254.0.0/16"]
+            } in blocks
+    assert {"cidr": "::/0", "except": ["fd00:ec2::254/128", "fe80::/10"]} in blocks
+    evaluator = PolicyEvaluator(proposal.policies)
+    api = EndpointFactory(make_inventory(shop_pods())).endpoint(API)
+    assert api is not None
+    for address in ("169.254.169.254", "10.0.0.1", "10.0.0.2", "fd00:ec2::254", "fe80::1"):
+        assert not evaluator.check(api, IpEndpoint(ip_address(address)), "TCP", 443).allowed
+    for address in ("203.0.113.5", "198.51.100.1", "2001:db8::9"):
+        assert evaluator.check(api, IpEndpoint(ip_address(address)), "TCP", 443).allowed
+    finding = next(f for f in proposal.findings if f.rule == "egress-fqdn-any-ip")
+    assert "2 node addresses" in finding.message and "169.254.0.0/16" in finding.message
+    assert "egress-fqdn-any-ip-not-excepted" not in {f.rule for f in proposal.findings}
+
+
+def test_any_ip_keeps_open_what_a_name_resolved_to() -> None:
+    edges = [make_edge(API, ip_peer(PeerKind.EXTERNAL, "169.254.169.254",
+                                    fqdn="metadata.example.internal"), 80)]
+    dns = [DnsObservation("metadata.example.internal", ip_address("169.254.169.254"), 60,
+                          T0, T1)]
+    proposal = propose(make_graph(edges), make_inventory(shop_pods()), SynthesisOptions(), dns)
+    assert _any_ip_blocks(proposal) == [{"cidr": "0.0.0.0/0",
+                                         "except": ["10.0.0.1/32", "10.0.0.2/32",
+                                                    "10.244.0.0/16"]}]
+    finding = next(f for f in proposal.findings if f.rule == "egress-fqdn-any-ip-not-excepted")
+    assert "169.254.0.0/16" in finding.message and finding.evidence == "169.254.169.254"

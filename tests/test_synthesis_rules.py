@@ -216,7 +216,8 @@ def check_external_ip(p: Proposal) -> None:
 def check_fqdn_any_ip(p: Proposal) -> None:
     egress = rules(policy(p, "shop", "api-netpol"), "egress")
     blocks = [r["to"][0]["ipBlock"] for r in egress if "ipBlock" in r["to"][0]]
-    assert {"cidr": "0.0.0.0/0", "except": ["10.96.0.0/12", "10.244.0.0/16"]} in blocks
+    assert {"cidr": "0.0.0.0/0", "except": ["10.0.0.1/32", "10.0.0.2/32", "10.96.0.0/12",
+                                             "10.244.0.0/16", "169.254.0.0/16"]} in blocks
     assert any(r["to"][0].get("namespaceSelector") for r in egress)  # DNS, never captured
     assert "egress-fqdn-any-ip" in rule_ids(p)
     dep = p.fqdn_dependencies[0]

@@ -147,6 +147,13 @@ def plan_fqdn_edges(
     proxy_ref = proxy_workload(context, proxy) if proxy is not None and mode is FqdnMode.PROXY \
         else None
     applied: dict[WorkloadRef, str] = {}
+    # what each workload's names resolved to: an any-IP rule must not except those
+    reached: dict[WorkloadRef, set[IPAddress]] = defaultdict(set)
+    for edge in edges:
+        assert edge.source.workload is not None and edge.destination.fqdn is not None
+        if edge.destination.ip is not None:
+            reached[edge.source.workload].add(edge.destination.ip)
+        reached[edge.source.workload].update(answered.get(edge.destination.fqdn, ()))
     for edge in sorted(edges, key=_edge_key):
         source = edge.source.workload
         assert source is not None and edge.destination.fqdn is not None
@@ -160,7 +167,7 @@ def plan_fqdn_edges(
         elif workload_mode is FqdnMode.PIN:
             _plan_pin(context, edge, answered.get(edge.destination.fqdn, set()))
         else:
-            _plan_any_ip(context, edge, cidrs)
+            _plan_any_ip(context, edge, cidrs, reached[source])
     return applied
 
 
@@ -215,26 +222,37 @@ def _plan_pin(context: SynthesisContext, edge: GraphEdge, answered: set[IPAddres
     context.decide(edge, "egress", True, context.policy_id(source), "pinned address")
 
 
-def _plan_any_ip(context: SynthesisContext, edge: GraphEdge, cidrs: ClusterCidrs) -> None:
+def _plan_any_ip(context: SynthesisContext, edge: GraphEdge, cidrs: ClusterCidrs,
+                 reached: set[IPAddress]) -> None:
     source = edge.source.workload
     assert source is not None and edge.destination.ip is not None
     version = edge.destination.ip.version
     everything = "0.0.0.0/0" if version == 4 else "::/0"
     block: dict[str, object] = {"cidr": everything}
-    excepts = cidrs.excepts(version)
-    if excepts:
-        block["except"] = excepts
+    excepts = cidrs.excepts(version, reached)
+    if excepts.excepts:
+        block["except"] = excepts.as_list()
     draft = context.draft(source)
     draft.flags.add("fqdn-any-ip")
     draft.rule("egress", f"any-ip:v{version}", [{"ipBlock": block}], use_names=False,
-               reason="names NetworkPolicy can't express: any address except the pod and "
-                      "service CIDRs, on these ports only"
+               reason=f"names NetworkPolicy can't express: any address except "
+                      f"{excepts.summary}, on these ports only"
                ).observe(edge.destination.label(), PortSpec(edge.protocol, edge.port), edge)
     context.report(
         Severity.WARNING, "egress-fqdn-any-ip", str(source),
-        "egress to names is allowed to any address outside the cluster on the ports seen; "
-        "restrict it with an egress proxy (see fqdn-dependencies.yaml) or the "
-        "CiliumNetworkPolicy alternative",
+        f"egress to names is allowed to any IPv{version} address except {excepts.summary} "
+        "on the ports seen; restrict it with an egress proxy (see fqdn-dependencies.yaml) "
+        "or the CiliumNetworkPolicy alternative",
         f"{edge.destination.label()} {edge.protocol} {edge.port}",
     )
+    if excepts.kept_open:
+        context.report(
+            Severity.WARNING, "egress-fqdn-any-ip-not-excepted", str(source),
+            "a name resolved into " + ", ".join(str(n) for n in excepts.kept_open)
+            + " (node address, link-local or cloud metadata): the any-IP rule does not "
+            "except it, so it is reachable on the ports seen; check the name really "
+            "points there",
+            ", ".join(str(a) for a in sorted(reached, key=lambda a: (a.version, a))
+                      if any(a in n for n in excepts.kept_open)),
+        )
     context.decide(edge, "egress", True, context.policy_id(source), "any address (FQDN)")
