@@ -439,3 +439,23 @@ def test_scope_limits_policies_to_the_namespaces_asked() -> None:
     assert {m["metadata"]["namespace"] for m in proposal.policies} == {"front"}
     # the UI's egress to shop is still written: the destination is out of scope, not unknown
     assert rules(policy(proposal, "front", "ui-netpol"), "egress")
+
+
+def test_an_unknown_pod_reached_by_ip_keeps_its_ipblock_with_a_warning() -> None:
+    from dataclasses import replace as with_ip
+    from ipaddress import ip_address
+
+    gone = with_ip(workload_peer("shop", "gone"), ip=ip_address("10.244.1.99"))
+    node_pod = with_ip(workload_peer("kube-system", "calico-node", "DaemonSet"),
+                       ip=ip_address("10.0.0.1"), host_network=True)
+    proposal = propose(make_graph([make_edge(API, gone, 8080), make_edge(API, node_pod, 9099)]),
+                       BASE, SynthesisOptions())
+    assert rules(policy(proposal, "shop", "api-netpol"), "egress") == [
+        {"to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}],
+         "ports": [{"protocol": "TCP", "port": 9099}]},
+        {"to": [{"ipBlock": {"cidr": "10.244.1.99/32"}}],
+         "ports": [{"protocol": "TCP", "port": 8080}]},
+    ]
+    (finding,) = [f for f in proposal.findings if f.rule == "ipblock-pod-ip"]
+    assert finding.severity.value == "warning" and finding.subject == "shop/deployment/api"
+    assert "Cilium" in finding.message and "10.244.1.99" in finding.message

@@ -59,7 +59,16 @@ def plan_egress_edge(context: SynthesisContext, edge: GraphEdge, dns: ClusterDns
         draft.rule(
             "egress", f"ip:{destination.ip}", [ip_peer(destination.ip)], use_names=False,
         ).observe(destination.label(), PortSpec(edge.protocol, edge.port), edge)
-        if destination.kind is not PeerKind.EXTERNAL:
+        if destination.kind is PeerKind.WORKLOAD and not destination.host_network:
+            context.report(
+                Severity.WARNING, "ipblock-pod-ip", str(workload),
+                f"a pod of {destination.workload or 'a workload'} that the inventory doesn't "
+                f"know is allowed by its pod IP {destination.ip} as an ipBlock: "
+                "CNI-dependent (Cilium never "
+                "matches pod IPs with ipBlock), and the address is gone when the pod "
+                "restarts; refresh the inventory so a label selector can be used", evidence,
+            )
+        elif destination.kind is not PeerKind.EXTERNAL:
             context.report(
                 Severity.INFO, "egress-node-destination", str(workload),
                 "a node address (host-network pod, API server, kubelet) is allowed by its "
