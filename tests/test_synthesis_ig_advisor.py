@@ -70,9 +70,17 @@ def test_same_connections_allowed_and_never_looser(corpora: Path, case: str) -> 
                        port) for s, d, port in connections]
     proposal = propose(make_graph(edges), make_inventory(pods), SynthesisOptions())
     ours, theirs = PolicyEvaluator(proposal.policies), PolicyEvaluator(golden)
+    # two owners sharing every label (connect-to-svc-duplicate): no selector tells them
+    # apart, so their flows are denied on purpose, with a critical finding
+    denied = {(d.edge.source.workload, d.edge.destination.workload, d.edge.port)
+              for d in proposal.decisions if d.allowed is False}
     for src, dst, port in connections:
-        for evaluator in (ours, theirs):
-            assert evaluator.check(_endpoint(src), _endpoint(dst), "TCP", port).allowed
+        assert theirs.check(_endpoint(src), _endpoint(dst), "TCP", port).allowed
+        verdict = ours.check(_endpoint(src), _endpoint(dst), "TCP", port)
+        assert verdict.allowed == ((src.workload, dst.workload, port) not in denied)
+    if denied:
+        assert "selector-no-exact-label" in {f.rule for f in proposal.findings}
+    assert bool(denied) == (case == "connect-to-svc-duplicate")
     ports = sorted({port for _, _, port in connections} | {80, 443})
     for src in pods:
         for dst in pods:

@@ -21,6 +21,7 @@ from discover.synthesis.factories import (
     make_pod,
     workload_peer,
 )
+from discover.synthesis.selectors import choose_selector
 from discover.synthesis.selfcheck import EndpointFactory
 from tests.test_synthesis_rules import validate_documents
 
@@ -47,6 +48,8 @@ def worlds(draw: st.DrawFn) -> World:
         namespace = draw(st.sampled_from(["a", "b", "c"]))
         labels = {"app": f"w{index}", "tier": draw(st.sampled_from(["x", "y"])),
                   "pod-template-hash": draw(st.sampled_from(["h1", "h2"]))}
+        if draw(st.integers(0, 4)) == 0:  # sometimes no label of its own: maybe no selector
+            del labels["app"]
         named = draw(st.booleans())
         ports = [(port, "TCP", NAMES[port] if named and port in NAMES else None)
                  for port in PORTS]
@@ -82,8 +85,8 @@ def worlds(draw: st.DrawFn) -> World:
                                workload_peer("kube-system", "coredns", dns=True), 53,
                                protocol="UDP", port_name="dns"))
     if draw(st.booleans()):
-        src = representatives[0].workload
-        edges.append(make_edge(workload_peer(src.namespace, src.name),
+        first = representatives[0].workload
+        edges.append(make_edge(workload_peer(first.namespace, first.name),
                                ip_peer(PeerKind.EXTERNAL, "203.0.113.9"), 443))
     return World(make_inventory(pods), tuple(representatives), tuple(edges),
                  frozenset(observed), frozenset(resolvers), dns)
@@ -96,10 +99,25 @@ def test_observed_allowed_unobserved_denied(world: World, data: st.DataObject) -
     proposal = propose(make_graph(world.edges), world.inventory, SynthesisOptions())
     evaluator = PolicyEvaluator(proposal.policies)
     endpoints = EndpointFactory(world.inventory)
+    # a workload no label set selects exactly gets no policy and is no peer: its observed
+    # edges are denied on purpose (decided False, with a critical finding)
+    unselectable = {pod.workload for pod in world.workloads
+                    if not choose_selector(pod.workload, world.inventory).exact}
+    denied = {id(d.edge) for d in proposal.decisions if d.allowed is False}
     for edge in world.edges:
         src, dst = endpoints.endpoint(edge.source), endpoints.endpoint(edge.destination)
         assert src is not None and dst is not None
-        assert evaluator.check(src, dst, edge.protocol, edge.port).allowed, edge
+        blocked = {edge.source.workload, edge.destination.workload} & unselectable
+        assert evaluator.check(src, dst, edge.protocol, edge.port).allowed == (not blocked), edge
+        assert (id(edge) in denied) == bool(blocked), edge
+    critical = {f.subject for f in proposal.findings if f.rule == "selector-no-exact-label"}
+    assert critical == {str(w) for w in unselectable}
+    for manifest in proposal.policies:  # no policy selects pods of two workloads
+        selected = {pod.workload for pod in world.inventory.pods
+                    if pod.namespace == manifest["metadata"]["namespace"]
+                    and all(pod.labels.get(key) == value for key, value
+                            in manifest["spec"]["podSelector"].get("matchLabels", {}).items())}
+        assert len(selected) <= 1 or manifest["metadata"]["name"] == "default-deny"
 
     # every unobserved (workload, workload, protocol, port) is denied, not just a random one
     candidates = [*PORTS, 22, 6379]
@@ -123,7 +141,8 @@ def test_observed_allowed_unobserved_denied(world: World, data: st.DataObject) -
         assert client is not None
         for protocol in ("UDP", "TCP"):
             allowed = evaluator.check(client, dns, protocol, 53).allowed
-            assert allowed == (index in world.resolvers), (index, protocol)
+            expected = index in world.resolvers and pod.workload not in unselectable
+            assert allowed == expected, (index, protocol)
     # nothing external beyond what was observed
     src_pod = world.workloads[data.draw(st.integers(0, len(world.workloads) - 1))]
     src = endpoints.endpoint(workload_peer(src_pod.namespace, src_pod.workload.name))

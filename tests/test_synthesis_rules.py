@@ -250,13 +250,19 @@ def check_fqdn_proxy(p: Proposal) -> None:
 
 
 def check_selector_inexact(p: Proposal) -> None:
-    api = policy(p, "shop", "api-netpol")
-    assert api["podSelector"] == {"matchLabels": {"app": "api"}}
-    finding = next(f for f in p.findings if f.rule == "selector-inexact")
-    assert finding.subject == "shop/deployment/api" and "api-canary" in finding.message
-    annotations = next(m for m in p.policies if m["metadata"]["name"] == "api-netpol"
-                       )["metadata"]["annotations"]
-    assert annotations["netpol-discover.io/selector"].startswith("NOT exact")
+    # {app: api} also selects api-canary: as a podSelector it would hand api's rules to
+    # the canary, as web's egress peer it would admit the canary; so neither is written
+    assert "api-netpol" not in {m["metadata"]["name"] for m in p.policies}
+    assert policy(p, "shop", "default-deny")["podSelector"] == {}
+    assert "egress" not in policy(p, "shop", "web-netpol")
+    assert {"app": "api"} not in [m["spec"]["podSelector"].get("matchLabels")
+                                  for m in p.policies]
+    finding = next(f for f in p.findings if f.rule == "selector-no-exact-label")
+    assert finding.severity.value == "critical" and finding.subject == "shop/deployment/api"
+    assert "add a label that identifies workload shop/deployment/api" in finding.message
+    assert "api-canary" in finding.message
+    assert sorted((d.direction, d.allowed) for d in p.decisions) == [
+        ("egress", False), ("ingress", False)]
 
 
 def check_cni_flannel(p: Proposal) -> None:

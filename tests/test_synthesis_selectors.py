@@ -65,3 +65,58 @@ def test_template_labels_win_over_pod_labels() -> None:
     template = WorkloadTemplate(ref("ns", "web"), {"app": "web", "pod-template-hash": "1"})
     inventory = make_inventory([pod], workloads=(template,))
     assert choose_selector(ref("ns", "web"), inventory).labels == {"app": "web"}
+
+
+def test_no_labels_alone_in_the_namespace_is_still_not_exact() -> None:
+    # {} selects every pod created there later: never a podSelector or a peer
+    inventory = make_inventory([make_pod("solo", "bare", {"pod-template-hash": "x"},
+                                         "10.244.0.1")])
+    choice = choose_selector(ref("solo", "bare"), inventory)
+    assert choice.labels == {} and not choice.exact
+
+
+def test_a_workload_without_a_selector_of_its_own_gets_no_policy_and_its_flows_are_denied(
+) -> None:
+    from dataclasses import replace
+    from ipaddress import ip_address
+
+    from discover.analyze import _check_denials
+    from discover.netpol.evaluate import PolicyEvaluator
+    from discover.peers import FlowKey
+    from discover.synthesis import SynthesisOptions, propose
+    from discover.synthesis.factories import make_edge, make_graph, workload_peer
+    from discover.synthesis.selfcheck import EndpointFactory
+    from discover.verification import FlowVerdict
+
+    pods = [make_pod("solo", "bare", {"pod-template-hash": "x"}, "10.244.0.1"),
+            make_pod("shop", "web", {"app": "web"}, "10.244.0.2"),
+            make_pod("shop", "api", {"app": "api"}, "10.244.0.3")]
+    inventory = make_inventory(pods)
+    bare, web, api = (workload_peer("solo", "bare"), workload_peer("shop", "web"),
+                      workload_peer("shop", "api"))
+    key = FlowKey(ip_address("10.244.0.2"), ip_address("10.244.0.1"), "TCP", 80)
+    edges = [replace(make_edge(web, bare, 80), evidence=(key,)), make_edge(bare, api, 9090),
+             make_edge(web, api, 9090)]
+    proposal = propose(make_graph(edges), inventory, SynthesisOptions())
+    names = {(m["metadata"]["namespace"], m["metadata"]["name"]) for m in proposal.policies}
+    assert ("solo", "default-deny") in names and ("solo", "bare-netpol") not in names
+    for manifest in proposal.policies:
+        assert manifest["spec"]["podSelector"] != {} or \
+            manifest["metadata"]["name"] == "default-deny"
+    finding = next(f for f in proposal.findings if f.rule == "selector-no-exact-label")
+    assert finding.severity.value == "critical" and finding.subject == "solo/deployment/bare"
+    assert "add a label that identifies workload solo/deployment/bare" in finding.message
+    decisions = {(str(d.edge.source.workload), str(d.edge.destination.workload), d.direction):
+                 d.allowed for d in proposal.decisions}
+    assert decisions[("shop/deployment/web", "solo/deployment/bare", "egress")] is False
+    assert decisions[("solo/deployment/bare", "shop/deployment/api", "ingress")] is False
+    assert decisions[("shop/deployment/web", "shop/deployment/api", "ingress")] is True
+    evaluator, endpoints = PolicyEvaluator(proposal.policies), EndpointFactory(inventory)
+    for edge in edges:
+        src, dst = endpoints.endpoint(edge.source), endpoints.endpoint(edge.destination)
+        assert src is not None and dst is not None
+        allowed = evaluator.check(src, dst, edge.protocol, edge.port).allowed
+        assert allowed == (edge.destination != bare and edge.source != bare)
+    # analyze accepts the denial: it was decided on purpose
+    verdict = FlowVerdict(key.src_ip, key.dst_ip, "TCP", 80, False, "denied", "web", ("bare",))
+    _check_denials((verdict,), proposal)

@@ -10,6 +10,8 @@ What it writes, and the decisions a reviewer should know:
 - peers: podSelector alone in the same namespace, namespaceSelector on
   kubernetes.io/metadata.name plus podSelector across namespaces (namespaces lacking the
   label are reported); selectors are the smallest stable exact label set (`selectors.py`);
+  a workload with none (no labels, or labels shared with other pods) gets no policy and is
+  never a peer: a critical finding, and its flows are decided denied (the default deny);
 - ports: the destination pod's port, named when its container names it, numbers
   otherwise, `endPort` only for runs of >= 8 contiguous ports; undeclared ports reported;
 - DNS: egress UDP+TCP to the cluster DNS pods (and NodeLocal DNSCache when seen) for every
@@ -19,8 +21,10 @@ What it writes, and the decisions a reviewer should know:
   controller's pods for Ingress backends; all others are findings, not rules;
 - node addresses: traffic from the pod's own node is never blocked by NetworkPolicy, so
   no rule (an info finding); another node's address is allowed as a /32 with a warning;
-- external destinations by IP: one /32 or /128 ipBlock each; by name: `fqdn.py` per
-  `--fqdn-mode` (proxy / any-ip / pin), plus `cilium.py`'s toFQDNs alternative;
+- external destinations by IP: one /32 or /128 ipBlock each (the pod IP of a workload the
+  inventory lacks too, with a warning); by name: `fqdn.py` per `--fqdn-mode` (proxy /
+  any-ip / pin), plus `cilium.py`'s toFQDNs alternative; any-ip excepts pod and service
+  CIDRs, node addresses and link-local / cloud metadata ranges;
 - the proposal checks itself with the NetworkPolicy evaluator (`selfcheck.py`) and raises
   `ProposalBlocksFlowError` when it would block a flow it meant to allow.
 """

@@ -52,6 +52,8 @@ class SynthesisContext:
         if key not in self.findings:
             self.findings[key] = Finding(severity, rule, subject, message, evidence)
             self.finding_repeats[key] = 0
+        elif evidence and not self.findings[key].evidence:
+            self.findings[key] = Finding(severity, rule, subject, message, evidence)
         elif evidence and evidence != self.findings[key].evidence:
             self.finding_repeats[key] += 1
 
@@ -87,9 +89,46 @@ class SynthesisContext:
             and not all(pod.host_network for pod in pods)
         )
 
+    def selectable(self, workload: WorkloadRef) -> bool:
+        """A label selector selects exactly its pods. One that also selects other pods
+        must never be a policy's podSelector (policies add up: the other pods would get
+        this workload's allow rules) nor a peer (it would admit the other pods)."""
+        return self.selectors[workload].exact
+
+    def writes_policy(self, workload: WorkloadRef) -> bool:
+        """A policy target with a selector of its own: it gets a workload policy. A target
+        without one gets none, and the namespace default deny blocks its traffic."""
+        return self.is_policy_target(workload) and self.selectable(workload)
+
+    def deny_unselectable(self, edge: GraphEdge, direction: str, workload: WorkloadRef,
+                          policy: str | None) -> None:
+        """Deny an edge on purpose because `workload` has no exact selector; the policy
+        of the other side (if it gets one) says so in its header."""
+        other = edge.source if edge.destination.workload == workload else edge.destination
+        if other.workload is not None and other.workload in self.drafts:
+            note = (f"note: traffic with {workload} was observed but is denied until it "
+                    "has a label of its own (selector-no-exact-label)")
+            if note not in self.drafts[other.workload].notes:
+                self.drafts[other.workload].notes.append(note)
+        self.report_unselectable(
+            workload,
+            f"{edge.source.label()} -> {edge.destination.label()} {edge.protocol} {edge.port}")
+        self.decide(edge, direction, False, policy,
+                    f"no label selects exactly the pods of {workload}")
+
+    def report_unselectable(self, workload: WorkloadRef, evidence: str = "") -> None:
+        self.report(
+            Severity.CRITICAL, "selector-no-exact-label", str(workload),
+            f"add a label that identifies workload {workload}; its traffic will be denied "
+            f"by the default deny until then ({self.selectors[workload].note}): no policy "
+            "selects it and no rule names it as a peer, since its selector would also "
+            "match other pods", evidence,
+        )
+
     def draft(self, workload: WorkloadRef) -> PolicyDraft:
         draft = self.drafts.get(workload)
         if draft is None:
+            assert self.selectable(workload), f"no exact selector for {workload}"
             draft = PolicyDraft(workload, self.selectors[workload])
             self.drafts[workload] = draft
         return draft

@@ -67,7 +67,7 @@ class PolicyDraft:
     selector: SelectorChoice
     ingress: dict[str, RuleDraft] = field(default_factory=dict)
     egress: dict[str, RuleDraft] = field(default_factory=dict)
-    flags: set[str] = field(default_factory=set)  # e.g. fqdn-any-ip, inexact-selector
+    flags: set[str] = field(default_factory=set)  # e.g. fqdn-any-ip, fqdn-pin
     notes: list[str] = field(default_factory=list)  # extra header lines
 
     def rule(

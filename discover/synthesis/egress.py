@@ -44,6 +44,9 @@ def plan_egress_edge(context: SynthesisContext, edge: GraphEdge, dns: ClusterDns
     if destination.kind is PeerKind.WORKLOAD and destination.workload and not (
         destination.host_network
     ) and context.known(destination.workload):
+        if not context.selectable(destination.workload):
+            context.deny_unselectable(edge, "egress", destination.workload, policy)
+            return True
         draft.rule(
             "egress", f"pod:{destination.workload}",
             [context.pod_peer(destination.workload, workload.namespace)],

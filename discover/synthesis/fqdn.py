@@ -179,13 +179,16 @@ def _plan_proxy(context: SynthesisContext, edge: GraphEdge, proxy: ProxyRef,
                 proxy_ref: WorkloadRef, all_edges: Sequence[GraphEdge]) -> None:
     source = edge.source.workload
     assert source is not None
+    if not context.selectable(proxy_ref):
+        context.deny_unselectable(edge, "egress", proxy_ref, context.policy_id(source))
+        return
     draft = context.draft(source)
     draft.flags.add("fqdn-proxy")
     rule = draft.rule("egress", f"pod:{proxy_ref}", [context.pod_peer(proxy_ref, source.namespace)],
                       reason=f"egress proxy {proxy} for names")
     ports = proxy_ports(context, proxy, proxy_ref, all_edges)
     rule.ports.update(ports)
-    if context.is_policy_target(proxy_ref):
+    if context.writes_policy(proxy_ref):
         # the proxy must accept its new clients, seen or not
         context.draft(proxy_ref).rule(
             "ingress", f"pod:{source}", [context.pod_peer(source, proxy_ref.namespace)],

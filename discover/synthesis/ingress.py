@@ -74,6 +74,14 @@ def plan_exposure(
                 "seen connecting are allowed",
             )
         for controller in exposures.controllers:
+            if not context.selectable(controller):
+                context.report(
+                    Severity.CRITICAL, "selector-no-exact-label", str(controller),
+                    f"add a label that identifies workload {controller}; until then the "
+                    f"backends of Ingress {via_ingress.ingress} don't admit it, since its "
+                    f"selector would also match other pods ({context.selectors[controller].note})",
+                )
+                continue
             ports = {context.named_port(workload, proto, port)
                      for proto, port in via_ingress.target_ports}
             reason = f"Ingress {via_ingress.ingress} via its controller {controller}"
@@ -81,7 +89,7 @@ def plan_exposure(
                 "ingress", f"pod:{controller}", [context.pod_peer(controller, workload.namespace)],
                 reason=reason,
             ).ports.update(ports)
-            if context.is_policy_target(controller):
+            if context.writes_policy(controller):
                 context.draft(controller).rule(
                     "egress", f"pod:{workload}",
                     [context.pod_peer(workload, controller.namespace)], reason=reason,
@@ -90,7 +98,7 @@ def plan_exposure(
 
 def plan_dns_server(context: SynthesisContext, dns: ClusterDns) -> None:
     for workload in dns.workloads:
-        if context.is_policy_target(workload):
+        if context.writes_policy(workload):
             context.draft(workload).rule(
                 "ingress", "dns-clients", dns_ingress_peers(),
                 reason="cluster DNS: port 53 from every pod, never from outside",
@@ -118,6 +126,9 @@ def plan_ingress_edge(
         if workload in dns.workloads and is_dns_edge(edge):
             draft.rule("ingress", "dns-clients", dns_ingress_peers(), use_names=False).observe(
                 source.label(), PortSpec(edge.protocol, edge.port), edge)
+        elif not context.selectable(source.workload):
+            context.deny_unselectable(edge, "ingress", source.workload, policy)
+            return
         else:
             draft.rule(
                 "ingress", f"pod:{source.workload}",

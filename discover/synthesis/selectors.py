@@ -114,13 +114,15 @@ def choose_selector(workload: WorkloadRef, inventory: Inventory) -> SelectorChoi
             best = (len(extra), chosen, extra)
     if best is None:
         note = (
-            f"no stable pod labels: the selector {{}} selects every pod in namespace "
-            f"{workload.namespace}"
+            f"no stable pod labels: only the selector {{}} would select it, and with it "
+            f"every pod of namespace {workload.namespace}"
             if not labels
-            else "no label set selects all of its pods: the selector {} selects the namespace"
+            else "no label set selects all of its pods: only the selector {} would"
         )
+        # {} is never exact: even alone in its namespace, it selects every pod created
+        # there later (as a podSelector it hands them this workload's rules)
         extra = tuple(sorted({pod.name for pod in namespace_pods} - own))
-        return SelectorChoice(workload, {}, exact=not extra, extra_pods=extra, note=note)
+        return SelectorChoice(workload, {}, exact=False, extra_pods=extra, note=note)
     _, chosen, extra = best
     shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
     note = f"no stable label set is exact: {len(extra)} other pod(s) also match ({shown})"

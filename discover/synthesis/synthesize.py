@@ -50,14 +50,16 @@ def propose(
     cluster_dns = find_cluster_dns(edges, inventory)
     exposures = Exposures(inventory, context.pods_by_workload)
 
+    # every target's namespace gets the default deny; only a target with a selector of
+    # its own gets a workload policy (an inexact one would hand its rules to other pods)
     targets = sorted(w for w in context.pods_by_workload if context.is_policy_target(w))
-    for workload in targets:
-        draft = context.draft(workload)
-        if not draft.selector.exact:
-            draft.flags.add("inexact-selector")
-            context.report(Severity.WARNING, "selector-inexact", str(workload),
-                           draft.selector.note)
+    writers = [w for w in targets if context.selectable(w)]
+    for workload in writers:
+        context.draft(workload)
         plan_exposure(context, workload, exposures, cloud)
+    for workload in targets:
+        if workload not in writers:
+            context.report_unselectable(workload)
     for workload in sorted(context.pods_by_workload):
         if options.in_scope(workload.namespace) and workload not in targets:
             context.report(
@@ -70,11 +72,16 @@ def propose(
         destination = edge.destination
         if (destination.kind is PeerKind.WORKLOAD and destination.workload is not None
                 and context.is_policy_target(destination.workload)):
-            plan_ingress_edge(context, edge, cluster_dns, exposures, cloud)
+            if context.selectable(destination.workload):
+                plan_ingress_edge(context, edge, cluster_dns, exposures, cloud)
+            else:
+                context.deny_unselectable(edge, "ingress", destination.workload, None)
         source = edge.source
         if (source.kind is PeerKind.WORKLOAD and source.workload is not None
                 and not source.host_network and context.is_policy_target(source.workload)):
-            if not plan_egress_edge(context, edge, cluster_dns):
+            if not context.selectable(source.workload):
+                context.deny_unselectable(edge, "egress", source.workload, None)
+            elif not plan_egress_edge(context, edge, cluster_dns):
                 by_name.append(edge)
                 # it resolved the name, even when its lookup wasn't captured
                 ensure_dns_rule(context, source.workload, cluster_dns)
@@ -90,9 +97,9 @@ def propose(
     documents = []
     namespaces = sorted({w.namespace for w in targets})
     for namespace in namespaces:
-        count = sum(1 for w in targets if w.namespace == namespace)
+        count = sum(1 for w in writers if w.namespace == namespace)
         documents.append(default_deny_document(namespace, count, window))
-    for workload in targets:
+    for workload in writers:
         documents.append(
             workload_document(context.drafts[workload], context.policy_name(workload), window)
         )
@@ -127,7 +134,7 @@ def propose(
 
 def _report_undeclared_ports(context: SynthesisContext, graph: WorkloadGraph) -> None:
     for item in graph.undeclared_ports:
-        if not context.is_policy_target(item.workload):
+        if not context.writes_policy(item.workload):
             continue
         if item.pod_declares_ports:
             context.report(
