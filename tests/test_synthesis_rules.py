@@ -465,3 +465,24 @@ def test_an_unknown_pod_reached_by_ip_keeps_its_ipblock_with_a_warning() -> None
     (finding,) = [f for f in proposal.findings if f.rule == "ipblock-pod-ip"]
     assert finding.severity.value == "warning" and finding.subject == "shop/deployment/api"
     assert "Cilium" in finding.message and "10.244.1.99" in finding.message
+
+
+def test_dns_pods_without_a_selector_of_their_own_are_never_a_peer() -> None:
+    # a second workload shares CoreDNS's only label: {k8s-app: kube-dns} would open port
+    # 53 (and, via the FQDN rule's DNS, more) to it as well
+    twin = make_pod("kube-system", "dns-twin", {"k8s-app": "kube-dns"}, "10.244.0.3")
+    inventory = make_inventory([*shop_pods(), twin])
+    edges = [make_edge(WEB, DNS, 53, protocol="UDP", port_name="dns"), *FQDN_EDGES]
+    proposal = propose(make_graph(edges), inventory, SynthesisOptions())
+    for manifest in proposal.policies:
+        for rule in manifest["spec"].get("egress", []):
+            assert rule["to"], manifest["metadata"]["name"]  # an empty `to` allows all
+            assert {"k8s-app": "kube-dns"} not in [
+                peer.get("podSelector", {}).get("matchLabels") for peer in rule["to"]]
+    assert "egress" not in policy(proposal, "shop", "web-netpol")
+    assert "coredns-netpol" not in {m["metadata"]["name"] for m in proposal.policies}
+    assert proposal.cilium_documents == ()
+    subjects = {f.subject for f in proposal.findings if f.rule == "selector-no-exact-label"}
+    assert subjects == {"kube-system/deployment/coredns", "kube-system/deployment/dns-twin"}
+    dns_decisions = [d.allowed for d in proposal.decisions if d.edge.port == 53]
+    assert dns_decisions and not any(dns_decisions)

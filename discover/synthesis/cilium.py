@@ -18,6 +18,8 @@ CILIUM_NAMESPACE_LABEL = "k8s:io.kubernetes.pod.namespace"
 def _dns_rule(dns: ClusterDns, selectors: SelectorTable) -> dict[str, Any]:
     endpoints = []
     for workload in dns.workloads or (WorkloadRef("kube-system", "Deployment", "coredns"),):
+        if dns.workloads and not selectors[workload].exact:
+            continue  # its labels would also match other pods (a critical finding)
         labels = (
             selectors[workload].match_labels() if dns.workloads else {"k8s-app": "kube-dns"}
         )
@@ -43,7 +45,9 @@ def cilium_documents(
     by_workload: dict[WorkloadRef, list[FqdnDependency]] = defaultdict(list)
     for dependency in dependencies:
         by_workload[dependency.workload].append(dependency)
-    documents = []
+    documents: list[PolicyDocument] = []
+    if dns.workloads and not any(selectors[w].exact for w in dns.workloads):
+        return ()  # toFQDNs needs the DNS rule, and no selector names the DNS pods exactly
     for workload, deps in sorted(by_workload.items()):
         # One toFQDNs rule per distinct port set keeps each name on exactly its ports.
         by_ports: dict[tuple[tuple[int, str], ...], list[str]] = defaultdict(list)

@@ -74,6 +74,10 @@ def dns_egress_peers(context: SynthesisContext, dns: ClusterDns) -> list[dict[st
     namespaceSelector, since they live elsewhere), plus NodeLocal DNSCache when used."""
     peers: list[dict[str, Any]] = []
     for workload in dns.workloads:
+        if not context.selectable(workload):
+            # a DNS selector that also matches other pods would open port 53 to them
+            context.report_unselectable(workload)
+            continue
         selector = context.selectors[workload].match_labels()
         peers.append(
             {

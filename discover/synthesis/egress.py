@@ -14,10 +14,14 @@ from discover.synthesis.proposal import Severity
 
 
 def ensure_dns_rule(context: SynthesisContext, workload: WorkloadRef, dns: ClusterDns
-                    ) -> RuleDraft:
-    """The DNS egress rule of a workload that resolves names (UDP and TCP)."""
+                    ) -> RuleDraft | None:
+    """The DNS egress rule of a workload that resolves names (UDP and TCP); None when no
+    DNS server can be named exactly (an empty `to` would allow every destination)."""
+    peers = dns_egress_peers(context, dns)
+    if not peers:
+        return None
     rule = context.draft(workload).rule(
-        "egress", "dns", dns_egress_peers(context, dns), use_names=False,
+        "egress", "dns", peers, use_names=False,
         reason="cluster DNS (UDP and TCP: DNS falls back to TCP for large answers)",
     )
     rule.ports.update(dns.port_specs())
@@ -36,8 +40,15 @@ def plan_egress_edge(context: SynthesisContext, edge: GraphEdge, dns: ClusterDns
     evidence = f"{workload} -> {destination.label()} {edge.protocol} {edge.port}"
 
     if is_dns_edge(edge):
-        ensure_dns_rule(context, workload, dns).observe(
-            destination.label(), PortSpec(edge.protocol, edge.port), edge)
+        server = destination.workload
+        if server is not None and not context.selectable(server):
+            context.deny_unselectable(edge, "egress", server, policy)
+            return True
+        rule = ensure_dns_rule(context, workload, dns)
+        if rule is None:
+            context.deny_unselectable(edge, "egress", server or dns.workloads[0], policy)
+            return True
+        rule.observe(destination.label(), PortSpec(edge.protocol, edge.port), edge)
         context.decide(edge, "egress", True, policy, "cluster DNS")
         return True
 
