@@ -126,3 +126,19 @@ def test_any_ip_keeps_open_what_a_name_resolved_to() -> None:
                                                     "10.244.0.0/16"]}]
     finding = next(f for f in proposal.findings if f.rule == "egress-fqdn-any-ip-not-excepted")
     assert "169.254.0.0/16" in finding.message and finding.evidence == "169.254.169.254"
+
+
+def test_any_ip_excepts_the_api_server_endpoints() -> None:
+    # a managed control plane: the API server's address is no node's
+    from dataclasses import replace
+
+    from discover.inventory.model import Endpoint, EndpointSlice
+
+    master = EndpointSlice("default", "kubernetes-abc", "kubernetes",
+                           endpoints=(Endpoint((ip_address("192.0.2.44"),)),))
+    inventory = replace(make_inventory(shop_pods()), endpoint_slices=(master,))
+    proposal = propose(make_graph([_edge("203.0.113.5")]), inventory, SynthesisOptions())
+    assert _any_ip_blocks(proposal) == [{"cidr": "0.0.0.0/0", "except": [
+        "10.0.0.1/32", "10.0.0.2/32", "10.244.0.0/16", "169.254.0.0/16", "192.0.2.44/32"]}]
+    finding = next(f for f in proposal.findings if f.rule == "egress-fqdn-any-ip")
+    assert "the API server endpoint 192.0.2.44/32" in finding.message

@@ -44,6 +44,7 @@ class ClusterCidrs:
     service: tuple[IPNetwork, ...]
     notes: tuple[str, ...]  # how they were found when not given
     nodes: tuple[IPNetwork, ...] = ()  # every node address, /32 or /128
+    api_server: tuple[IPNetwork, ...] = ()  # default/kubernetes endpoints (managed masters)
 
     def excepts(self, version: int, reached: Iterable[IPAddress] = ()) -> AnyIpExcepts:
         """The `except` list for 0.0.0.0/0 or ::/0: pod and service CIDRs, node
@@ -51,7 +52,8 @@ class ClusterCidrs:
         range that contains an address in `reached` (what a name resolved to) stays open:
         excepting it would block the flow the rule is for."""
         addresses = [a for a in reached if a.version == version]
-        guarded = [net for net in (*LINK_LOCAL, *self.nodes) if net.version == version]
+        guarded = [net for net in (*LINK_LOCAL, *self.nodes, *self.api_server)
+                   if net.version == version]
         kept_open = [net for net in guarded if any(a in net for a in addresses)]
         networks = [net for net in self.pod + self.service if net.version == version]
         networks += [net for net in guarded if net not in kept_open]
@@ -67,6 +69,11 @@ class ClusterCidrs:
         nodes = [net for net in self.nodes if net.version == version and net not in kept_open]
         if nodes:
             parts.append(f"{len(nodes)} node address{'es' if len(nodes) > 1 else ''}")
+        masters = [net for net in self.api_server
+                   if net.version == version and net not in kept_open and net not in nodes]
+        if masters:
+            parts.append("the API server endpoint" + ("s " if len(masters) > 1 else " ")
+                         + ", ".join(str(net) for net in masters))
         links = [str(net) for net in LINK_LOCAL if net.version == version
                  and net not in kept_open]
         if links:
@@ -109,5 +116,12 @@ def cluster_cidrs(inventory: Inventory, options: SynthesisOptions) -> ClusterCid
         notes.append("pod or service CIDR unknown (--pod-cidr, --service-cidr): the any-IP "
                      "rules except only what is known")
     nodes = {ip_network(address) for node in inventory.nodes for address in node.addresses}
+    # the API server's own addresses, which a managed control plane keeps off the nodes
+    masters = {
+        ip_network(address)
+        for slice_ in inventory.endpoint_slices
+        if slice_.namespace == "default" and slice_.service_name == "kubernetes"
+        for endpoint in slice_.endpoints for address in endpoint.addresses
+    }
     return ClusterCidrs(tuple(collapse(pod)), tuple(collapse(service)), tuple(notes),
-                        tuple(collapse(nodes)))
+                        tuple(collapse(nodes)), tuple(collapse(masters)))
