@@ -486,3 +486,22 @@ def test_dns_pods_without_a_selector_of_their_own_are_never_a_peer() -> None:
     assert subjects == {"kube-system/deployment/coredns", "kube-system/deployment/dns-twin"}
     dns_decisions = [d.allowed for d in proposal.decisions if d.edge.port == 53]
     assert dns_decisions and not any(dns_decisions)
+
+
+def test_a_guessed_dns_selector_is_a_warning() -> None:
+    # no CoreDNS in the inventory and no lookup captured: the rule keeps the usual default
+    no_dns = make_inventory([p for p in shop_pods() if p.workload.name != "coredns"])
+    proposal = propose(make_graph(FQDN_EDGES), no_dns, SynthesisOptions())
+    guessed = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+               "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
+    assert any(r["to"] == [guessed] for r in rules(policy(proposal, "shop", "api-netpol"),
+                                                    "egress"))
+    (finding,) = [f for f in proposal.findings if f.rule == "dns-pods-unknown"]
+    assert finding.severity.value == "warning" and finding.subject == "cluster/dns"
+    assert "k8s-app=kube-dns" in finding.message and "guess" in finding.message
+    assert "kubectl get pods -A -l k8s-app=kube-dns" in finding.message
+    # known DNS pods, or nobody resolving names: nothing is guessed
+    assert "dns-pods-unknown" not in rule_ids(propose(make_graph(FQDN_EDGES), BASE,
+                                                      SynthesisOptions()))
+    assert "dns-pods-unknown" not in rule_ids(propose(make_graph(CONSUMERS), no_dns,
+                                                      SynthesisOptions()))

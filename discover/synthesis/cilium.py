@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from discover.inventory.model import WorkloadRef
-from discover.synthesis.dns import ClusterDns
+from discover.synthesis.dns import GUESSED_DNS_LABEL, ClusterDns
 from discover.synthesis.proposal import FqdnDependency, PolicyDocument
 from discover.synthesis.selectors import SelectorTable
 
@@ -21,7 +21,7 @@ def _dns_rule(dns: ClusterDns, selectors: SelectorTable) -> dict[str, Any]:
         if dns.workloads and not selectors[workload].exact:
             continue  # its labels would also match other pods (a critical finding)
         labels = (
-            selectors[workload].match_labels() if dns.workloads else {"k8s-app": "kube-dns"}
+            selectors[workload].match_labels() if dns.workloads else dict([GUESSED_DNS_LABEL])
         )
         match = {CILIUM_NAMESPACE_LABEL: workload.namespace}
         match.update({f"k8s:{key}": value for key, value in labels.items()})

@@ -12,6 +12,7 @@ from discover.inventory.model import Inventory, Pod, WorkloadRef
 from discover.peers import GraphEdge, PeerKind
 from discover.synthesis.context import SynthesisContext, ip_peer, namespace_selector
 from discover.synthesis.ports import PortSpec
+from discover.synthesis.proposal import Severity
 
 DNS_PORT = 53
 NODE_LOCAL_DNS = ip_address("169.254.20.10")  # NodeLocal DNSCache's usual link-local address
@@ -19,6 +20,7 @@ DNS_LABELS = (
     ("k8s-app", "kube-dns"), ("k8s-app", "coredns"), ("app.kubernetes.io/name", "coredns")
 )
 DNS_SERVICES = (("kube-system", "kube-dns"), ("kube-system", "coredns"))
+GUESSED_DNS_LABEL = ("k8s-app", "kube-dns")  # the DNS rule's peer when no DNS pod is known
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,15 +89,31 @@ def dns_egress_peers(context: SynthesisContext, dns: ClusterDns) -> list[dict[st
         )
         context.check_namespace_label(workload.namespace)
     if not dns.workloads:
+        # the usual default; a guess nothing in the inventory confirms, so say so
         peers.append(
             {
                 "namespaceSelector": namespace_selector("kube-system"),
-                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                "podSelector": {"matchLabels": dict([GUESSED_DNS_LABEL])},
             }
         )
+        _report_guessed_dns(context)
     if dns.node_local:
         peers.append(ip_peer(ip_network(f"{NODE_LOCAL_DNS}/32")))
     return peers
+
+
+def _report_guessed_dns(context: SynthesisContext) -> None:
+    key, value = GUESSED_DNS_LABEL
+    context.report(
+        Severity.WARNING, "dns-pods-unknown", "cluster/dns",
+        "the inventory has no cluster DNS pods (none in kube-system labelled "
+        + " or ".join(f"{k}={v}" for k, v in DNS_LABELS)
+        + " or running a coredns/kube-dns image, and no lookup reached one): the DNS egress "
+        f"rule's selector {key}={value} in namespace kube-system is a guess (the common "
+        "default); check your DNS pods' namespace and labels (kubectl get pods -A "
+        f"-l {key}={value}; kubectl -n kube-system get service kube-dns -o wide) and change "
+        "the rule to match them, or every workload that resolves names loses DNS",
+    )
 
 
 def dns_ingress_peers() -> list[dict[str, Any]]:
