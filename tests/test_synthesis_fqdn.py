@@ -7,6 +7,7 @@ from ipaddress import ip_address
 
 import pandas as pd
 import pytest
+import yaml
 
 from discover.netpol.evaluate import IpEndpoint, PolicyEvaluator
 from discover.peers import GraphEdge, PeerKind
@@ -142,3 +143,41 @@ def test_any_ip_excepts_the_api_server_endpoints() -> None:
         "10.0.0.1/32", "10.0.0.2/32", "10.244.0.0/16", "169.254.0.0/16", "192.0.2.44/32"]}]
     finding = next(f for f in proposal.findings if f.rule == "egress-fqdn-any-ip")
     assert "the API server endpoint 192.0.2.44/32" in finding.message
+
+
+def test_a_workload_without_a_policy_keeps_its_names_listed_but_unhandled() -> None:
+    # api-canary shares api's labels: api gets no policy, yet its names stay listed
+    from discover.synthesis import render_fqdn_yaml
+    from discover.synthesis.factories import make_pod
+
+    canary = make_pod("shop", "api-canary", {"app": "api", "tier": "backend"}, "10.244.1.50")
+    squid = make_pod("egress", "squid", {"app": "squid"}, "10.244.2.40",
+                     ports=[(3128, "TCP", None)])
+    web = workload_peer("shop", "web")
+    edges = [_edge("203.0.113.5"),
+             make_edge(web, ip_peer(PeerKind.EXTERNAL, "198.51.100.3", fqdn="cdn.example.org"),
+                       443)]
+    for options in (SynthesisOptions(), SynthesisOptions(egress_proxy=ProxyRef("egress", "squid"))):
+        proposal = propose(make_graph(edges), make_inventory([*shop_pods(), canary, squid]),
+                           options)
+        by_fqdn = {dep.fqdn: dep for dep in proposal.fqdn_dependencies}
+        unhandled = by_fqdn["s3.example.com"]
+        assert str(unhandled.workload) == "shop/deployment/api" and not unhandled.has_policy
+        assert unhandled.handling.startswith("none (no policy: ")
+        assert "selector-no-exact-label" in unhandled.handling
+        assert unhandled.connections == 3 and [str(a) for a in unhandled.addresses] == [
+            "203.0.113.5"]
+        handled = by_fqdn["cdn.example.org"]
+        assert handled.has_policy and handled.handling == options.effective_fqdn_mode.value
+        # only the workload with a policy feeds the proxy and the Cilium alternative
+        assert proposal.proxy_allowlist == ("cdn.example.org:443",)
+        assert [d.name for d in proposal.cilium_documents] == ["web-fqdn"]
+        assert [d.allowed for d in proposal.decisions
+                if d.edge.destination.fqdn == "s3.example.com"] == [False]
+        rendered = render_fqdn_yaml(proposal)
+        assert "2 dependencies on external names" in rendered
+        assert "1 of them by no rule (their workload gets no policy" in rendered
+        (listed,) = [d for d in yaml.safe_load_all(rendered) if d]
+        assert [(d["fqdn"], d["handling"] == unhandled.handling)
+                for d in listed["dependencies"]] == [("s3.example.com", True),
+                                                    ("cdn.example.org", False)]

@@ -22,6 +22,8 @@ class Severity(enum.StrEnum):
     CRITICAL = "critical"
 
 
+NO_POLICY_HANDLING = "none"  # an FQDN dependency of a workload that gets no policy
+
 SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
 
@@ -82,7 +84,13 @@ class FqdnDependency:
     connections: int
     first_seen: datetime
     last_seen: datetime
-    handling: str  # the fqdn mode applied to it
+    handling: str  # the fqdn mode applied to it, or "none (no policy: <reason>)"
+
+    @property
+    def has_policy(self) -> bool:
+        """A rule of its workload's policy handles it; False: listed for the reviewer only
+        (the workload gets no policy, so the default deny blocks the name)."""
+        return not self.handling.startswith(NO_POLICY_HANDLING)
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,10 +69,13 @@ def render_cilium_yaml(proposal: Proposal) -> str:
 
 
 def render_fqdn_yaml(proposal: Proposal) -> str:
+    unhandled = sum(1 for dep in proposal.fqdn_dependencies if not dep.has_policy)
     header = _file_header(
         proposal,
         f"{len(proposal.fqdn_dependencies)} dependencies on external names, handled as "
-        f"{proposal.fqdn_mode}",
+        f"{proposal.fqdn_mode}"
+        + (f"; {unhandled} of them by no rule (their workload gets no policy: see "
+           "handling)" if unhandled else ""),
     )
     document = {
         "kind": "FqdnDependencies",

@@ -19,7 +19,7 @@ from discover.synthesis.external import Exposures, detect_cloud
 from discover.synthesis.fqdn import DnsObservation, collect_dependencies, plan_fqdn_edges
 from discover.synthesis.ingress import plan_dns_server, plan_exposure, plan_ingress_edge
 from discover.synthesis.options import Cloud, FqdnMode, SynthesisOptions
-from discover.synthesis.proposal import Proposal, Severity, Window
+from discover.synthesis.proposal import NO_POLICY_HANDLING, Proposal, Severity, Window
 from discover.synthesis.selfcheck import check_proposal
 from discover.workload_graph import WorkloadGraph
 
@@ -68,6 +68,8 @@ def propose(
     plan_dns_server(context, cluster_dns)
 
     by_name: list[GraphEdge] = []
+    # reached by name from a workload that gets no policy: listed, never allowed
+    unlisted_by_name: list[GraphEdge] = []
     for edge in edges:
         destination = edge.destination
         if (destination.kind is PeerKind.WORKLOAD and destination.workload is not None
@@ -81,6 +83,8 @@ def propose(
                 and not source.host_network and context.is_policy_target(source.workload)):
             if not context.selectable(source.workload):
                 context.deny_unselectable(edge, "egress", source.workload, None)
+                if edge.destination.kind is PeerKind.EXTERNAL and edge.destination.fqdn:
+                    unlisted_by_name.append(edge)
             elif not plan_egress_edge(context, edge, cluster_dns):
                 by_name.append(edge)
                 # it resolved the name, even when its lookup wasn't captured
@@ -92,7 +96,15 @@ def propose(
     if any(mode == FqdnMode.ANY_IP.value for mode in mode_of.values()):
         for note in cidrs.notes:
             context.report(Severity.INFO, "egress-fqdn-cidrs", "cluster/cidrs", note)
-    dependencies = collect_dependencies(by_name, dns, mode_of)
+    handling = dict(mode_of)
+    for edge in unlisted_by_name:
+        assert edge.source.workload is not None
+        handling[edge.source.workload] = (
+            f"{NO_POLICY_HANDLING} (no policy: no label selects exactly its pods, see "
+            "selector-no-exact-label; denied by the default deny)")
+    dependencies = collect_dependencies([*by_name, *unlisted_by_name], dns, handling)
+    # the Cilium alternative and the proxy allowlist serve the workloads with a policy
+    handled = tuple(d for d in dependencies if d.has_policy)
 
     documents = []
     namespaces = sorted({w.namespace for w in targets})
@@ -114,7 +126,7 @@ def propose(
         documents=tuple(documents),
         fqdn_dependencies=dependencies,
         cilium_documents=cilium_documents(
-            dependencies, cluster_dns, context.selectors,
+            handled, cluster_dns, context.selectors,
             lambda w: context.policy_name(w).removesuffix("-netpol") + "-fqdn"),
         findings=tuple(sorted(findings, key=lambda f: f.sort_key())),
         namespaces=tuple(namespaces),
@@ -122,7 +134,7 @@ def propose(
         decisions=tuple(context.decisions),
         fqdn_mode=options.effective_fqdn_mode.value,
         egress_proxy=str(proxy) if proxy is not None else None,
-        proxy_allowlist=tuple(sorted({f"{d.fqdn}:{p.port}" for d in dependencies
+        proxy_allowlist=tuple(sorted({f"{d.fqdn}:{p.port}" for d in handled
                                       for p in d.ports})),
         cloud=cloud.value,
         cni=detection.names,
