@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import yaml
 
+from discover.inventory.model import Pod
 from discover.peers import PeerKind
 from discover.synthesis import (
     SynthesisOptions,
@@ -17,6 +18,7 @@ from discover.synthesis.factories import (
     make_edge,
     make_graph,
     make_inventory,
+    make_pod,
     shop_pods,
     workload_peer,
 )
@@ -81,3 +83,31 @@ def test_evidence_annotation_is_compact_and_counts() -> None:
         "2026-01-05T09:00:00Z..2026-01-05T15:00:00Z")
     assert annotations["netpol-discover.io/learning-window"] == (
         "2026-01-05T09:00:00Z/2026-01-05T15:00:00Z")
+
+
+def _deny_header(proposal_pods: list[Pod], namespace: str) -> tuple[str, ...]:
+    proposal = propose(make_graph(EDGES), make_inventory(proposal_pods), SynthesisOptions())
+    (deny,) = [d for d in proposal.documents
+               if d.namespace == namespace and d.name == "default-deny"]
+    return deny.comments
+
+
+def test_default_deny_header_says_why_a_namespace_has_no_workload_policy() -> None:
+    # ui-twin wears ui's only label: neither can be selected, front gets no workload policy
+    twin = make_pod("front", "ui-twin", {"app": "ui"}, "10.244.2.21")
+    header = _deny_header([*shop_pods(), twin], "front")
+    assert not any("workload polic" in line and " below " in line for line in header)
+    assert header[1] == (
+        "no workload policy is written in this namespace: no label selects exactly the pods "
+        "of front/deployment/ui, front/deployment/ui-twin (see the selector-no-exact-label "
+        "findings), so this default deny blocks all of their traffic, also what was observed "
+        "from 2026-01-05T09:00:00Z to 2026-01-05T15:00:00Z")
+    # beside written policies, the ones left out are named
+    canary = make_pod("shop", "api-canary", {"app": "api", "tier": "backend"}, "10.244.1.50")
+    header = _deny_header([*shop_pods(), canary], "shop")
+    assert header[1].startswith("the 2 workload policies below allow what was observed")
+    assert header[2].startswith(
+        "no workload policy for shop/deployment/api, shop/deployment/api-canary: no label "
+        "selects exactly their pods (see the selector-no-exact-label findings)")
+    # every workload selectable: only the count
+    assert len(_deny_header(shop_pods(), "shop")) == 2

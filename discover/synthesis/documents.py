@@ -4,9 +4,11 @@ lines a reviewer reads above each document. Everything is sorted here."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from ipaddress import ip_network
 from typing import Any
 
+from discover.inventory.model import WorkloadRef
 from discover.synthesis.drafts import PolicyDraft, RuleDraft
 from discover.synthesis.ports import port_entries
 from discover.synthesis.proposal import PolicyDocument, Window, format_time
@@ -130,7 +132,10 @@ def workload_document(draft: PolicyDraft, name: str, window: Window) -> PolicyDo
     return PolicyDocument(manifest, tuple(comments))
 
 
-def default_deny_document(namespace: str, workloads: int, window: Window) -> PolicyDocument:
+def default_deny_document(namespace: str, written: int, window: Window,
+                          unselectable: Sequence[WorkloadRef] = ()) -> PolicyDocument:
+    """The namespace's default deny; `written` workload policies follow it, and the
+    `unselectable` workloads get none (no label selects exactly their pods)."""
     manifest = {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -145,9 +150,19 @@ def default_deny_document(namespace: str, workloads: int, window: Window) -> Pol
         },
         "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
     }
-    comments = (
-        f"namespace {namespace}: default deny, ingress and egress, for every pod",
-        f"the {workloads} workload polic{'ies' if workloads != 1 else 'y'} below allow what "
-        f"was observed from {format_time(window.start)} to {format_time(window.end)}",
-    )
-    return PolicyDocument(manifest, comments)
+    observed = f"from {format_time(window.start)} to {format_time(window.end)}"
+    comments = [f"namespace {namespace}: default deny, ingress and egress, for every pod"]
+    if written:
+        comments.append(f"the {written} workload polic{'ies' if written != 1 else 'y'} below "
+                        f"allow what was observed {observed}")
+    names = ", ".join(str(workload) for workload in sorted(unselectable))
+    if unselectable:
+        comments.append(
+            (f"no workload policy is written in this namespace: no label selects exactly "
+             f"the pods of {names}" if not written
+             else f"no workload policy for {names}: no label selects exactly their pods")
+            + " (see the selector-no-exact-label findings), so this default deny blocks all "
+            f"of their traffic, also what was observed {observed}")
+    elif not written:
+        comments.append("no workload policy is written in this namespace")
+    return PolicyDocument(manifest, tuple(comments))

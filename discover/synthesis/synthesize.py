@@ -110,7 +110,8 @@ def propose(
     namespaces = sorted({w.namespace for w in targets})
     for namespace in namespaces:
         count = sum(1 for w in writers if w.namespace == namespace)
-        documents.append(default_deny_document(namespace, count, window))
+        unselectable = [w for w in targets if w.namespace == namespace and w not in writers]
+        documents.append(default_deny_document(namespace, count, window, unselectable))
     for workload in writers:
         documents.append(
             workload_document(context.drafts[workload], context.policy_name(workload), window)
