@@ -67,18 +67,21 @@ def analyze(
 
 
 def _reading_findings(counters: Mapping[str, int]) -> list[Finding]:
+    # SCTP associations are decoded and get rules like TCP connections; what the proposal
+    # can't promise is that the cluster enforces them: CNI support for SCTP varies.
     sctp = counters.get("sctp", 0)
     if not sctp:
         return []
     return [
         Finding(
-            severity=Severity.CRITICAL,
-            rule="input-sctp-not-analysed",
+            severity=Severity.WARNING,
+            rule="input-sctp-cni-support",
             subject="capture/sctp",
             message=(
-                "SCTP traffic was captured but is not analysed: no rule allows it, so the "
-                "default deny of every namespace would block it. Add SCTP rules by hand "
-                "before applying."
+                "SCTP traffic was captured and SCTP rules are proposed for it: check that the "
+                "cluster's CNI enforces SCTP in NetworkPolicy (Cilium: beta, Helm "
+                "sctp.enabled=true, no multi-homing; some CNIs ignore SCTP rules). A "
+                "multi-homed association's other addresses show up as flows of their own."
             ),
             evidence=f"{sctp} SCTP packets",
         )

@@ -6,7 +6,9 @@ canonical order) with one stable numpy sort; each group then updates the flow ta
 TCP set-up packets (SYN, SYN-ACK), a few per connection, are looked at one by one, in
 order, and matched by the client's initial sequence number: a SYN seen on two interfaces
 or retransmitted (same ISN) opens one connection, a client reusing the 4-tuple (another
-ISN) opens another.
+ISN) opens another. SCTP associations take the same path: `packet_headers` gives an INIT
+and an INIT-ACK the flags and numbers of a SYN and a SYN-ACK, the client's Initiate Tag
+standing for its ISN.
 """
 
 from __future__ import annotations
@@ -19,10 +21,9 @@ import numpy as np
 import numpy.typing as npt
 
 from discover.events import ConnectionOpen, DirectionEvidence, EdgePackets, IPAddress, Protocol
-from discover.packet_headers import TCP, Headers
+from discover.packet_headers import ACK, SCTP, SYN, TCP, UDP, Headers
 
 F64Array = npt.NDArray[np.float64]
-SYN, ACK = 0x02, 0x10
 WELL_KNOWN_END = 1024
 EPHEMERAL_START = 32768  # Linux's default ip_local_port_range starts here
 MAX_LISTENERS = 200_000
@@ -31,14 +32,24 @@ SEQ_MASK = 0xFFFF_FFFF
 CLIENT_A_MARK = 1 << 32  # set in a set-up mark when the client is end "a"
 NEVER = float("-inf")
 FlowKey = tuple[int, int, int, int, int, int, int, int]  # proto, family, a(hi, lo, port), b
-_PROTOCOLS = {TCP: Protocol.TCP, 17: Protocol.UDP}
+_PROTOCOLS = {TCP: Protocol.TCP, UDP: Protocol.UDP, SCTP: Protocol.SCTP}
+# Evidence and counter of a set-up: (by its SYN or INIT, by its SYN-ACK or INIT-ACK).
+_SETUP_EVIDENCE = {
+    TCP: (DirectionEvidence.SYN, DirectionEvidence.SYN_ACK),
+    SCTP: (DirectionEvidence.INIT, DirectionEvidence.INIT_ACK),
+}
+_SETUP_COUNTERS = {
+    TCP: ("connections_syn", "connections_syn_ack"),
+    SCTP: ("associations_init", "associations_init_ack"),
+}
 Setup = tuple[float, int, bool, int, int, int]  # time, flags, sent by "b", seq, ack, data size
 
 
 class Flow:
     """What is known of one 4-tuple (5-tuple with the protocol): which end is the client of
-    its latest connection, when it was last seen, and for TCP the set-ups seen lately, as
-    {client side | client ISN: last seen} (the marks of `ConnectionTracker._tcp`)."""
+    its latest connection, when it was last seen, and for TCP and SCTP the set-ups seen
+    lately, as {client side | client ISN or Initiate Tag: last seen} (the marks of
+    `ConnectionTracker._tcp`)."""
 
     __slots__ = ("client_is_a", "last", "setups")
 
@@ -102,7 +113,7 @@ class ConnectionTracker:
         change[0] = True
         for c in cols:
             change[1:] |= c[1:] != c[:-1]
-        udp_gap = (cols[0][1:] != TCP) & (np.diff(t) > self.udp_idle)
+        udp_gap = (cols[0][1:] == UDP) & (np.diff(t) > self.udp_idle)
         change[1:] |= udp_gap
         first = np.flatnonzero(change)
         sizes = np.diff(np.append(first, n))
@@ -110,7 +121,7 @@ class ConnectionTracker:
         t_last = np.maximum.reduceat(t, first)
         flags = h.flags[order]
         sender_b = swap[order]
-        setup = np.flatnonzero((cols[0] == TCP) & ((flags & SYN) != 0))
+        setup = np.flatnonzero((flags & SYN) != 0)  # UDP's flags are 0
         setups: dict[int, list[Setup]] = {}
         if len(setup):
             group_of = np.searchsorted(first, setup, side="right") - 1
@@ -130,7 +141,7 @@ class ConnectionTracker:
             keys, t_first.tolist(), t_last.tolist(), sizes.tolist(),
             flags[first].tolist(), sender_b[first].tolist(), strict=True,
         )):
-            if key[0] == TCP:
+            if key[0] != UDP:  # TCP, SCTP
                 state = self._tcp(key, tf, fflags, fsender_b, setups.get(g), opens, counts)
             else:
                 state = self._udp(key, tf, fsender_b, opens, counts)
@@ -207,12 +218,10 @@ class ConnectionTracker:
             seen[mark] = ts
             if extra >= 0:
                 seen[extra] = ts
-            if fl & ACK:
-                flow = self._open(key, ts, client_is_a, DirectionEvidence.SYN_ACK, opens, seen)
-                counts["connections_syn_ack"] += 1
-            else:
-                flow = self._open(key, ts, client_is_a, DirectionEvidence.SYN, opens, seen)
-                counts["connections_syn"] += 1
+            answer = 1 if fl & ACK else 0
+            evidence = _SETUP_EVIDENCE[key[0]][answer]
+            flow = self._open(key, ts, client_is_a, evidence, opens, seen)
+            counts[_SETUP_COUNTERS[key[0]][answer]] += 1
             self._listen(key, client_is_a)
         if flow is None:  # unreachable: a group starting with a SYN has it in `setups`
             flow = self._open(key, tf, not fsender_b, DirectionEvidence.INFERRED, opens, None)
@@ -293,7 +302,7 @@ class ConnectionTracker:
         before = len(self._flows)
         self._flows = {
             k: s for k, s in self._flows.items()
-            if s.last >= (tcp_before if k[0] == TCP else udp_before)
+            if s.last >= (udp_before if k[0] == UDP else tcp_before)
         }
         if len(self._flows) >= self.max_flows:
             # Still too many live flows: keep the most recently active half.

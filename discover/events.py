@@ -16,20 +16,28 @@ IPAddress = IPv4Address | IPv6Address
 class Protocol(enum.StrEnum):
     TCP = "TCP"
     UDP = "UDP"
+    SCTP = "SCTP"
 
 
 class DirectionEvidence(enum.StrEnum):
-    """How the client/server direction of a connection was decided, most certain first."""
+    """How the client/server direction of a connection was decided, most certain first.
+
+    SCTP has values of its own rather than reusing SYN/SYN-ACK, so that a flows file or
+    summary row never says "syn" for a protocol without SYNs: an association's INIT chunk
+    ("init") names its sender the client, an INIT-ACK ("init-ack") its receiver.
+    """
 
     SYN = "syn"  # the client's SYN was seen
+    INIT = "init"  # the client's SCTP INIT was seen
     SYN_ACK = "syn-ack"  # only the server's SYN-ACK was seen
+    INIT_ACK = "init-ack"  # only the server's SCTP INIT-ACK was seen
     UDP_FIRST = "udp-first"  # first datagram of a UDP flow: its sender is the client
     INFERRED = "inferred"  # mid-connection capture: decided from ports and later packets
 
 
 @dataclass(frozen=True, slots=True)
 class ConnectionOpen:
-    """One connection set-up (or, for UDP, the first datagram of a flow)."""
+    """One connection set-up (an SCTP association's; for UDP, the first datagram of a flow)."""
 
     time: float
     client_ip: IPAddress

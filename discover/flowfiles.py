@@ -32,6 +32,7 @@ REQUIRED_FLOW_COLUMNS = FLOW_COLUMNS[:4]
 # Defaults for a flows file that has only the required columns: each row was seen at least
 # once, nothing else is known about it.
 _DIRECTIONS = frozenset(e.value for e in DirectionEvidence)
+_PROTOCOLS = frozenset(p.value for p in Protocol)
 _FLOW_DEFAULTS = {"connections": "1", "packets": "0", "direction": DirectionEvidence.INFERRED}
 
 
@@ -175,8 +176,8 @@ def _parse_ip(value: object) -> str:
 
 def _parse_protocol(value: object) -> str:
     text = str(value).strip().upper()
-    if text not in (Protocol.TCP, Protocol.UDP):
-        raise ValueError(f"expected TCP or UDP, got {value!r}")
+    if text not in _PROTOCOLS:
+        raise ValueError(f"expected TCP, UDP or SCTP, got {value!r}")
     return text
 
 

@@ -59,7 +59,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Most certain first: an edge shows the best evidence any of its connections had.
 EVIDENCE_ORDER = (
     DirectionEvidence.SYN,
+    DirectionEvidence.INIT,
     DirectionEvidence.SYN_ACK,
+    DirectionEvidence.INIT_ACK,
     DirectionEvidence.UDP_FIRST,
     DirectionEvidence.INFERRED,
 )

@@ -1,4 +1,4 @@
-"""IPv4/IPv6 and TCP/UDP header fields of a batch of frames, gathered as numpy arrays.
+"""IPv4/IPv6 and TCP/UDP/SCTP header fields of a batch of frames, gathered as numpy arrays.
 
 The common shapes (IPv4, IPv6 without extension headers) are handled for all frames at
 once; IPv6 extension-header chains, rare in practice, are walked one frame at a time.
@@ -31,6 +31,12 @@ I64Array = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 TCP, UDP, SCTP = 6, 17, 132
+SYN, ACK = 0x02, 0x10
+# SCTP chunk types that set up an association (RFC 4960 3.2); INIT must be alone in its
+# packet, so the first chunk is the only one looked at.
+SCTP_INIT, SCTP_INIT_ACK = 1, 2
+SCTP_COMMON_HEADER = 12  # ports, verification tag, checksum
+SCTP_SETUP_BYTES = SCTP_COMMON_HEADER + 8  # + chunk header and the Initiate Tag
 # Extension headers walked in IPv6: hop-by-hop, routing, fragment, AH, destination options,
 # mobility, HIP, shim6.
 IPV6_EXTENSIONS = (0, 43, 44, 51, 60, 135, 139, 140)
@@ -39,7 +45,14 @@ MAX_EXTENSIONS = 12
 
 @dataclass(slots=True)
 class Headers:
-    """One entry per TCP/UDP packet whose ports could be read."""
+    """One entry per TCP/UDP/SCTP packet whose ports could be read.
+
+    SCTP set-ups are described in TCP's terms, so connection tracking has one path for
+    both: an INIT chunk has flags SYN and `seq` its Initiate Tag; an INIT-ACK has flags
+    SYN|ACK and `ack` the common header's verification tag (the client's Initiate Tag)
+    + 1, as a SYN-ACK acknowledges ISN + 1. Other SCTP packets have flags 0, and no
+    payload (nothing in them is decoded).
+    """
 
     index: I64Array  # position of the frame in its batch
     family: I64Array  # 4 or 6
@@ -47,12 +60,12 @@ class Headers:
     src_lo: U64Array
     dst_hi: U64Array
     dst_lo: U64Array
-    proto: I64Array  # TCP or UDP
+    proto: I64Array  # TCP, UDP or SCTP
     sport: I64Array
     dport: I64Array
-    flags: I64Array  # TCP flags; 0 for UDP
+    flags: I64Array  # TCP flags (SCTP: SYN for INIT, SYN|ACK for INIT-ACK); 0 for UDP
     # Read for SYN and SYN-ACK segments only (0 otherwise): a SYN's sequence number is the
-    # client's ISN, a SYN-ACK acknowledges ISN + 1.
+    # client's ISN, a SYN-ACK acknowledges ISN + 1 (SCTP: see above).
     seq: I64Array
     ack: I64Array
     payload: I64Array  # absolute offset of the L4 payload in the batch buffer
@@ -84,8 +97,8 @@ def extract(
     raw: bytes, data: U8Array, ends: I64Array, l3: I64Array, net: I64Array,
     counts: Counter[str],
 ) -> tuple[Headers, IpPayloads]:
-    """Header fields of every TCP/UDP frame, and where tunnel protocols start; everything
-    else is tallied in `counts`."""
+    """Header fields of every TCP/UDP/SCTP frame, and where tunnel protocols start;
+    everything else is tallied in `counts`."""
     counts["non_ip"] += int(np.count_nonzero(net == NET_OTHER))
     counts["truncated"] += int(np.count_nonzero(net == NET_TRUNCATED))
     counts["malformed"] += int(np.count_nonzero(net == NET_MALFORMED))
@@ -98,38 +111,63 @@ def extract(
     idx, fam, shi, slo, dhi, dlo, proto, l4, ipend, cut = (
         np.concatenate(cols) for cols in zip(*parts, strict=True)
     )
-    counts["other_protocol"] += int(np.count_nonzero((proto != TCP) & (proto != UDP)))
-    counts["sctp"] += int(np.count_nonzero(proto == SCTP))
+    tcp, udp, sctp = proto == TCP, proto == UDP, proto == SCTP
+    counts["other_protocol"] += len(proto) - int(np.count_nonzero(tcp | udp | sctp))
+    counts["sctp"] += int(np.count_nonzero(sctp))
     tunnel = np.flatnonzero(np.isin(proto, TUNNEL_PROTOCOLS) & (l4 < ipend))
     carried = IpPayloads(idx[tunnel], proto[tunnel], l4[tunnel], ipend[tunnel])
-    tcp, udp = proto == TCP, proto == UDP
-    need = np.where(tcp, 14, 8)
-    short = (tcp | udp) & (l4 + need > ipend)
+    known = tcp | udp | sctp
+    need = np.where(tcp, 14, np.where(udp, 8, SCTP_COMMON_HEADER))
+    short = known & (l4 + need > ipend)
     counts["truncated"] += int(np.count_nonzero(short))
-    keep = np.flatnonzero((tcp | udp) & ~short)
+    keep = np.flatnonzero(known & ~short)
     idx, fam, shi, slo, dhi, dlo, proto, l4, ipend, cut = (
         a[keep] for a in (idx, fam, shi, slo, dhi, dlo, proto, l4, ipend, cut)
     )
-    tcp = proto == TCP
+    tcp, udp = proto == TCP, proto == UDP
     counts["tcp"] += int(np.count_nonzero(tcp))
-    counts["udp"] += len(tcp) - int(np.count_nonzero(tcp))
+    counts["udp"] += int(np.count_nonzero(udp))
     sport, dport = read_u16(data, l4), read_u16(data, l4 + 2)
     flags = np.where(tcp, read_u8(data, l4 + 13), 0)
+    seq, ack = np.zeros(len(tcp), dtype=np.int64), np.zeros(len(tcp), dtype=np.int64)
     # Inside the 14 bytes checked above. The ISN tells a new connection on a reused port
     # from a retransmitted or twice-captured SYN; set-up segments only, a few per connection.
-    setup = np.flatnonzero(tcp & ((flags & 0x02) != 0))
-    seq, ack = np.zeros(len(tcp), dtype=np.int64), np.zeros(len(tcp), dtype=np.int64)
+    setup = np.flatnonzero(tcp & ((flags & SYN) != 0))
     seq[setup] = read_u32(data, l4[setup] + 4)
     ack[setup] = read_u32(data, l4[setup] + 8)
+    _sctp_setups(data, proto, l4, ipend, flags, seq, ack)
     doff = (read_u8(data, l4 + 12) >> 4) * 4
     udp_len = read_u16(data, l4 + 4)
-    payload = np.where(tcp, l4 + doff, l4 + 8)
+    payload = np.where(tcp, l4 + doff, np.where(udp, l4 + 8, ipend))
     udp_end = l4 + np.maximum(udp_len, 8)
-    payload_end = np.where(tcp, ipend, np.minimum(udp_end, ipend))
-    cut = cut | (~tcp & (udp_end > ipend))
+    payload_end = np.where(udp, np.minimum(udp_end, ipend), ipend)
+    cut = cut | (udp & (udp_end > ipend))
     payload_end = np.maximum(payload_end, np.minimum(payload, payload_end))
     return Headers(idx, fam, shi, slo, dhi, dlo, proto, sport, dport, flags, seq, ack,
                    np.minimum(payload, payload_end), payload_end, cut), carried
+
+
+def _sctp_setups(
+    data: U8Array, proto: I64Array, l4: I64Array, ipend: I64Array,
+    flags: I64Array, seq: I64Array, ack: I64Array,
+) -> None:
+    """Fill `flags`, `seq` and `ack` of SCTP INIT and INIT-ACK packets in place (see
+    `Headers`). The Initiate Tag tells a new association on a reused 4-tuple from a
+    retransmitted or twice-captured INIT, as a TCP ISN does; an INIT cut before its tag
+    is an ordinary packet of an association."""
+    at = np.flatnonzero(proto == SCTP)
+    if not len(at):
+        return
+    start = l4[at]
+    whole = start + SCTP_SETUP_BYTES <= ipend[at]
+    chunk = np.where(whole, read_u8(data, start + SCTP_COMMON_HEADER), 0)
+    init = at[chunk == SCTP_INIT]
+    init_ack = at[chunk == SCTP_INIT_ACK]
+    flags[init] = SYN
+    seq[init] = read_u32(data, l4[init] + SCTP_COMMON_HEADER + 4)
+    flags[init_ack] = SYN | ACK
+    seq[init_ack] = read_u32(data, l4[init_ack] + SCTP_COMMON_HEADER + 4)
+    ack[init_ack] = (read_u32(data, l4[init_ack] + 4) + 1) & 0xFFFF_FFFF
 
 
 def select(h: Headers, keep: BoolArray) -> Headers:

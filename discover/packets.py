@@ -1,5 +1,6 @@
 """Frames in, connection events out: the packet decoder shared by pcap files and live capture.
 
+TCP connections, SCTP associations and UDP flows become `ConnectionOpen`s.
 `PacketDecoder.decode` takes a batch of frames of one link type; `decode_batch` takes
 frames that already sit in one buffer (the pcap reader's chunks). Header fields are
 gathered for the whole batch with numpy (`linklayer`, `packet_headers`); Python code then
@@ -61,17 +62,22 @@ class DecodeStats:
     ipv6_extension_headers: int = 0
     fragments: int = 0  # IP fragments (first and later)
     later_fragments: int = 0  # non-first fragments: no ports, not decoded
-    other_protocol: int = 0  # IP but neither TCP nor UDP (ICMP, ESP, GRE, SCTP, ...)
-    sctp: int = 0  # SCTP packets: not analysed; `analyze` reports them as a finding
+    other_protocol: int = 0  # IP but neither TCP, UDP nor SCTP (ICMP, ESP, GRE, ...)
+    sctp: int = 0  # SCTP packets (truncated ones included)
     tunneled: int = 0  # VXLAN, Geneve, IP-in-IP, GRE packets decoded by their inner packet
     tcp: int = 0
     udp: int = 0
     connections_syn: int = 0
     connections_syn_ack: int = 0
-    connections_inferred: int = 0
+    associations_init: int = 0  # SCTP associations opened by their INIT
+    associations_init_ack: int = 0  # ... by the server's INIT-ACK only
+    connections_inferred: int = 0  # TCP and SCTP, seen mid-way
     udp_flows: int = 0
-    duplicate_syns: int = 0  # the same SYN (same ISN) again: retransmit or a second interface
-    reused_tuples: int = 0  # a new connection (another ISN) on a 4-tuple set up < syn_window ago
+    # The same SYN (same ISN) or SCTP INIT (same Initiate Tag) again: retransmit or a second
+    # interface.
+    duplicate_syns: int = 0
+    # A new connection (another ISN or Initiate Tag) on a 4-tuple set up < syn_window ago.
+    reused_tuples: int = 0
     inferred_by_listener: int = 0
     inferred_by_well_known_port: int = 0
     inferred_by_ephemeral_port: int = 0
@@ -95,7 +101,7 @@ class DecodeStats:
 class PacketDecoder:
     """Stateful: dedupes connections seen twice (by the client's ISN), ages flows out,
     infers directions. `syn_window` is how long a set-up is remembered to match its
-    retransmits and copies."""
+    retransmits and copies; `tcp_idle` also ages SCTP associations out."""
 
     def __init__(
         self, *, syn_window: float = 30.0, udp_idle: float = 60.0, tcp_idle: float = 600.0,

@@ -325,8 +325,13 @@ def _v0_to_v1(doc: dict[str, Any], f: Fields) -> dict[str, Any]:
     }
 
 
-# What a v0 agent saw of each connection: the SYN, or a UDP flow's first datagram.
-_V0_DIRECTION = {"TCP": DirectionEvidence.SYN, "UDP": DirectionEvidence.UDP_FIRST}
+# What a v0 agent saw of each connection: the SYN (the INIT, were it SCTP), or a UDP
+# flow's first datagram.
+_V0_DIRECTION = {
+    "TCP": DirectionEvidence.SYN,
+    "UDP": DirectionEvidence.UDP_FIRST,
+    "SCTP": DirectionEvidence.INIT,
+}
 
 MIGRATIONS: dict[int, Callable[[dict[str, Any], Fields], dict[str, Any]]] = {0: _v0_to_v1}
 

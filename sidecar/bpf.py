@@ -11,11 +11,16 @@ What passes:
   has its own clause, valid when TCP follows the fixed header directly (no extension
   headers, the common case on pod networks).
 - TCP from port 53: DNS answers over TCP are data segments, not set-ups.
+- SCTP set-ups: packets whose first chunk is an INIT (type 1) or INIT-ACK (type 2); an
+  INIT is alone in its packet (RFC 4960), so the first chunk is the one to test. libpcap's
+  `sctp[]` is relative to the IPv4 header length and skips later fragments; IPv6 has its
+  own clause for SCTP right after the fixed header (chunk type at 40 + 12).
 - All UDP: a stateless filter can't pick a flow's first datagram, so user space dedupes
   per flow (the decoder) and samples under load (the capture loop).
-What never passes: data segments of TCP connections (the bulk of traffic), and set-ups of
-connections to the agent's own HTTP port, so that probes and scrapes don't show up as
-edges (a client that happens to use that port number as its ephemeral port still does).
+What never passes: data segments of TCP connections and SCTP associations (the bulk of
+traffic), and set-ups of TCP connections to the agent's own HTTP port, so that probes and
+scrapes don't show up as edges (a client that happens to use that port number as its
+ephemeral port still does).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ SO_ATTACH_FILTER = 26  # <asm-generic/socket.h>
 TCP_SYN_IPV4 = "(ip and tcp[tcpflags] & tcp-syn != 0)"
 TCP_SYN_IPV6 = "(ip6 and ip6[6] == 6 and ip6[53] & 0x02 != 0)"
 DNS_OVER_TCP = "(tcp src port 53)"
+SCTP_SETUP_IPV4 = "(ip and (sctp[12] == 1 or sctp[12] == 2))"
+SCTP_SETUP_IPV6 = "(ip6 and ip6[6] == 132 and (ip6[52] == 1 or ip6[52] == 2))"
 ALL_UDP = "udp"
 
 
@@ -59,12 +66,14 @@ def own_port_clause(port: int) -> str:
 
 
 def filter_expression(exclude_tcp_ports: tuple[int, ...] = ()) -> str:
-    """The libpcap expression for connection set-ups, DNS answers and UDP.
+    """The libpcap expression for TCP and SCTP set-ups, DNS answers and UDP.
 
     `exclude_tcp_ports` are the agent's own listening ports (its HTTP endpoint): probes
     and scrapes are not traffic to learn from.
     """
-    wanted = " or ".join((TCP_SYN_IPV4, TCP_SYN_IPV6, DNS_OVER_TCP, ALL_UDP))
+    wanted = " or ".join(
+        (TCP_SYN_IPV4, TCP_SYN_IPV6, SCTP_SETUP_IPV4, SCTP_SETUP_IPV6, DNS_OVER_TCP, ALL_UDP)
+    )
     if not exclude_tcp_ports:
         return wanted
     excluded = " or ".join(own_port_clause(port) for port in sorted(set(exclude_tcp_ports)))

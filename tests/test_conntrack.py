@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import CookedLinuxV2
+from scapy.layers.sctp import SCTP, SCTPChunkData, SCTPChunkInit, SCTPChunkInitAck, SCTPChunkSACK
 
-from discover.events import ConnectionOpen, DirectionEvidence, EdgePackets
+from discover.events import ConnectionOpen, DirectionEvidence, EdgePackets, Protocol
 from discover.packets import Output, PacketDecoder
 
 CLIENT, SERVER = "10.244.1.5", "10.244.2.9"
@@ -222,3 +224,111 @@ def test_connections_are_the_distinct_tuple_and_isn_set_ups(
     assert found == expected
     assert all(str(c.client_ip) == CLIENT for c in opens(events))
     assert packets(events) == len(frames)
+
+
+# SCTP: an association's INIT names its sender the client and carries the Initiate Tag
+# that plays the ISN's part; the INIT-ACK echoes it as the common header's verification tag.
+
+def sctp_init(sport: int, tag: int, dport: int = 3868, src: str = CLIENT, dst: str = SERVER,
+              family: int = 4) -> bytes:
+    ip = IP(src=src, dst=dst) if family == 4 else IPv6(src=src, dst=dst)
+    return bytes(ip / SCTP(sport=sport, dport=dport, tag=0) / SCTPChunkInit(init_tag=tag))
+
+
+def sctp_init_ack(sport: int, tag: int, dport: int = 3868) -> bytes:
+    """The server's answer to the INIT whose Initiate Tag is `tag`."""
+    return bytes(IP(src=SERVER, dst=CLIENT) / SCTP(sport=dport, dport=sport, tag=tag)
+                 / SCTPChunkInitAck(init_tag=0x5EA5E))
+
+
+def sctp_data(sport: int, from_client: bool = True, dport: int = 3868) -> bytes:
+    if from_client:
+        return bytes(IP(src=CLIENT, dst=SERVER) / SCTP(sport=sport, dport=dport, tag=0x5EA5E)
+                     / SCTPChunkData(data=b"ping"))
+    return bytes(IP(src=SERVER, dst=CLIENT) / SCTP(sport=dport, dport=sport, tag=0x77)
+                 / SCTPChunkSACK())
+
+
+def test_sctp_init_opens_one_association() -> None:
+    decoder = PacketDecoder()
+    events = decoder.decode(RAW, [1.0], [sctp_init(40000, 0x1234)])
+    assert [(str(c.client_ip), c.client_port, str(c.server_ip), c.server_port, c.protocol,
+             c.evidence) for c in opens(events)] == [
+        (CLIENT, 40000, SERVER, 3868, Protocol.SCTP, DirectionEvidence.INIT)]
+    assert decoder.stats.associations_init == 1 and decoder.stats.sctp == 1
+    assert decoder.stats.connections_syn == 0 and decoder.stats.other_protocol == 0
+
+
+def test_sctp_init_retransmitted_is_one_association() -> None:
+    decoder = PacketDecoder()
+    events = decoder.decode(RAW, [1.0, 2.0, 3.5],
+                            [sctp_init(40000, 0x1234), sctp_init(40000, 0x1234),
+                             sctp_init(40000, 0x1234)])
+    assert len(opens(events)) == 1
+    assert decoder.stats.duplicate_syns == 2 and decoder.stats.reused_tuples == 0
+
+
+def test_sctp_init_then_init_ack_is_one_association_and_every_packet_counts() -> None:
+    decoder = PacketDecoder()
+    frames = [sctp_init(40000, 0xCAFE), sctp_init_ack(40000, 0xCAFE), sctp_data(40000),
+              sctp_data(40000, from_client=False)]
+    events = decoder.decode(RAW, [1.0, 1.001, 1.002, 1.003], frames)
+    assert [(c.client_port, c.evidence) for c in opens(events)] == [
+        (40000, DirectionEvidence.INIT)]
+    edges = [e for e in events if isinstance(e, EdgePackets)]
+    assert [(str(e.client_ip), str(e.server_ip), e.protocol, e.server_port, e.packets)
+            for e in edges] == [(CLIENT, SERVER, Protocol.SCTP, 3868, 4)]
+    assert decoder.stats.associations_init_ack == 0
+
+
+def test_sctp_init_ack_across_batches_pairs_with_its_init() -> None:
+    decoder = PacketDecoder()
+    first = decoder.decode(RAW, [1.0], [sctp_init(40000, 0xCAFE)])
+    second = decoder.decode(RAW, [1.2], [sctp_init_ack(40000, 0xCAFE)])
+    assert len(opens(first)) == 1 and opens(second) == []
+
+
+def test_sctp_init_ack_alone_names_its_receiver_the_client() -> None:
+    decoder = PacketDecoder()
+    events = decoder.decode(RAW, [1.0, 1.1], [sctp_init_ack(40000, 0xCAFE), sctp_data(40000)])
+    assert [(str(c.client_ip), c.client_port, str(c.server_ip), c.server_port, c.evidence)
+            for c in opens(events)] == [
+        (CLIENT, 40000, SERVER, 3868, DirectionEvidence.INIT_ACK)]
+    assert decoder.stats.associations_init_ack == 1
+
+
+def test_two_associations_on_one_tuple_with_other_initiate_tags() -> None:
+    decoder = PacketDecoder()
+    frames = [sctp_init(40000, 0x1111), sctp_init_ack(40000, 0x1111), sctp_data(40000),
+              sctp_init(40000, 0x2222), sctp_init_ack(40000, 0x2222)]
+    events = decoder.decode(RAW, [1.0, 1.001, 1.002, 2.0, 2.001], frames)
+    assert [(c.time, c.evidence) for c in opens(events)] == [
+        (1.0, DirectionEvidence.INIT), (2.0, DirectionEvidence.INIT)]
+    assert decoder.stats.reused_tuples == 1 and decoder.stats.associations_init == 2
+
+
+def test_sctp_init_over_ipv6_and_a_second_interface_is_one_association() -> None:
+    decoder = PacketDecoder()
+    frame = sctp_init(40000, 0xBEEF, src="2001:db8::5", dst="2001:db8::9", family=6)
+    wrapped = bytes(CookedLinuxV2(proto=0x86DD)) + frame
+    events = decoder.decode(RAW, [1.0], [frame]) + decoder.decode(SLL2, [1.0005], [wrapped])
+    assert [(str(c.client_ip), c.protocol) for c in opens(events)] == [
+        ("2001:db8::5", Protocol.SCTP)]
+    assert decoder.stats.duplicate_syns == 1
+
+
+def test_sctp_mid_association_and_a_cut_init_are_inferred_from_ports() -> None:
+    decoder = PacketDecoder()
+    cut = sctp_init(40001, 0x1234)[: 20 + 16]  # IPv4 header, common header, chunk header
+    events = decoder.decode(RAW, [1.0, 1.0], [sctp_data(40000, from_client=False), cut])
+    found = sorted((c.client_port, c.server_port, c.evidence) for c in opens(events))
+    assert found == [(40000, 3868, DirectionEvidence.INFERRED),
+                     (40001, 3868, DirectionEvidence.INFERRED)]
+    assert decoder.stats.connections_inferred == 2
+
+
+def test_tcp_and_sctp_on_the_same_ports_are_two_edges() -> None:
+    decoder = PacketDecoder()
+    tcp_syn = syn(40000, 7, dport=3868)
+    events = decoder.decode(RAW, [1.0, 1.0], [tcp_syn, sctp_init(40000, 7)])
+    assert sorted(c.protocol for c in opens(events)) == [Protocol.SCTP, Protocol.TCP]

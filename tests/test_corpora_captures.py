@@ -221,16 +221,27 @@ def test_syn_connections_match_zeek_conn_logs(corpora: Path) -> None:
 
 @pytest.mark.corpora
 def test_every_flow_and_its_direction_match_zeek(corpora: Path) -> None:
-    """All TCP and UDP flows, client and server included, for tests without a script."""
+    """All TCP and UDP flows, client and server included, for tests without a script; and
+    the SCTP associations' ends, which Zeek (no SCTP analyser) logs as `unknown_transport`
+    connections of IP protocol 132 without ports."""
     cases = [c for c in _zeek_cases(corpora) if not c[3]]
     assert len(cases) > 15
+    sctp_seen = 0
     for test, trace, rows, _script in cases:
         zeek = {(r["id.orig_h"], int(r["id.orig_p"]), r["id.resp_h"], int(r["id.resp_p"]),
                  r["proto"]) for r in rows if r["proto"] in ("tcp", "udp")}
+        zeek_sctp = {(r["id.orig_h"], r["id.resp_h"]) for r in rows
+                     if r["proto"] == "unknown_transport" and r.get("ip_proto") == "132"}
+        events = [e for e in CaptureFile(trace) if isinstance(e, ConnectionOpen)]
         ours = {(str(e.client_ip), e.client_port, str(e.server_ip), e.server_port,
                  e.protocol.value.lower())
-                for e in CaptureFile(trace) if isinstance(e, ConnectionOpen)}
+                for e in events if e.protocol is not Protocol.SCTP}
+        ours_sctp = {(str(e.client_ip), str(e.server_ip))
+                     for e in events if e.protocol is Protocol.SCTP}
         assert ours == zeek, test
+        assert ours_sctp == zeek_sctp, test
+        sctp_seen += len(ours_sctp)
+    assert sctp_seen > 0
 
 
 # tcpdump's one-line DNS decode of a response: "SERVER.53 > CLIENT.PORT: ID<flags> an/ns/ar"

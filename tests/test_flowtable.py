@@ -319,6 +319,32 @@ def test_a_file_with_only_the_four_contract_columns_is_valid(tmp_path: Path) -> 
     assert dtypes(frame[FLOW_COLUMNS]) == FLOW_DTYPES
 
 
+def test_a_flows_file_with_sctp_rows_reads(tmp_path: Path) -> None:
+    path = tmp_path / "flows.csv"
+    path.write_text(
+        "src_ip,dst_ip,protocol,dst_port,direction\n"
+        "10.0.0.1,10.0.0.2,sctp,3868,init\n10.0.0.1,10.0.0.3,SCTP,38412,init-ack\n"
+        "10.0.0.1,10.0.0.4,TCP,80,syn\n"
+    )
+    frame = read_flows_file(path)
+    assert frame["protocol"].tolist() == ["SCTP", "SCTP", "TCP"]
+    assert frame["direction"].tolist() == ["init", "init-ack", "syn"]
+    assert frame["dst_port"].tolist() == [3868, 38412, 80]
+
+
+def test_an_sctp_edge_keeps_its_best_evidence_and_writes_back(tmp_path: Path) -> None:
+    table = FlowTable()
+    for evidence in (DirectionEvidence.INIT_ACK, DirectionEvidence.INIT):
+        table.add(ConnectionOpen(T0, ip_address("10.0.0.2"), 40000, ip_address("10.0.0.10"),
+                                 3868, Protocol.SCTP, evidence))
+    frame = table.flows_frame()
+    assert frame[["protocol", "connections", "direction"]].values.tolist() == [
+        ["SCTP", 2, "init"]]
+    path = tmp_path / "flows.csv"
+    write_table(frame, path)
+    pd.testing.assert_frame_equal(read_flows_file(path), frame)
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -332,7 +358,7 @@ def test_a_file_with_only_the_four_contract_columns_is_valid(tmp_path: Path) -> 
         ),
         (
             "src_ip,dst_ip,protocol,dst_port\n10.0.0.1,10.0.0.2,ICMP,0\n",
-            "flows.csv: line 2: protocol: expected TCP or UDP, got 'ICMP'",
+            "flows.csv: line 2: protocol: expected TCP, UDP or SCTP, got 'ICMP'",
         ),
         (
             "src_ip,dst_ip,protocol,dst_port\n10.0.0.1,10.0.0.2,TCP,70000\n",

@@ -23,6 +23,7 @@ from scapy.layers.inet6 import (
 )
 from scapy.layers.l2 import ARP, CookedLinux, CookedLinuxV2, Dot1AD, Dot1Q, Ether
 from scapy.layers.ppp import PPP, PPPoE
+from scapy.layers.sctp import SCTP, SCTPChunkInit
 from scapy.packet import Packet, Raw
 
 from discover.events import ConnectionOpen, DirectionEvidence, EdgePackets, Protocol
@@ -311,6 +312,18 @@ def test_other_protocols_and_short_frames_are_counted() -> None:
     assert decoder.decode(101, [1.0] * 4, frames) == []
     stats = decoder.stats.as_dict()
     assert stats["other_protocol"] == 1 and stats["truncated"] == 3 and stats["packets"] == 4
+
+
+def test_sctp_is_decoded_not_counted_as_another_protocol() -> None:
+    decoder = PacketDecoder()
+    init = bytes(IP(src=CLIENT, dst=SERVER) / SCTP(sport=40000, dport=3868)
+                 / SCTPChunkInit(init_tag=9))
+    events = decoder.decode(101, [1.0, 1.0], [init, init[:20 + 11]])
+    assert [(c.protocol, c.evidence) for c in opens(events)] == [
+        (Protocol.SCTP, DirectionEvidence.INIT)]
+    stats = decoder.stats.as_dict()
+    assert stats["sctp"] == 2 and stats["truncated"] == 1 and stats["other_protocol"] == 0
+    assert stats["tcp"] == 0 and stats["udp"] == 0
 
 
 def test_memory_follows_concurrent_flows_not_packets() -> None:

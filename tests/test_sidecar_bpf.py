@@ -8,8 +8,16 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet import IP, TCP, UDP, IPOption_NOP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop
+from scapy.layers.sctp import (
+    SCTP,
+    SCTPChunkCookieEcho,
+    SCTPChunkData,
+    SCTPChunkInit,
+    SCTPChunkInitAck,
+    SCTPChunkSACK,
+)
 from scapy.packet import Packet, Raw
 
 from sidecar import bpf
@@ -51,6 +59,27 @@ CASES: list[tuple[str, Packet, bool]] = [
      flags="SA"), False),
     ("ipv6 SYN from the agent port number", IPv6(src=A6, dst=B6) / TCP(sport=9808, dport=7000,
      flags="S"), True),
+    ("ipv4 SCTP INIT", IP(src=A4, dst=B4) / SCTP(sport=40000, dport=3868)
+     / SCTPChunkInit(init_tag=7), True),
+    ("ipv4 SCTP INIT-ACK", IP(src=B4, dst=A4) / SCTP(sport=3868, dport=40000, tag=7)
+     / SCTPChunkInitAck(init_tag=8), True),
+    ("ipv4 SCTP INIT behind IP options", IP(src=A4, dst=B4, options=[IPOption_NOP()] * 4)
+     / SCTP(sport=40000, dport=3868) / SCTPChunkInit(init_tag=7), True),
+    ("ipv4 SCTP DATA", IP(src=A4, dst=B4) / SCTP(sport=40000, dport=3868, tag=8)
+     / SCTPChunkData(data=b"z" * 300), False),
+    ("ipv4 SCTP SACK", IP(src=B4, dst=A4) / SCTP(sport=3868, dport=40000, tag=7)
+     / SCTPChunkSACK(), False),
+    ("ipv4 SCTP COOKIE-ECHO", IP(src=A4, dst=B4) / SCTP(sport=40000, dport=3868, tag=8)
+     / SCTPChunkCookieEcho(cookie=b"c" * 8), False),
+    ("ipv6 SCTP INIT", IPv6(src=A6, dst=B6) / SCTP(sport=40000, dport=3868)
+     / SCTPChunkInit(init_tag=7), True),
+    ("ipv6 SCTP INIT-ACK", IPv6(src=B6, dst=A6) / SCTP(sport=3868, dport=40000, tag=7)
+     / SCTPChunkInitAck(init_tag=8), True),
+    ("ipv6 SCTP DATA", IPv6(src=A6, dst=B6) / SCTP(sport=40000, dport=3868, tag=8)
+     / SCTPChunkData(data=b"z" * 300), False),
+    # ip6[52] is the first chunk type only for SCTP right after the fixed header.
+    ("ipv6 SCTP INIT after hop-by-hop", IPv6(src=A6, dst=B6) / IPv6ExtHdrHopByHop()
+     / SCTP(sport=40000, dport=3868) / SCTPChunkInit(init_tag=7), False),
     # A documented limit: an IPv6 SYN behind an extension header is not recognised.
     ("ipv6 SYN after hop-by-hop", IPv6(src=A6, dst=B6) / IPv6ExtHdrHopByHop()
      / TCP(sport=40000, dport=80, flags="S"), False),
@@ -92,6 +121,7 @@ def test_expression_without_exclusions_has_no_not_clause() -> None:
     expression = bpf.filter_expression()
     assert "not" not in expression
     assert bpf.TCP_SYN_IPV6 in expression and bpf.TCP_SYN_IPV4 in expression
+    assert bpf.SCTP_SETUP_IPV4 in expression and bpf.SCTP_SETUP_IPV6 in expression
 
 
 def test_excluded_ports_are_sorted_and_unique() -> None:

@@ -103,6 +103,20 @@ def test_document_round_trips_through_json() -> None:
     assert meta.node_name == "kind-worker"
 
 
+def test_an_sctp_association_round_trips() -> None:
+    table = FlowTable()
+    table.add(ConnectionOpen(T0, ip_address("10.244.1.7"), 40000, ip_address("10.244.2.9"),
+                             3868, Protocol.SCTP, DirectionEvidence.INIT))
+    table.add(EdgePackets(T0, T0 + 1, ip_address("10.244.1.7"), ip_address("10.244.2.9"),
+                          Protocol.SCTP, 3868, 5))
+    doc = json.loads(json.dumps(summary_to_dict(table, sample_meta())))
+    assert [(f["protocol"], f["dst_port"], f["packets"], f["direction"]) for f in doc["flows"]] \
+        == [("SCTP", 3868, 5, "init")]
+    again, meta = summary_from_dict(doc, "agent.json")
+    assert list(again.flow_rows()) == list(table.flow_rows())
+    assert summary_to_dict(again, meta) == doc
+
+
 def test_document_is_deterministic_and_sorted() -> None:
     doc = sample_doc()
     assert [(f["src_ip"], f["dst_port"]) for f in doc["flows"]] == [
@@ -176,7 +190,7 @@ def test_migrate_leaves_current_documents_alone() -> None:
         ),
         (
             lambda d: d["flows"][0].update(protocol="tcp"),
-            "flows[0].protocol: expected one of TCP, UDP, got 'tcp'",
+            "flows[0].protocol: expected one of TCP, UDP, SCTP, got 'tcp'",
         ),
         (
             lambda d: d["flows"][0].update(src_ip="10.0.0.300"),
@@ -184,7 +198,8 @@ def test_migrate_leaves_current_documents_alone() -> None:
         ),
         (
             lambda d: d["flows"][0].update(direction="guess"),
-            "flows[0].direction: expected one of syn, syn-ack, udp-first, inferred, got 'guess'",
+            "flows[0].direction: expected one of syn, init, syn-ack, init-ack, udp-first, "
+            "inferred, got 'guess'",
         ),
         (
             lambda d: d["flows"][0].update(first_seen="2099-01-01T00:00:00Z"),
