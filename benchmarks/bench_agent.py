@@ -74,8 +74,8 @@ while True:
 # EADDRINUSE even with SO_REUSEADDR (iperf3 doesn't set it on its side). With --kernel-ports
 # it connect()s unbound: the kernel picks ephemeral ports and hands one out again as soon as
 # an RST has freed it, so the same 4-tuple comes back with a new ISN (what
-# discover/conntrack.py tells apart from a retransmit). Failures are counted by errno and the
-# port advances anyway; what a slow generator skips is counted as well.
+# discover/reading/conntrack.py tells apart from a retransmit). Failures are counted by errno
+# and the port advances anyway; what a slow generator skips is counted as well.
 GENERATOR = """
 import collections, errno, json, socket, struct, sys, time
 host, port, rate, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])

@@ -44,9 +44,9 @@ def tshark_command(path: Path) -> list[str]:
 
 def child_reader(path: Path) -> dict[str, object]:
     sys.path.insert(0, str(REPO))
-    from discover.capture_file import CaptureFile
-    from discover.events import ConnectionOpen
-    from discover.packets import DnsPayload
+    from discover.flows.events import ConnectionOpen
+    from discover.reading.capture_file import CaptureFile
+    from discover.reading.packets import DnsPayload
 
     started, cpu_started = time.perf_counter(), time.process_time()
     capture = CaptureFile(path)

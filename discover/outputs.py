@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from discover.analyze import Analysis
+from discover.analysis import Analysis
 from discover.errors import ConfigurationError
-from discover.flowfiles import write_table
+from discover.flows.flowfiles import write_table
+from discover.flows.sources import LoadedInputs
 from discover.inventory.model import Inventory
-from discover.sources import LoadedInputs
 from discover.synthesis.render import render_cilium_yaml, render_fqdn_yaml, render_policies_yaml
 from reports.html import render_html
 from reports.markdown import render_markdown

@@ -19,11 +19,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from discover.dns import DnsDecoder
 from discover.errors import ReadError
-from discover.flowtable import FlowTable
-from discover.packets import DnsPayload, PacketDecoder
-from discover.summary import SummaryMeta, summary_from_dict, summary_to_dict
+from discover.flows.flowtable import FlowTable
+from discover.flows.summary import SummaryMeta, summary_from_dict, summary_to_dict
+from discover.reading.dns_wire import DnsDecoder
+from discover.reading.packets import DnsPayload, PacketDecoder
 from sidecar import metrics
 from sidecar.agent_metrics import AgentFigures, InventoryFigures, agent_samples
 from sidecar.capture import RECEIVE_BUFFER, CaptureSocket

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from discover.events import IPAddress
-from discover.flowtable import DNS_COLUMNS
+from discover.enrichment.peers import FlowKey, GraphEdge, Peer, PeerKind
+from discover.enrichment.workload_graph import WorkloadGraph, build_graph
+from discover.flows.events import IPAddress
+from discover.flows.flowtable import DNS_COLUMNS
+from discover.flows.sources import load_inputs
 from discover.inventory.files import load_inventory_files
 from discover.inventory.model import ContainerPort, Inventory, Namespace, Pod, WorkloadRef
-from discover.peers import FlowKey, GraphEdge, Peer, PeerKind
-from discover.sources import load_inputs
 from discover.synthesis import SynthesisOptions, propose
 from discover.synthesis.proposal import (
     EdgeDecision,
@@ -26,7 +27,6 @@ from discover.synthesis.proposal import (
     Severity,
     Window,
 )
-from discover.workload_graph import WorkloadGraph, build_graph
 from reports.model import ReportInput
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "shop"

@@ -15,10 +15,10 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import CookedLinuxV2, Ether
 from scapy.utils import PcapNgWriter, PcapWriter
 
-from discover.capture_file import CaptureFile
 from discover.errors import ReadError
-from discover.events import ConnectionOpen, DirectionEvidence
-from discover.packets import Output
+from discover.flows.events import ConnectionOpen, DirectionEvidence
+from discover.reading.capture_file import CaptureFile
+from discover.reading.packets import Output
 
 CLIENT, SERVER = "10.244.1.5", "10.244.2.9"
 

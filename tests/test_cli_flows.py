@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from discover.cli import main
-from discover.flowfiles import read_flows_file
-from discover.flowtable import DNS_COLUMNS, FLOW_COLUMNS
+from discover.flows.flowfiles import read_flows_file
+from discover.flows.flowtable import DNS_COLUMNS, FLOW_COLUMNS
 from tests.test_sources import CLIENT, COREDNS, SERVER, sample_packets, write_capture
 
 REPO = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from discover.cli import main
-from discover.flowfiles import write_table
+from discover.flows.flowfiles import write_table
 from discover.inventory.files import load_inventory_files
 from tests.fakeapi import FakeApi, objects_of, serve, write_kubeconfig
 from tests.test_enrich import t

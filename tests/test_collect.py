@@ -16,9 +16,15 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 from discover.cli import main
-from discover.events import ConnectionOpen, DirectionEvidence, DnsAnswer, DnsRecordAddress, Protocol
-from discover.flowtable import FlowTable
-from discover.summary import SummaryMeta, read_summary, summary_to_dict
+from discover.flows.events import (
+    ConnectionOpen,
+    DirectionEvidence,
+    DnsAnswer,
+    DnsRecordAddress,
+    Protocol,
+)
+from discover.flows.flowtable import FlowTable
+from discover.flows.summary import SummaryMeta, read_summary, summary_to_dict
 
 NS = "netpol-discover"
 SELECTOR = "app.kubernetes.io/name=netpol-discover"

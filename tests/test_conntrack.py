@@ -14,8 +14,8 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import CookedLinuxV2
 from scapy.layers.sctp import SCTP, SCTPChunkData, SCTPChunkInit, SCTPChunkInitAck, SCTPChunkSACK
 
-from discover.events import ConnectionOpen, DirectionEvidence, EdgePackets, Protocol
-from discover.packets import Output, PacketDecoder
+from discover.flows.events import ConnectionOpen, DirectionEvidence, EdgePackets, Protocol
+from discover.reading.packets import Output, PacketDecoder
 
 CLIENT, SERVER = "10.244.1.5", "10.244.2.9"
 RAW, SLL2 = 101, 276

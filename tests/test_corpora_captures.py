@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from discover.capture_file import CaptureFile
 from discover.errors import ReadError
-from discover.events import ConnectionOpen, DirectionEvidence, Protocol
-from discover.packets import DnsPayload
+from discover.flows.events import ConnectionOpen, DirectionEvidence, Protocol
+from discover.reading.capture_file import CaptureFile
+from discover.reading.packets import DnsPayload
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 FOLDERS = ("tcpdump-tests", "zeek-traces", "scapy-pcaps", "libpcap-tests")

@@ -22,8 +22,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from discover.dns import DnsDecoder, ParsedResponse, fast_parse, parse_response
-from discover.events import DnsAnswer, DnsRecordAddress, IPAddress, Protocol
+from discover.flows.events import DnsAnswer, DnsRecordAddress, IPAddress, Protocol
+from discover.reading.dns_wire import DnsDecoder, ParsedResponse, fast_parse, parse_response
 
 CLIENT = IPv4Address("10.244.0.9")
 SERVER = IPv4Address("10.244.0.2")
@@ -31,7 +31,7 @@ SERVER = IPv4Address("10.244.0.2")
 
 @dataclass(frozen=True, slots=True)
 class Payload:
-    """Shaped like discover.packets.DnsPayload, as far as DnsDecoder is concerned."""
+    """Shaped like discover.reading.packets.DnsPayload, as far as DnsDecoder is concerned."""
 
     payload: bytes
     time: float = 1_600_000_000.0

@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from discover.enrich import Resolver
+from discover.enrichment.peers import PeerKind
+from discover.enrichment.resolver import Resolver
 from discover.inventory.files import load_inventory_files
 from discover.inventory.model import (
     ContainerPort,
@@ -19,7 +20,6 @@ from discover.inventory.model import (
     ServicePort,
     WorkloadRef,
 )
-from discover.peers import PeerKind
 
 CLUSTER = Path(__file__).parent / "data" / "inventory" / "cluster.json"
 DNS_COLUMNS = ["client_ip", "name", "address", "cname_chain", "server_ip", "ttl", "answers",

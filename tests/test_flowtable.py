@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from discover.errors import ConfigurationError, ReadError
-from discover.events import (
+from discover.flows.events import (
     ConnectionOpen,
     DirectionEvidence,
     DnsAnswer,
@@ -21,18 +21,18 @@ from discover.events import (
     IPAddress,
     Protocol,
 )
-from discover.flowfiles import (
+from discover.flows.flowfiles import (
     FlowsFileError,
     OutputError,
     read_flows_file,
     write_flow_table,
     write_table,
 )
-from discover.flowtable import DNS_COLUMNS, FLOW_COLUMNS, FlowTable
+from discover.flows.flowtable import DNS_COLUMNS, FLOW_COLUMNS, FlowTable
 from discover.inventory.files import load_inventory_files
 from discover.netpol import PolicyEvaluator
 from discover.netpol.files import load_policy_file
-from discover.verification import verify_flows
+from discover.verification.verify import verify_flows
 
 T0 = 1_700_000_000.0
 A = IPv4Address("10.0.0.2")

@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from discover.enrich import Resolver
+from discover.enrichment.resolver import Resolver
 from discover.errors import InventoryError
 from discover.inventory.build import RawObject, build_inventory
 

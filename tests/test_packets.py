@@ -26,8 +26,8 @@ from scapy.layers.ppp import PPP, PPPoE
 from scapy.layers.sctp import SCTP, SCTPChunkInit
 from scapy.packet import Packet, Raw
 
-from discover.events import ConnectionOpen, DirectionEvidence, EdgePackets, Protocol
-from discover.packets import DnsPayload, Output, PacketDecoder
+from discover.flows.events import ConnectionOpen, DirectionEvidence, EdgePackets, Protocol
+from discover.reading.packets import DnsPayload, Output, PacketDecoder
 
 CLIENT, SERVER = "10.244.1.5", "10.244.2.9"
 CLIENT6, SERVER6 = "fd00:10:244::5", "fd00:10:244::9"

@@ -8,7 +8,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from discover.peers import PeerKind
+from discover.enrichment.peers import PeerKind
 from reports import graph_dot
 from reports.graph_dot import GraphvizError
 from reports.graph_model import NodeKind, _shape, build_service_graph, namespace_overview

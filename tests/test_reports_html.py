@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from discover.peers import PeerKind
+from discover.enrichment.peers import PeerKind
 from reports import graph_dot
 from reports.html import render_html
 from reports.model import summarize

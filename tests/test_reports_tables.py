@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from discover.flowtable import FLOW_COLUMNS
-from discover.workload_graph import GRAPH_COLUMNS
+from discover.enrichment.workload_graph import GRAPH_COLUMNS
+from discover.flows.flowtable import FLOW_COLUMNS
 from reports.tables import (
     FLOW_EXTRA_COLUMNS,
     FQDN_COLUMNS,

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from discover.cli import main
-from discover.summary import read_summary
+from discover.flows.summary import read_summary
 from sidecar.netns import HostPair, TestHost
 
 pytestmark = pytest.mark.root

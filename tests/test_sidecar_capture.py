@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from discover.packets import PacketDecoder
+from discover.reading.packets import PacketDecoder
 from sidecar.capture import CaptureOpenError, CaptureSocket
 from sidecar.netns import HostPair, TestHost
 

@@ -20,10 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from discover.errors import ConfigurationError, ReadError
-from discover.events import DirectionEvidence
-from discover.progress import ByteProgress, progress_wanted
-from discover.sources import NothingReadError, load_inputs, sniff_format
-from discover.summary import SummaryMeta, write_summary
+from discover.flows.events import DirectionEvidence
+from discover.flows.progress import ByteProgress, progress_wanted
+from discover.flows.sources import NothingReadError, load_inputs, sniff_format
+from discover.flows.summary import SummaryMeta, write_summary
 from tests.test_summary import sample_table
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -340,7 +340,7 @@ def test_progress_reaches_every_byte_of_every_file(
             seen[index] = bytes_done
             super().update(index, bytes_done)
 
-    monkeypatch.setattr("discover.sources.ByteProgress", Recording)
+    monkeypatch.setattr("discover.flows.sources.ByteProgress", Recording)
     paths = [write_capture(tmp_path / "a.pcap"), write_capture(tmp_path / "b.pcapng", pcapng=True)]
     load_inputs(paths, jobs=jobs, progress=True)
     assert seen == {i: path.stat().st_size for i, path in enumerate(paths)}

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from discover.errors import ReadError
-from discover.events import (
+from discover.flows.events import (
     ConnectionOpen,
     DirectionEvidence,
     DnsAnswer,
@@ -22,9 +22,9 @@ from discover.events import (
     EdgePackets,
     Protocol,
 )
-from discover.flowfiles import OutputError
-from discover.flowtable import FlowTable
-from discover.summary import (
+from discover.flows.flowfiles import OutputError
+from discover.flows.flowtable import FlowTable
+from discover.flows.summary import (
     KIND,
     SCHEMA_VERSION,
     SummaryError,

@@ -5,17 +5,17 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from discover.enrichment.peers import PeerKind
 from discover.inventory.model import NetworkPolicy
-from discover.peers import PeerKind
 from discover.synthesis.audit import audit_existing
-from discover.synthesis.factories import (
+from discover.synthesis.options import SynthesisOptions
+from tests.factories import (
     ip_peer,
     make_edge,
     make_inventory,
     shop_pods,
     workload_peer,
 )
-from discover.synthesis.options import SynthesisOptions
 
 WEB = workload_peer("shop", "web")
 API = workload_peer("shop", "api")

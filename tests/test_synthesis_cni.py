@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from discover.synthesis.cni import cni_findings, detect_cni
-from discover.synthesis.factories import make_inventory, make_pod
+from tests.factories import make_inventory, make_pod
 
 
 def _agent(name: str, *images: str) -> object:

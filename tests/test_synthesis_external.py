@@ -6,8 +6,8 @@ from dataclasses import replace
 
 from discover.inventory.model import Ingress, IngressBackend, Service, ServicePort
 from discover.synthesis.external import Exposures, detect_cloud, ingress_controllers
-from discover.synthesis.factories import make_inventory, ref, shop_pods
 from discover.synthesis.options import Cloud
+from tests.factories import make_inventory, ref, shop_pods
 
 
 def _pods_by_workload(pods: list) -> dict:  # type: ignore[type-arg]

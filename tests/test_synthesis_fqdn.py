@@ -9,10 +9,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from discover.enrichment.peers import GraphEdge, PeerKind
 from discover.netpol.evaluate import IpEndpoint, PolicyEvaluator
-from discover.peers import GraphEdge, PeerKind
 from discover.synthesis import FqdnMode, Proposal, ProxyRef, SynthesisOptions, propose
-from discover.synthesis.factories import (
+from discover.synthesis.fqdn import DnsObservation, EgressProxyError, dns_observations
+from discover.synthesis.selfcheck import EndpointFactory
+from tests.factories import (
     T0,
     T1,
     ip_peer,
@@ -22,8 +24,6 @@ from discover.synthesis.factories import (
     shop_pods,
     workload_peer,
 )
-from discover.synthesis.fqdn import DnsObservation, EgressProxyError, dns_observations
-from discover.synthesis.selfcheck import EndpointFactory
 
 API = workload_peer("shop", "api")
 
@@ -148,7 +148,7 @@ def test_any_ip_excepts_the_api_server_endpoints() -> None:
 def test_a_workload_without_a_policy_keeps_its_names_listed_but_unhandled() -> None:
     # api-canary shares api's labels: api gets no policy, yet its names stay listed
     from discover.synthesis import render_fqdn_yaml
-    from discover.synthesis.factories import make_pod
+    from tests.factories import make_pod
 
     canary = make_pod("shop", "api-canary", {"app": "api", "tier": "backend"}, "10.244.1.50")
     squid = make_pod("egress", "squid", {"app": "squid"}, "10.244.2.40",

@@ -18,8 +18,8 @@ import yaml
 from discover.inventory.model import Pod
 from discover.netpol.evaluate import PodEndpoint, PolicyEvaluator
 from discover.synthesis import SynthesisOptions, propose
-from discover.synthesis.factories import make_edge, make_graph, make_inventory, make_pod
-from discover.synthesis.factories import workload_peer as peer
+from tests.factories import make_edge, make_graph, make_inventory, make_pod
+from tests.factories import workload_peer as peer
 
 CASES = ("accept-from-pod", "connect-to-svc", "connect-to-svc-duplicate",
          "connect-to-svc-namespace", "multiple")

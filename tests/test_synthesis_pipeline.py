@@ -9,13 +9,13 @@ from ipaddress import ip_address
 
 import pandas as pd
 
+from discover.enrichment.workload_graph import build_graph
 from discover.inventory.model import Service, ServicePort
 from discover.netpol.evaluate import PolicyEvaluator
 from discover.synthesis import SynthesisOptions, propose, render_policies_yaml
-from discover.synthesis.factories import make_inventory, shop_pods
 from discover.synthesis.fqdn import dns_observations
-from discover.verification import verify_flows
-from discover.workload_graph import build_graph
+from discover.verification.verify import verify_flows
+from tests.factories import make_inventory, shop_pods
 from tests.test_synthesis_rules import validate_documents
 
 WHEN = pd.Timestamp(datetime(2026, 1, 5, 10, 0, tzinfo=UTC))

@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from discover.enrichment.peers import GraphEdge, PeerKind
 from discover.inventory.model import Inventory, Pod
 from discover.netpol.evaluate import IpEndpoint, PolicyEvaluator
-from discover.peers import GraphEdge, PeerKind
 from discover.synthesis import SynthesisOptions, propose, render_policies_yaml
-from discover.synthesis.factories import (
+from discover.synthesis.selectors import choose_selector
+from discover.synthesis.selfcheck import EndpointFactory
+from tests.factories import (
     ip_peer,
     make_edge,
     make_graph,
@@ -21,8 +23,6 @@ from discover.synthesis.factories import (
     make_pod,
     workload_peer,
 )
-from discover.synthesis.selectors import choose_selector
-from discover.synthesis.selfcheck import EndpointFactory
 from tests.test_synthesis_rules import validate_documents
 
 PORTS = (53, 80, 443, 5432, 8080, 8081, 8082, 9090)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import yaml
 
+from discover.enrichment.peers import PeerKind
 from discover.inventory.model import Pod
-from discover.peers import PeerKind
 from discover.synthesis import (
     SynthesisOptions,
     propose,
@@ -13,7 +13,7 @@ from discover.synthesis import (
     render_fqdn_yaml,
     render_policies_yaml,
 )
-from discover.synthesis.factories import (
+from tests.factories import (
     ip_peer,
     make_edge,
     make_graph,

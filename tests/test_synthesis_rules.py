@@ -15,6 +15,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from discover.enrichment.peers import GraphEdge, PeerKind
+from discover.enrichment.workload_graph import UndeclaredPort
 from discover.inventory.model import (
     Ingress,
     IngressBackend,
@@ -23,7 +25,6 @@ from discover.inventory.model import (
     Service,
     ServicePort,
 )
-from discover.peers import GraphEdge, PeerKind
 from discover.synthesis import (
     Cloud,
     FqdnMode,
@@ -35,7 +36,7 @@ from discover.synthesis import (
     render_fqdn_yaml,
     render_policies_yaml,
 )
-from discover.synthesis.factories import (
+from tests.factories import (
     ip_peer,
     make_edge,
     make_graph,
@@ -45,7 +46,6 @@ from discover.synthesis.factories import (
     shop_pods,
     workload_peer,
 )
-from discover.workload_graph import UndeclaredPort
 
 GOLDEN = Path(__file__).parent / "data" / "synthesis"
 K8S_VERSION = "1.30.0"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from discover.inventory.model import WorkloadTemplate
-from discover.synthesis.factories import make_inventory, make_pod, ref
 from discover.synthesis.selectors import choose_selector, is_stable_key
+from tests.factories import make_inventory, make_pod, ref
 
 
 def test_unstable_keys() -> None:
@@ -80,13 +80,13 @@ def test_a_workload_without_a_selector_of_its_own_gets_no_policy_and_its_flows_a
     from dataclasses import replace
     from ipaddress import ip_address
 
-    from discover.analyze import _check_denials
+    from discover.analysis import _check_denials
+    from discover.enrichment.peers import FlowKey
     from discover.netpol.evaluate import PolicyEvaluator
-    from discover.peers import FlowKey
     from discover.synthesis import SynthesisOptions, propose
-    from discover.synthesis.factories import make_edge, make_graph, workload_peer
     from discover.synthesis.selfcheck import EndpointFactory
-    from discover.verification import FlowVerdict
+    from discover.verification.verify import FlowVerdict
+    from tests.factories import make_edge, make_graph, workload_peer
 
     pods = [make_pod("solo", "bare", {"pod-template-hash": "x"}, "10.244.0.1"),
             make_pod("shop", "web", {"app": "web"}, "10.244.0.2"),

@@ -7,15 +7,15 @@ from dataclasses import replace
 import pytest
 
 from discover.synthesis import SynthesisOptions, propose
-from discover.synthesis.factories import (
+from discover.synthesis.proposal import PolicyDocument
+from discover.synthesis.selfcheck import ProposalBlocksFlowError, check_proposal
+from tests.factories import (
     make_edge,
     make_graph,
     make_inventory,
     shop_pods,
     workload_peer,
 )
-from discover.synthesis.proposal import PolicyDocument
-from discover.synthesis.selfcheck import ProposalBlocksFlowError, check_proposal
 
 EDGE = make_edge(workload_peer("shop", "web"), workload_peer("shop", "api"), 9090)
 

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
-from discover.capture_file import CaptureFile
-from discover.events import ConnectionOpen
+from discover.flows.events import ConnectionOpen
 from discover.inventory.files import load_inventory_files
+from discover.reading.capture_file import CaptureFile
 from tests.testbed.cluster import build_cluster
 from tests.testbed.dnat import render_nat_table
 from tests.testbed.dns import hosts_file_text, parse_query_log, static_records

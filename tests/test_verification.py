@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from discover.flowfiles import read_flows_file
+from discover.flows.flowfiles import read_flows_file
 from discover.inventory.files import load_inventory_files
 from discover.inventory.model import (
     ContainerPort,
@@ -25,7 +25,7 @@ from discover.inventory.model import (
 )
 from discover.netpol import PolicyEvaluator
 from discover.netpol.files import load_policy_file
-from discover.verification import verify_flows
+from discover.verification.verify import verify_flows
 
 DATA = Path(__file__).parent / "data" / "netpol"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -11,10 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from discover.enrichment.peers import PeerKind
+from discover.enrichment.workload_graph import (
+    GRAPH_COLUMNS,
+    UndeclaredPort,
+    build_graph,
+    graph_frame,
+)
 from discover.inventory.files import load_inventory_files
 from discover.inventory.model import Inventory, Pod, WorkloadRef
-from discover.peers import PeerKind
-from discover.workload_graph import GRAPH_COLUMNS, UndeclaredPort, build_graph, graph_frame
 from tests.test_enrich import dns_frame, t
 
 CLUSTER = Path(__file__).parent / "data" / "inventory" / "cluster.json"

@@ -117,10 +117,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from discover.analyze import analyze
+    from discover.analysis import analyze
+    from discover.flows.progress import progress_wanted
+    from discover.flows.sources import load_inputs
     from discover.outputs import write_outputs
-    from discover.progress import progress_wanted
-    from discover.sources import load_inputs
 
     options = _options(args)
     inventory = load_inventory_from_args(args)

@@ -65,7 +65,12 @@ class NothingCollected(ReadError):
 
 
 def run(args: argparse.Namespace) -> int:
-    from discover.summary import dumps_summary, merge_summaries, summary_from_dict, summary_to_dict
+    from discover.flows.summary import (
+        dumps_summary,
+        merge_summaries,
+        summary_from_dict,
+        summary_to_dict,
+    )
     from sidecar import collect
     from sidecar.checkpoint import write_atomic
 

@@ -134,9 +134,9 @@ def positive_int(text: str) -> int:
 
 def write_inputs_table(args: argparse.Namespace, table: str) -> int:
     """Load the inputs, write the `table` ("flows" or "dns") frame, report on stderr."""
-    from discover.flowfiles import write_flow_table
-    from discover.progress import progress_wanted
-    from discover.sources import NothingReadError, load_inputs
+    from discover.flows.flowfiles import write_flow_table
+    from discover.flows.progress import progress_wanted
+    from discover.flows.sources import NothingReadError, load_inputs
 
     try:
         loaded = load_inputs(

@@ -16,8 +16,8 @@ from discover.commands.flows import add_reading_options
 if TYPE_CHECKING:
     import pandas as pd
 
+    from discover.enrichment.workload_graph import WorkloadGraph
     from discover.inventory.model import Inventory
-    from discover.workload_graph import WorkloadGraph
 
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".json", ".svg", ".png")
 PICTURE_SUFFIXES = (".svg", ".png")
@@ -111,12 +111,12 @@ def load_inventory_from_args(args: argparse.Namespace) -> Inventory:
 def read_flows(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame | None,
                                                   list[str]]:
     """(flows, dns, warnings) of the inputs: flows files by extension, else captures and
-    summaries through `discover.sources`."""
+    summaries through `discover.flows.sources`."""
     import pandas as pd
 
-    from discover.flowfiles import read_flows_file
-    from discover.progress import progress_wanted
-    from discover.sources import load_inputs
+    from discover.flows.flowfiles import read_flows_file
+    from discover.flows.progress import progress_wanted
+    from discover.flows.sources import load_inputs
 
     files = [p for p in args.inputs if p.suffix.lower() in FLOW_FILE_SUFFIXES]
     captures = [p for p in args.inputs if p.suffix.lower() not in FLOW_FILE_SUFFIXES]
@@ -137,7 +137,7 @@ def read_flows(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame | N
 
 def graph_document(graph: WorkloadGraph) -> dict[str, Any]:
     """The JSON output: edges as rows plus what does not fit in a row."""
-    from discover.workload_graph import graph_frame
+    from discover.enrichment.workload_graph import graph_frame
 
     frame = graph_frame(graph)
     edges = []
@@ -161,11 +161,11 @@ def graph_document(graph: WorkloadGraph) -> dict[str, Any]:
 
 
 def write_graph(graph: WorkloadGraph, path: Path) -> None:
-    from discover.flowfiles import write_table
-    from discover.workload_graph import graph_frame
+    from discover.enrichment.workload_graph import graph_frame
+    from discover.flows.flowfiles import write_table
 
     if path.suffix.lower() == ".json":
-        from discover.flowfiles import OutputError
+        from discover.flows.flowfiles import OutputError
 
         try:
             path.write_text(json.dumps(graph_document(graph), indent=2) + "\n", encoding="utf-8")
@@ -195,7 +195,7 @@ def _picture_format(args: argparse.Namespace) -> str | None:
 
 
 def write_picture(graph: WorkloadGraph, path: Path, fmt: str) -> None:
-    from discover.flowfiles import OutputError
+    from discover.flows.flowfiles import OutputError
     from reports.graph_render import render_graph
 
     picture = render_graph(graph, None, fmt)
@@ -206,7 +206,7 @@ def write_picture(graph: WorkloadGraph, path: Path, fmt: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from discover.workload_graph import build_graph
+    from discover.enrichment.workload_graph import build_graph
 
     picture = _picture_format(args)
     inventory = load_inventory_from_args(args)

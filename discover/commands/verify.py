@@ -76,12 +76,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from discover.flowfiles import read_flows_file
+    from discover.flows.flowfiles import read_flows_file
     from discover.inventory.files import load_inventory_files
     from discover.netpol import PolicyEvaluator
     from discover.netpol.files import load_policy_file
     from discover.netpol.matrix import render_matrix, workload_matrix
-    from discover.verification import verify_flows
+    from discover.verification.verify import verify_flows
 
     policy_file = load_policy_file(args.policies)
     flows = read_flows_file(args.flows)

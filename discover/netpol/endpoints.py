@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from discover.events import IPAddress
+from discover.flows.events import IPAddress
 from discover.inventory.model import Inventory, Pod
 from discover.netpol.evaluate import PodEndpoint
 

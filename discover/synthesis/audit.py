@@ -8,11 +8,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 
+from discover.enrichment.peers import GraphEdge, PeerKind
 from discover.inventory.model import Inventory, WorkloadRef
 from discover.netpol.evaluate import Endpoint, PodEndpoint, PolicyEvaluator
 from discover.netpol.policy import EGRESS, INGRESS, Policy, Rule, parse_policy
 from discover.netpol.selectors import InvalidPolicyError
-from discover.peers import GraphEdge, PeerKind
 from discover.synthesis.options import SynthesisOptions
 from discover.synthesis.proposal import Finding, Severity
 from discover.synthesis.selfcheck import EndpointFactory

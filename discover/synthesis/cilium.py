@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from discover.inventory.model import WorkloadRef
-from discover.synthesis.dns import GUESSED_DNS_LABEL, ClusterDns
+from discover.synthesis.cluster_dns import GUESSED_DNS_LABEL, ClusterDns
 from discover.synthesis.proposal import FqdnDependency, PolicyDocument
 from discover.synthesis.selectors import SelectorTable
 

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from discover.enrichment.peers import GraphEdge, Peer, PeerKind
 from discover.inventory.model import ContainerPort, Inventory, Pod, WorkloadRef
-from discover.peers import GraphEdge, Peer, PeerKind
 from discover.synthesis.drafts import PolicyDraft
 from discover.synthesis.options import SynthesisOptions
 from discover.synthesis.ports import PortSpec

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from discover.enrichment.peers import GraphEdge
 from discover.inventory.model import WorkloadRef
-from discover.peers import GraphEdge
 from discover.synthesis.ports import PortSpec
 from discover.synthesis.proposal import format_time
 from discover.synthesis.selectors import SelectorChoice

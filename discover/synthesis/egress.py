@@ -4,10 +4,10 @@ Destinations reached by name are left to `fqdn.py`."""
 
 from __future__ import annotations
 
+from discover.enrichment.peers import GraphEdge, PeerKind
 from discover.inventory.model import WorkloadRef
-from discover.peers import GraphEdge, PeerKind
+from discover.synthesis.cluster_dns import ClusterDns, dns_egress_peers, is_dns_edge
 from discover.synthesis.context import SynthesisContext, ip_peer
-from discover.synthesis.dns import ClusterDns, dns_egress_peers, is_dns_edge
 from discover.synthesis.drafts import RuleDraft
 from discover.synthesis.ports import PortSpec
 from discover.synthesis.proposal import Severity

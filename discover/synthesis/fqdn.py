@@ -10,9 +10,9 @@ from datetime import datetime
 from ipaddress import ip_address
 from typing import TYPE_CHECKING
 
+from discover.enrichment.peers import GraphEdge
 from discover.errors import ConfigurationError
 from discover.inventory.model import IPAddress, WorkloadRef
-from discover.peers import GraphEdge
 from discover.synthesis.cidrs import ClusterCidrs
 from discover.synthesis.context import SynthesisContext, ip_peer
 from discover.synthesis.options import FqdnMode, ProxyRef

@@ -10,10 +10,10 @@ address, on the port seen, with a warning."""
 
 from __future__ import annotations
 
+from discover.enrichment.peers import GraphEdge, PeerKind
 from discover.inventory.model import IPNetwork, WorkloadRef
-from discover.peers import GraphEdge, PeerKind
+from discover.synthesis.cluster_dns import ClusterDns, dns_ingress_peers, is_dns_edge
 from discover.synthesis.context import SynthesisContext, ip_peer
-from discover.synthesis.dns import ClusterDns, dns_ingress_peers, is_dns_edge
 from discover.synthesis.external import PROVIDER_RANGES, Exposures
 from discover.synthesis.options import Cloud
 from discover.synthesis.ports import PortSpec

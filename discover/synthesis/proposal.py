@@ -10,8 +10,8 @@ from datetime import datetime
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
+from discover.enrichment.peers import GraphEdge
 from discover.inventory.model import WorkloadRef
-from discover.peers import GraphEdge
 
 IPAddress = IPv4Address | IPv6Address
 

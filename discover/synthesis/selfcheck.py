@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 
+from discover.enrichment.peers import GraphEdge, Peer, PeerKind
 from discover.errors import SynthesisError
 from discover.inventory.model import Inventory, Pod
 from discover.netpol.evaluate import Endpoint, IpEndpoint, PodEndpoint, PolicyEvaluator
-from discover.peers import GraphEdge, Peer, PeerKind
 from discover.synthesis.context import NAMESPACE_NAME_LABEL
 from discover.synthesis.proposal import Proposal
 

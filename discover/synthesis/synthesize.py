@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from discover.enrichment.peers import GraphEdge, PeerKind
+from discover.enrichment.workload_graph import WorkloadGraph
 from discover.inventory.model import Inventory
-from discover.peers import GraphEdge, PeerKind
 from discover.synthesis.audit import audit_existing
 from discover.synthesis.cidrs import cluster_cidrs
 from discover.synthesis.cilium import cilium_documents
+from discover.synthesis.cluster_dns import find_cluster_dns
 from discover.synthesis.cni import cni_findings, detect_cni
 from discover.synthesis.context import SynthesisContext
-from discover.synthesis.dns import find_cluster_dns
 from discover.synthesis.documents import default_deny_document, workload_document
 from discover.synthesis.egress import ensure_dns_rule, plan_egress_edge
 from discover.synthesis.external import Exposures, detect_cloud
@@ -21,7 +22,6 @@ from discover.synthesis.ingress import plan_dns_server, plan_exposure, plan_ingr
 from discover.synthesis.options import Cloud, FqdnMode, SynthesisOptions
 from discover.synthesis.proposal import NO_POLICY_HANDLING, Proposal, Severity, Window
 from discover.synthesis.selfcheck import check_proposal
-from discover.workload_graph import WorkloadGraph
 
 
 def _edge_key(edge: GraphEdge) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from discover.events import (
+from discover.flows.events import (
     ConnectionOpen,
     DirectionEvidence,
     DnsAnswer,

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from discover.errors import ReadError
-from discover.linklayer import SUPPORTED
-from discover.packets import DecodeStats, Output, PacketDecoder
-from discover.pcap_format import CHUNK_BYTES, RecordWalker
+from discover.reading.linklayer import SUPPORTED
+from discover.reading.packets import DecodeStats, Output, PacketDecoder
+from discover.reading.pcap_format import CHUNK_BYTES, RecordWalker
 
 GZIP_MAGIC = b"\x1f\x8b"
 

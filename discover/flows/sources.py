@@ -20,8 +20,8 @@ from multiprocessing.queues import Queue
 from pathlib import Path
 
 from discover.errors import ConfigurationError, ReadError
-from discover.flowtable import FlowTable
-from discover.progress import ByteProgress
+from discover.flows.flowtable import FlowTable
+from discover.flows.progress import ByteProgress
 
 PCAP_MAGICS = {bytes.fromhex(m) for m in ("a1b2c3d4", "d4c3b2a1", "a1b23c4d", "4d3cb2a1")}
 PCAPNG_MAGIC = bytes.fromhex("0a0d0d0a")
@@ -157,10 +157,10 @@ def _read_capture(
     path: Path, kind: str, on_progress: Callable[[int, int], None] | None, dns: bool
 ) -> FileResult:
     # Imported here: numpy and dnspython only load in the processes that read captures.
-    from discover.capture_file import CaptureFile
-    from discover.dns import DnsDecoder
-    from discover.events import ConnectionOpen, EdgePackets
-    from discover.packets import DnsPayload
+    from discover.flows.events import ConnectionOpen, EdgePackets
+    from discover.reading.capture_file import CaptureFile
+    from discover.reading.dns_wire import DnsDecoder
+    from discover.reading.packets import DnsPayload
 
     capture = CaptureFile(path, on_progress=on_progress)
     table = FlowTable()
@@ -205,7 +205,7 @@ def _read_capture(
 
 
 def _read_summary(path: Path) -> FileResult:
-    from discover.summary import read_summary
+    from discover.flows.summary import read_summary
 
     table, meta = read_summary(path)
     window = table.time_range()

@@ -30,7 +30,7 @@ import dns.name
 import dns.rdataclass
 import dns.rdatatype
 
-from discover.events import DnsAnswer, DnsRecordAddress, IPAddress, Protocol
+from discover.flows.events import DnsAnswer, DnsRecordAddress, IPAddress, Protocol
 
 # A CNAME chain longer than this is a loop or an attack; resolvers give up at 8-16 too.
 MAX_CNAME_CHAIN = 16
@@ -53,7 +53,8 @@ COUNTER_NAMES = (
 
 
 class DnsPayloadLike(TypingProtocol):
-    """What `decode` needs from `discover.packets.DnsPayload` (a server-to-client message)."""
+    """What `decode` needs from `discover.reading.packets.DnsPayload` (a server-to-client
+    message)."""
 
     @property
     def time(self) -> float: ...

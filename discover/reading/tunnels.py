@@ -13,8 +13,8 @@ from collections import Counter
 import numpy as np
 import numpy.typing as npt
 
-from discover.linklayer import ETHERNET, RAW, locate_network, read_u8, read_u16
-from discover.packet_headers import UDP, Headers, IpPayloads, extract, merge, select
+from discover.reading.linklayer import ETHERNET, RAW, locate_network, read_u8, read_u16
+from discover.reading.packet_headers import UDP, Headers, IpPayloads, extract, merge, select
 
 U8Array = npt.NDArray[np.uint8]
 I64Array = npt.NDArray[np.int64]

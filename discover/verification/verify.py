@@ -18,12 +18,12 @@ from datetime import UTC, datetime
 from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any, Protocol
 
-from discover.events import IPAddress
+from discover.enrichment.peers import Peer, PeerKind
+from discover.flows.events import IPAddress
 from discover.inventory.model import Inventory, Pod
 from discover.netpol import IpEndpoint, PodEndpoint, PolicyEvaluator, Verdict
 from discover.netpol.endpoints import namespace_labels, pod_endpoint
 from discover.netpol.evaluate import Endpoint
-from discover.peers import Peer, PeerKind
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,7 +71,9 @@ class FlowVerdict:
 
 
 def default_resolver(inventory: Inventory) -> EndpointResolver:
-    from discover.enrich import Resolver  # enrichment pulls in pandas: load it when used
+    from discover.enrichment.resolver import (
+        Resolver,  # enrichment pulls in pandas: load it when used
+    )
 
     resolver: EndpointResolver = Resolver(inventory)
     return resolver

@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from discover.enrich_dns import NameIndex
-from discover.events import IPAddress
+from discover.enrichment.dns_names import NameIndex
+from discover.enrichment.peers import Peer, PeerKind, ServiceRef
+from discover.flows.events import IPAddress
 from discover.inventory.index import PodIndex, released, unmapped
 from discover.inventory.model import (
     ContainerPort,
@@ -30,7 +31,6 @@ from discover.inventory.model import (
     WorkloadRef,
 )
 from discover.inventory.ranges import cluster_ranges
-from discover.peers import Peer, PeerKind, ServiceRef
 
 NODELOCAL_DNS = ipaddress.ip_address("169.254.20.10")
 DNS_APP_LABELS = ("kube-dns", "coredns", "node-local-dns")

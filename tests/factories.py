@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
 
+from discover.enrichment.peers import GraphEdge, Peer, PeerKind
+from discover.enrichment.workload_graph import UndeclaredPort, WorkloadGraph
 from discover.inventory.model import (
     ContainerPort,
     Inventory,
@@ -15,8 +17,6 @@ from discover.inventory.model import (
     Pod,
     WorkloadRef,
 )
-from discover.peers import GraphEdge, Peer, PeerKind
-from discover.workload_graph import UndeclaredPort, WorkloadGraph
 
 T0 = datetime(2026, 1, 5, 9, 0, 0, tzinfo=UTC)
 T1 = T0 + timedelta(hours=6)

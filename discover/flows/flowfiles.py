@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from discover.errors import ConfigurationError, ReadError
-from discover.events import DirectionEvidence, Protocol
-from discover.flowtable import (
+from discover.flows.events import DirectionEvidence, Protocol
+from discover.flows.flowtable import (
     CNAME_SEPARATOR,
     DNS_COLUMNS,
     FLOW_COLUMNS,

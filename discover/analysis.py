@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
+from discover.enrichment.workload_graph import WorkloadGraph, build_graph
 from discover.errors import SynthesisError
 from discover.inventory.model import Inventory
 from discover.netpol import PolicyEvaluator
@@ -20,8 +21,7 @@ from discover.synthesis.fqdn import dns_observations
 from discover.synthesis.options import SynthesisOptions
 from discover.synthesis.proposal import Finding, Proposal, Severity
 from discover.synthesis.synthesize import propose
-from discover.verification import FlowVerdict, verify_flows
-from discover.workload_graph import WorkloadGraph, build_graph
+from discover.verification.verify import FlowVerdict, verify_flows
 
 
 class ProposalDeniesObservedFlowError(SynthesisError):

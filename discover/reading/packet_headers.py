@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from discover.linklayer import (
+from discover.reading.linklayer import (
     NET_IPV4,
     NET_IPV6,
     NET_MALFORMED,

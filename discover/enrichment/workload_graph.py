@@ -17,10 +17,10 @@ from typing import TypeVar
 
 import pandas as pd
 
-from discover.enrich import Resolver, declared_port
-from discover.events import IPAddress
+from discover.enrichment.peers import FlowKey, GraphEdge, Peer, PeerKind, ServiceRef
+from discover.enrichment.resolver import Resolver, declared_port
+from discover.flows.events import IPAddress
 from discover.inventory.model import Inventory, WorkloadRef
-from discover.peers import FlowKey, GraphEdge, Peer, PeerKind, ServiceRef
 
 GRAPH_COLUMNS = [
     "source", "destination", "source_kind", "destination_kind", "source_namespace",

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from discover.events import IPAddress
+from discover.flows.events import IPAddress
 from discover.inventory.model import WorkloadRef
 
 

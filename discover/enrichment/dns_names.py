@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from discover.events import IPAddress
+from discover.flows.events import IPAddress
 from discover.inventory.index import unmapped
 
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass, fields
 import numpy as np
 import numpy.typing as npt
 
-from discover.conntrack import ConnectionTracker, address
-from discover.events import ConnectionOpen, EdgePackets, IPAddress, Protocol
-from discover.linklayer import locate_network, read_u8, read_u16
-from discover.packet_headers import TCP, UDP, Headers, extract
-from discover.tunnels import decapsulate
+from discover.flows.events import ConnectionOpen, EdgePackets, IPAddress, Protocol
+from discover.reading.conntrack import ConnectionTracker, address
+from discover.reading.linklayer import locate_network, read_u8, read_u16
+from discover.reading.packet_headers import TCP, UDP, Headers, extract
+from discover.reading.tunnels import decapsulate
 
 DNS_PORT = 53
 DNS_HEADER = 12

@@ -20,8 +20,14 @@ from ipaddress import IPv4Address, IPv6Address
 import numpy as np
 import numpy.typing as npt
 
-from discover.events import ConnectionOpen, DirectionEvidence, EdgePackets, IPAddress, Protocol
-from discover.packet_headers import ACK, SCTP, SYN, TCP, UDP, Headers
+from discover.flows.events import (
+    ConnectionOpen,
+    DirectionEvidence,
+    EdgePackets,
+    IPAddress,
+    Protocol,
+)
+from discover.reading.packet_headers import ACK, SCTP, SYN, TCP, UDP, Headers
 
 F64Array = npt.NDArray[np.float64]
 WELL_KNOWN_END = 1024

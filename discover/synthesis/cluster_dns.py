@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
 from typing import Any
 
+from discover.enrichment.peers import GraphEdge, PeerKind
 from discover.inventory.model import Inventory, Pod, WorkloadRef
-from discover.peers import GraphEdge, PeerKind
 from discover.synthesis.context import SynthesisContext, ip_peer, namespace_selector
 from discover.synthesis.ports import PortSpec
 from discover.synthesis.proposal import Severity

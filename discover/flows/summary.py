@@ -1,7 +1,7 @@
 """The agent summary: a versioned JSON document holding a FlowTable and where it came from.
 
 An agent serves and checkpoints one; `collect`, `analyze` and the other commands read them
-(`discover/sources.py` sniffs them by their leading `{`). Conversions come in pairs:
+(`discover/flows/sources.py` sniffs them by their leading `{`). Conversions come in pairs:
 `summary_to_dict` / `summary_from_dict`. Reading is strict: every field is checked and a
 bad one raises `SummaryError` naming the source and the JSON path ("summary.json:
 flows[3].dst_port: expected an integer"). Older documents are brought up to date one
@@ -21,9 +21,9 @@ from typing import Any, NoReturn
 
 from discover import __version__
 from discover.errors import ReadError
-from discover.events import DirectionEvidence, IPAddress, Protocol
-from discover.flowfiles import OutputError
-from discover.flowtable import DNS_COLUMNS, FLOW_COLUMNS, DnsRow, FlowRow, FlowTable, iso_time
+from discover.flows.events import DirectionEvidence, IPAddress, Protocol
+from discover.flows.flowfiles import OutputError
+from discover.flows.flowtable import DNS_COLUMNS, FLOW_COLUMNS, DnsRow, FlowRow, FlowTable, iso_time
 
 KIND = "netpol-discover-summary"
 SCHEMA_VERSION = 1

@@ -1,0 +1,1 @@
+"""Verification: every observed flow checked against a set of policies."""
