@@ -1,22 +1,39 @@
-"""The agent's HTTP endpoint: /summary, /healthz, /metrics, /inventory (stdlib, one
-thread a request).
+"""The agent's HTTP endpoint: /summary, /healthz, /metrics, /inventory (stdlib).
 
 The handler only asks an `AgentView` for bytes; it knows nothing of capture, so the
-server is tested with any object that answers those three questions.
+server is tested with any object that answers those questions.
+
+Hostile or broken clients must not take the agent down: a fixed pool of worker threads
+serves the connections (while all are busy, new ones wait in the kernel's listen backlog
+of 128 instead of each getting a thread), every socket read and write times out (an idle
+connection is closed after `timeout` seconds and frees its worker), and a client error
+(a timeout, a reset, a client gone mid-response) is one log line, not a traceback.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Protocol
 
 from discover.errors import ConfigurationError
 from sidecar import metrics
 
 log = logging.getLogger(__name__)
+
+# Worker threads: probes, a scrape and a collect at once need a handful; more only
+# multiplies the memory of concurrent /summary renders.
+WORKERS = 8
+# Seconds a socket read or write may block: a request line and headers arrive in far
+# less, and a /summary reader that takes longer between two writes is gone.
+TIMEOUT = 10.0
+# The kernel's queue of accepted-but-not-yet-served connections (the stdlib's default 5
+# made 20 of 100 concurrent requests time out).
+BACKLOG = 128
 
 
 class AgentView(Protocol):
@@ -46,9 +63,10 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def _handler(view: AgentView) -> type[BaseHTTPRequestHandler]:
+def _handler(view: AgentView, request_timeout: float) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "netpol-discover-agent"
+        timeout = request_timeout  # socket timeout of every read and write
 
         def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
             path = self.path.split("?", 1)[0]
@@ -80,24 +98,88 @@ def _handler(view: AgentView) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             log.debug("%s " + format, self.address_string(), *args)
 
+        def log_error(self, format: str, *args: object) -> None:  # noqa: A002
+            # Timeouts and malformed requests: the client's problem, one line each.
+            log.info("client %s: " + format, self.address_string(), *args)
+
     return Handler
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _PooledServer(HTTPServer):
+    """An HTTPServer whose connections are served by a fixed pool of threads.
+
+    `process_request` waits for a free worker before handing a connection over, so the
+    accept loop stops accepting while the pool is busy and the kernel backlog holds the
+    rest: threads never grow with the number of clients.
+    """
+
+    request_queue_size = BACKLOG
+
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], workers: int
+    ) -> None:
+        self._slots = threading.BoundedSemaphore(workers)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="http-worker")
+        self._closing = threading.Event()
+        super().__init__(address, handler)
+
+    def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        while not self._slots.acquire(timeout=0.2):
+            if self._closing.is_set():
+                self.shutdown_request(request)
+                return
+        try:
+            self._pool.submit(self._work, request, client_address)
+        except RuntimeError:  # the pool is shut down: we are closing
+            self._slots.release()
+            self.shutdown_request(request)
+
+    def _work(self, request: socket.socket, client_address: object) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:  # noqa: BLE001 - reported by handle_error, one line
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            self._slots.release()
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that went away mid-response (BrokenPipe, reset) or a socket error:
+        one line, not the stdlib's traceback on stderr."""
+        error = sys.exc_info()[1]
+        log.info("client %s: %s: %s", _peer(client_address), type(error).__name__, error)
+
+    def close(self) -> None:
+        self._closing.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.server_close()
 
 
-class _Server6(_Server):
+class _PooledServer6(_PooledServer):
     address_family = socket.AF_INET6
+
+
+def _peer(address: object) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address)
 
 
 class AgentServer:
     """Serves `view` on host:port in a background thread until `close()`."""
 
-    def __init__(self, view: AgentView, host: str, port: int) -> None:
-        server_class = _Server6 if ":" in host else _Server
+    def __init__(
+        self,
+        view: AgentView,
+        host: str,
+        port: int,
+        *,
+        workers: int = WORKERS,
+        timeout: float = TIMEOUT,
+    ) -> None:
+        server_class = _PooledServer6 if ":" in host else _PooledServer
         try:
-            self._server = server_class((host, port), _handler(view))
+            self._server = server_class((host, port), _handler(view, timeout), workers)
         except OSError as error:
             raise ListenError(host, port, error.strerror or str(error)) from error
         self.host = host
@@ -107,5 +189,5 @@ class AgentServer:
 
     def close(self) -> None:
         self._server.shutdown()
-        self._server.server_close()
+        self._server.close()
         self._thread.join()

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
+import socket
+import struct
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -111,3 +116,108 @@ def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
 def test_parse_listen_rejects(text: str) -> None:
     with pytest.raises(ConfigurationError, match="HOST:PORT"):
         parse_listen(text)
+
+
+# --- hostile clients (issue 15, item 8) ----------------------------------------------
+
+
+class SlowView(View):
+    """/summary blocks until `gate` opens: every worker busy, like a render at the cap."""
+
+    def __init__(self, body: bytes = b"{}") -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.body = body
+
+    def summary_json(self) -> bytes:
+        self.gate.wait(30)
+        return self.body
+
+
+def _request(port: int, connect_timeout: float, results: list[object]) -> None:
+    try:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=connect_timeout)
+    except OSError as error:
+        results.append(error)
+        return
+    with sock:
+        sock.settimeout(30)
+        sock.sendall(b"GET /summary HTTP/1.0\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        results.append(data.split(b"\r\n", 1)[0])
+
+
+def test_100_concurrent_requests_are_all_answered_while_the_workers_are_busy() -> None:
+    view = SlowView()
+    server = AgentServer(view, "127.0.0.1", 0, workers=4)
+    results: list[object] = []
+    try:
+        threads = [threading.Thread(target=_request, args=(server.port, 1.5, results))
+                   for _ in range(100)]  # fmt: skip
+        for thread in threads:
+            thread.start()
+        # All 100 connect while the 4 workers are blocked: the backlog holds the other 96
+        # (with the stdlib's backlog of 5 most connects timed out here).
+        time.sleep(2.0)
+        view.gate.set()
+        for thread in threads:
+            thread.join(40)
+    finally:
+        server.close()
+    assert results.count(b"HTTP/1.0 200 OK") == 100, [r for r in results if r != b"HTTP/1.0 200 OK"]
+
+
+def test_idle_connections_are_closed_after_the_timeout_and_hold_no_threads() -> None:
+    server = AgentServer(View(), "127.0.0.1", 0, workers=4, timeout=0.5)
+    before = threading.active_count()
+    idle = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(40)]
+    try:
+        time.sleep(0.3)
+        # A thread a connection would be 40 more; the pool is 4 (+ the accept loop's).
+        assert threading.active_count() <= before + 4
+        # Each idle client is disconnected (EOF) once its turn's timeout passes; 40
+        # connections through 4 workers at 0.5 s each is ~5 s.
+        for sock in idle:
+            assert sock.recv(1) == b""
+        assert _get(f"http://127.0.0.1:{server.port}/healthz")[0] == 200
+    finally:
+        for sock in idle:
+            sock.close()
+        server.close()
+
+
+def test_a_client_gone_mid_response_is_one_log_line_not_a_traceback(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    view = SlowView(body=b"x" * (32 << 20))  # far more than the socket buffers hold
+    view.gate.set()
+    server = AgentServer(view, "127.0.0.1", 0)
+    caplog.set_level(logging.DEBUG, logger="sidecar.server")
+    try:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(b"GET /summary HTTP/1.0\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.0 200")
+        # Close with a reset (linger 0): the server's next write fails.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not _client_errors(caplog):
+            time.sleep(0.05)
+        assert _get(f"http://127.0.0.1:{server.port}/healthz")[0] == 200  # still serving
+    finally:
+        server.close()
+    errors = _client_errors(caplog)
+    assert len(errors) == 1
+    assert errors[0].exc_info is None
+    assert "127.0.0.1:" in errors[0].getMessage()
+    assert any(name in errors[0].getMessage()
+               for name in ("BrokenPipeError", "ConnectionResetError"))  # fmt: skip
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def _client_errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records
+            if r.name == "sidecar.server" and r.levelno >= logging.INFO]  # fmt: skip
