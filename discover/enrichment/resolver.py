@@ -9,8 +9,6 @@ cluster's ranges without an object, else external with the name this client reso
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -19,7 +17,8 @@ import pandas as pd
 from discover.enrichment.dns_names import NameIndex
 from discover.enrichment.peers import Peer, PeerKind, ServiceRef
 from discover.flows.events import IPAddress
-from discover.inventory.index import PodIndex, released, unmapped
+from discover.inventory.facts import NODELOCAL_DNS, facts_for
+from discover.inventory.index import released, unmapped
 from discover.inventory.model import (
     ContainerPort,
     EndpointSlice,
@@ -28,19 +27,10 @@ from discover.inventory.model import (
     Pod,
     Service,
     ServicePort,
-    WorkloadRef,
 )
 from discover.inventory.ranges import cluster_ranges
 
-NODELOCAL_DNS = ipaddress.ip_address("169.254.20.10")
-DNS_APP_LABELS = ("kube-dns", "coredns", "node-local-dns")
-DNS_SERVICE_NAMES = ("kube-dns", "coredns", "rke2-coredns-rke2-coredns")
-
 Resolved = tuple[Peer, int, str | None]
-
-
-def selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector.items())
 
 
 def declared_port(pod: Pod, port: int, protocol: str) -> ContainerPort | None:
@@ -50,36 +40,21 @@ def declared_port(pod: Pod, port: int, protocol: str) -> ContainerPort | None:
 class Resolver:
     def __init__(self, inventory: Inventory, dns: pd.DataFrame | None = None) -> None:
         self.inventory = inventory
-        self.pods = PodIndex(inventory.pods)
+        self.facts = facts_for(inventory)
+        self.pods = self.facts.pods
         self.names = NameIndex(dns)
         self.ranges = cluster_ranges(inventory)
         self._services: dict[IPAddress, Service] = {
             ip: s for s in inventory.services for ip in s.cluster_ips}
         self._lb: dict[IPAddress, Service] = {
             ip: s for s in inventory.services for ip in (*s.load_balancer_ips, *s.external_ips)}
-        self._nodes: dict[IPAddress, Node] = {
-            ip: n for n in inventory.nodes for ip in n.addresses}
-        self._host_pods: dict[IPAddress, list[Pod]] = {}
-        for pod in inventory.pods:
-            if pod.host_network:
-                for ip in pod.ips:
-                    self._host_pods.setdefault(ip, []).append(pod)
-        self._pods_by_name = {(p.namespace, p.name): p for p in inventory.pods}
+        self._nodes = self.facts.nodes_by_ip
+        self._host_pods = self.facts.host_pods
         self._slices: dict[tuple[str, str], list[EndpointSlice]] = {}
         for s in inventory.endpoint_slices:
             if s.service_name:
                 self._slices.setdefault((s.namespace, s.service_name), []).append(s)
-        self._dns_services = {(s.namespace, s.name) for s in inventory.services
-                              if s.namespace == "kube-system" and (
-                                  s.name in DNS_SERVICE_NAMES
-                                  or s.labels.get("k8s-app") in DNS_APP_LABELS)}
-        self._dns_workloads = {p.workload for p in inventory.pods if self._is_dns_pod(p)}
-        self._selector_cache: dict[tuple[str, str], list[Pod]] = {}
-        self._pods_by_workload: dict[WorkloadRef, list[Pod]] = {}
-        for pod in inventory.pods:
-            self._pods_by_workload.setdefault(pod.workload, []).append(pod)
-        self._nodelocal_pods = [p for p in inventory.pods
-                                if p.labels.get("k8s-app") == "node-local-dns"]
+        self._dns_workloads = self.facts.dns_workloads
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -145,24 +120,15 @@ class Resolver:
         if peer.workload is None:
             return None
         if peer.pod_name:
-            found = self._pods_by_name.get((peer.workload.namespace, peer.pod_name))
+            found = self.facts.pods_by_name.get((peer.workload.namespace, peer.pod_name))
             if found is not None:
                 return found
-        candidates = self._pods_by_workload.get(peer.workload, [])
+        candidates = self.facts.pods_by_workload.get(peer.workload, [])
         if not candidates:
             return None
         return max(candidates, key=lambda p: (released(p) is None, p.created or _MIN, p.name))
 
     # ---------------------------------------------------------------- helpers
-
-    def _is_dns_pod(self, pod: Pod) -> bool:
-        if pod.namespace != "kube-system":
-            return False
-        if pod.labels.get("k8s-app") in DNS_APP_LABELS:
-            return True
-        return any(s.selector and selects(s.selector, pod.labels)
-                   for s in self.inventory.services
-                   if (s.namespace, s.name) in self._dns_services)
 
     def _workload_peer(self, pod: Pod, ip: IPAddress | None, *, with_pod: bool = True) -> Peer:
         return Peer(PeerKind.WORKLOAD, workload=pod.workload,
@@ -208,7 +174,8 @@ class Resolver:
         if client_ip is not None:
             found = self.pods.lookup(client_ip, when)
             client_node = found.pod.node_name if found and found.pod else None
-        cache = sorted(self._nodelocal_pods, key=lambda p: (p.node_name != client_node, p.name))
+        cache = sorted(self.facts.nodelocal_pods,
+                       key=lambda p: (p.node_name != client_node, p.name))
         if cache:
             pod = cache[0]
             return Peer(PeerKind.NODE, workload=pod.workload, pod_name=pod.name,
@@ -251,7 +218,7 @@ class Resolver:
                      when: datetime) -> list[Resolved]:
         sport = _service_port(service, protocol, port)
         label = f"Service {service.namespace}/{service.name}"
-        is_dns = (service.namespace, service.name) in self._dns_services
+        is_dns = self.facts.is_dns_service(service)
         if sport is None:
             return [(Peer(PeerKind.CLUSTER_UNKNOWN, ip=ip, is_cluster_dns=is_dns,
                           note=f"{label} has no port {port}/{protocol}"), port, None)]
@@ -280,7 +247,7 @@ class Resolver:
         the Service, not the pod IP, says where the traffic went. Without a selector (or
         no pod matches at all): the EndpointSlices' addresses, resolved at `when`."""
         if service.selector:
-            matched = self._selected(service)
+            matched = self.facts.selected_pods(service)
             alive = [p for p in matched if self._held_at(p, when)]
             found: list[Resolved] = []
             for pod in alive or matched:
@@ -306,18 +273,6 @@ class Resolver:
                 for address in endpoint.addresses:
                     resolved.extend(self.resolve_destination(address, protocol, eport.port, when))
         return resolved
-
-    def _selected(self, service: Service) -> list[Pod]:
-        """Pods with an address that the Service's selector matches (cached: every flow to
-        a ClusterIP asks)."""
-        key = (service.namespace, service.name)
-        found = self._selector_cache.get(key)
-        if found is None:
-            selector = service.selector or {}
-            found = [p for p in self.inventory.pods if p.namespace == service.namespace
-                     and p.ips and selects(selector, p.labels)]
-            self._selector_cache[key] = found
-        return found
 
     def _held_at(self, pod: Pod, when: datetime) -> bool:
         if pod.host_network:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from discover.errors import ConfigurationError
+from discover.inventory.facts import selects
 
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
@@ -66,10 +67,8 @@ class LabelSelector:
         return not self.match_labels and not self.expressions
 
     def matches(self, labels: Mapping[str, str]) -> bool:
-        for key, value in self.match_labels:
-            if labels.get(key) != value:
-                return False
-        return all(requirement.matches(labels) for requirement in self.expressions)
+        return selects(self.match_labels, labels) and all(
+            requirement.matches(labels) for requirement in self.expressions)
 
     def keys(self) -> frozenset[str]:
         return frozenset(key for key, _ in self.match_labels) | frozenset(

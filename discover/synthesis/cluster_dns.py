@@ -5,21 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from ipaddress import ip_address, ip_network
+from ipaddress import ip_network
 from typing import Any
 
 from discover.enrichment.peers import GraphEdge, PeerKind
-from discover.inventory.model import Inventory, Pod, WorkloadRef
+from discover.inventory.facts import DNS_POD_LABELS, NODELOCAL_DNS, facts_for
+from discover.inventory.model import Inventory, WorkloadRef
 from discover.synthesis.context import SynthesisContext, ip_peer, namespace_selector
 from discover.synthesis.ports import PortSpec
 from discover.synthesis.proposal import Severity
 
 DNS_PORT = 53
-NODE_LOCAL_DNS = ip_address("169.254.20.10")  # NodeLocal DNSCache's usual link-local address
-DNS_LABELS = (
-    ("k8s-app", "kube-dns"), ("k8s-app", "coredns"), ("app.kubernetes.io/name", "coredns")
-)
-DNS_SERVICES = (("kube-system", "kube-dns"), ("kube-system", "coredns"))
 GUESSED_DNS_LABEL = ("k8s-app", "kube-dns")  # the DNS rule's peer when no DNS pod is known
 
 
@@ -33,17 +29,10 @@ class ClusterDns:
         return {PortSpec(protocol, port) for port in self.ports for protocol in ("TCP", "UDP")}
 
 
-def _is_dns_pod(pod: Pod) -> bool:
-    return pod.namespace == "kube-system" and (
-        any(pod.labels.get(key) == value for key, value in DNS_LABELS)
-        or any("coredns" in image or "kube-dns" in image for image in pod.images)
-    )
-
-
 def is_dns_edge(edge: GraphEdge) -> bool:
     """An edge that is a name lookup: to the cluster DNS on its port, or to NodeLocal DNS."""
     destination = edge.destination
-    if destination.ip == NODE_LOCAL_DNS and edge.port == DNS_PORT:
+    if destination.ip == NODELOCAL_DNS and edge.port == DNS_PORT:
         return True
     return destination.is_cluster_dns and edge.protocol in ("UDP", "TCP") and (
         edge.port == DNS_PORT or (destination.via_service is not None
@@ -52,22 +41,24 @@ def is_dns_edge(edge: GraphEdge) -> bool:
 
 
 def find_cluster_dns(edges: Sequence[GraphEdge], inventory: Inventory) -> ClusterDns:
-    workloads = {pod.workload for pod in inventory.pods if _is_dns_pod(pod)}
+    facts = facts_for(inventory)
+    # A host-network DNS pod (NodeLocal DNSCache as usually deployed) answers on its node's
+    # address, which no podSelector names: clients reach it by the NodeLocal ipBlock.
+    workloads = {w for w in facts.dns_workloads if not facts.host_network_only(w)}
     ports: set[int] = set()
     node_local = False
     for edge in edges:
         if not is_dns_edge(edge):
             continue
-        if edge.destination.ip == NODE_LOCAL_DNS:
+        if edge.destination.ip == NODELOCAL_DNS:
             node_local = True
         elif edge.destination.kind is PeerKind.WORKLOAD and edge.destination.workload:
             workloads.add(edge.destination.workload)
             ports.add(edge.port)
-    for service in inventory.services:
-        if (service.namespace, service.name) in DNS_SERVICES:
-            for port in service.ports:
-                if port.port == DNS_PORT and isinstance(port.target_port, int):
-                    ports.add(port.target_port)
+    for service in facts.dns_services:
+        for port in service.ports:
+            if port.port == DNS_PORT and isinstance(port.target_port, int):
+                ports.add(port.target_port)
     return ClusterDns(tuple(sorted(workloads)), tuple(sorted(ports or {DNS_PORT})), node_local)
 
 
@@ -98,7 +89,7 @@ def dns_egress_peers(context: SynthesisContext, dns: ClusterDns) -> list[dict[st
         )
         _report_guessed_dns(context)
     if dns.node_local:
-        peers.append(ip_peer(ip_network(f"{NODE_LOCAL_DNS}/32")))
+        peers.append(ip_peer(ip_network(f"{NODELOCAL_DNS}/32")))
     return peers
 
 
@@ -107,7 +98,7 @@ def _report_guessed_dns(context: SynthesisContext) -> None:
     context.report(
         Severity.WARNING, "dns-pods-unknown", "cluster/dns",
         "the inventory has no cluster DNS pods (none in kube-system labelled "
-        + " or ".join(f"{k}={v}" for k, v in DNS_LABELS)
+        + " or ".join(f"{k}={v}" for k, v in DNS_POD_LABELS)
         + " or running a coredns/kube-dns image, and no lookup reached one): the DNS egress "
         f"rule's selector {key}={value} in namespace kube-system is a guess (the common "
         "default); check your DNS pods' namespace and labels (kubectl get pods -A "

@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from discover.enrichment.peers import GraphEdge, Peer, PeerKind
+from discover.inventory.facts import facts_for
 from discover.inventory.model import ContainerPort, Inventory, Pod, WorkloadRef
 from discover.synthesis.drafts import PolicyDraft
 from discover.synthesis.options import SynthesisOptions
@@ -28,17 +29,15 @@ class SynthesisContext:
         self.finding_repeats: dict[tuple[str, str, str], int] = {}
         self.decisions: list[EdgeDecision] = []
         self.drafts: dict[WorkloadRef, PolicyDraft] = {}
-        self.pods_by_workload: dict[WorkloadRef, list[Pod]] = defaultdict(list)
-        self.pods_by_name: dict[tuple[str, str], Pod] = {}
-        for pod in inventory.pods:
-            self.pods_by_workload[pod.workload].append(pod)
-            self.pods_by_name[(pod.namespace, pod.name)] = pod
+        self.facts = facts_for(inventory)
+        self.pods_by_workload: Mapping[WorkloadRef, list[Pod]] = self.facts.pods_by_workload
+        self.pods_by_name: Mapping[tuple[str, str], Pod] = self.facts.pods_by_name
         self.kinds_by_name: dict[tuple[str, str], set[str]] = defaultdict(set)
         for workload in self.pods_by_workload:
             self.kinds_by_name[(workload.namespace, workload.name)].add(workload.kind)
         self.namespace_labels = {ns.name: ns.labels for ns in inventory.namespaces}
         self.node_names_by_ip = {
-            address: node.name for node in inventory.nodes for address in node.addresses
+            address: node.name for address, node in self.facts.nodes_by_ip.items()
         }
 
     # -- findings and decisions -------------------------------------------------------

@@ -4,9 +4,11 @@ provider's ranges, Ingress objects through their controller's pods, the cloud it
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import ip_network
 
+from discover.inventory.facts import service_selects
 from discover.inventory.model import Inventory, IPNetwork, Pod, Service, WorkloadRef
 from discover.synthesis.options import Cloud
 
@@ -71,13 +73,6 @@ class IngressExposure:
     target_ports: tuple[tuple[str, int], ...]
 
 
-def _selects(service: Service, pod: Pod) -> bool:
-    selector = service.selector
-    return bool(selector) and service.namespace == pod.namespace and all(
-        pod.labels.get(k) == v for k, v in (selector or {}).items()
-    )
-
-
 def _target_ports(service: Service, pods: list[Pod], port_ref: int | str | None = None
                    ) -> tuple[tuple[str, int], ...]:
     """The pod ports behind the Service's ports (all, or the one `port_ref` names)."""
@@ -101,7 +96,7 @@ def _target_ports(service: Service, pods: list[Pod], port_ref: int | str | None 
 class Exposures:
     """LoadBalancer and Ingress exposure of every workload, computed once."""
 
-    def __init__(self, inventory: Inventory, pods_by_workload: dict[WorkloadRef, list[Pod]]
+    def __init__(self, inventory: Inventory, pods_by_workload: Mapping[WorkloadRef, list[Pod]]
                  ) -> None:
         self.load_balancers: dict[WorkloadRef, list[LoadBalancerExposure]] = {}
         self.ingresses: dict[WorkloadRef, list[IngressExposure]] = {}
@@ -109,7 +104,7 @@ class Exposures:
         for workload, pods in sorted(pods_by_workload.items()):
             live = [pod for pod in pods if not pod.host_network]
             for service in inventory.services:
-                if not live or not _selects(service, live[0]):
+                if not live or not service_selects(service, live[0]):
                     continue
                 if service.type == "LoadBalancer":
                     self.load_balancers.setdefault(workload, []).append(
@@ -118,7 +113,7 @@ class Exposures:
             for ingress in inventory.ingresses:
                 for backend in ingress.backends:
                     backing = services.get((ingress.namespace, backend.service_name))
-                    if backing is None or not live or not _selects(backing, live[0]):
+                    if backing is None or not live or not service_selects(backing, live[0]):
                         continue
                     self.ingresses.setdefault(workload, []).append(
                         IngressExposure(
@@ -138,7 +133,8 @@ class Exposures:
         }
 
 
-def ingress_controllers(pods_by_workload: dict[WorkloadRef, list[Pod]]) -> tuple[WorkloadRef, ...]:
+def ingress_controllers(pods_by_workload: Mapping[WorkloadRef, list[Pod]]
+                        ) -> tuple[WorkloadRef, ...]:
     """Workloads whose pods run an Ingress controller (by image or identity labels)."""
     found = []
     for workload, pods in pods_by_workload.items():

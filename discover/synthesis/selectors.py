@@ -7,7 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import combinations
 
-from discover.inventory.model import Inventory, Pod, WorkloadRef
+from discover.inventory.facts import selects
+from discover.inventory.model import Inventory, WorkloadRef
 
 # Labels a controller stamps per revision, per pod or per run: selecting on them breaks on
 # the next rollout, or selects one pod only.
@@ -67,10 +68,6 @@ class SelectorChoice:
         return {key: self.labels[key] for key in sorted(self.labels)}
 
 
-def _selects(labels: Mapping[str, str], pod: Pod) -> bool:
-    return all(pod.labels.get(key) == value for key, value in labels.items())
-
-
 def candidate_labels(workload: WorkloadRef, inventory: Inventory) -> dict[str, str]:
     """The stable labels every pod of the workload carries: the pod template's when the
     inventory has the controller, else the labels common to all its pods."""
@@ -104,7 +101,7 @@ def choose_selector(workload: WorkloadRef, inventory: Inventory) -> SelectorChoi
     best: tuple[int, dict[str, str], tuple[str, ...]] | None = None
     for combo in _subsets(keys):
         chosen = {key: labels[key] for key in combo}
-        selected = {pod.name for pod in namespace_pods if _selects(chosen, pod)}
+        selected = {pod.name for pod in namespace_pods if selects(chosen.items(), pod.labels)}
         if not own <= selected:
             continue  # a template label a running pod lost: never select fewer pods
         extra = tuple(sorted(selected - own))
