@@ -8,13 +8,12 @@ what `analyze` writes is what `verify` accepts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-
-import pandas as pd
 
 from discover.enrichment.workload_graph import WorkloadGraph, build_graph
 from discover.errors import SynthesisError
+from discover.flows.flowtable import DnsRow, FlowRow
 from discover.inventory.model import Inventory
 from discover.netpol import PolicyEvaluator
 from discover.synthesis.fqdn import dns_observations
@@ -47,8 +46,8 @@ class Analysis:
 
 
 def analyze(
-    flows: pd.DataFrame,
-    dns: pd.DataFrame,
+    flows: Sequence[FlowRow],
+    dns: Sequence[DnsRow],
     inventory: Inventory,
     options: SynthesisOptions,
     reading_counters: Mapping[str, int] | None = None,

@@ -7,34 +7,20 @@ a half-written policies.yaml that someone might apply.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-
-import pandas as pd
 
 from discover.analysis import Analysis
 from discover.errors import ConfigurationError
 from discover.flows.flowfiles import write_table
+from discover.flows.flowtable import DnsRow, FlowRow
 from discover.flows.sources import LoadedInputs
 from discover.inventory.model import Inventory
 from discover.synthesis.render import render_cilium_yaml, render_fqdn_yaml, render_policies_yaml
 from reports.html import render_html
 from reports.markdown import render_markdown
 from reports.model import ReportInput
-
-
-def flows_with_verdicts(flows: pd.DataFrame, analysis: Analysis) -> pd.DataFrame:
-    """The flow table as seen on the wire, plus who each side is and the proposal's verdict."""
-    by_key = {(str(v.src_ip), str(v.dst_ip), v.protocol, v.dst_port): v
-              for v in analysis.verdicts}
-    keys = list(zip(flows["src_ip"], flows["dst_ip"], flows["protocol"], flows["dst_port"],
-                    strict=True))
-    verdicts = [by_key.get((s, d, p, int(port))) for s, d, p, port in keys]
-    out = flows.copy()
-    out["src_peer"] = [v.source if v else "" for v in verdicts]
-    out["dst_peer"] = [" | ".join(v.destinations) if v else "" for v in verdicts]
-    out["allowed"] = [v.allowed if v else None for v in verdicts]
-    out["reason"] = [v.reason if v else "" for v in verdicts]
-    return out
+from reports.tables import flows_with_verdicts
 
 
 def write_outputs(
@@ -42,8 +28,8 @@ def write_outputs(
     analysis: Analysis,
     loaded: LoadedInputs,
     inventory: Inventory,
-    flows: pd.DataFrame,
-    dns: pd.DataFrame,
+    flows: Sequence[FlowRow],
+    dns: Sequence[DnsRow],
 ) -> list[Path]:
     """Write the contract's six files into `out_dir`; the paths, in a stable order."""
     try:
@@ -74,7 +60,7 @@ def write_outputs(
     for name, text in texts.items():
         written.append(_write_atomically(out_dir / name, text))
     flows_path = out_dir / "flows.csv"
-    write_table(flows_with_verdicts(flows, analysis), flows_path)
+    write_table(flows_with_verdicts(flows, analysis.verdicts), flows_path)
     written.insert(1, flows_path)
     return written
 

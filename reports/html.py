@@ -4,10 +4,7 @@ inputs give the same bytes (no time of the run is printed)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
-import pandas as pd
-
+from discover.flows.flowtable import utc_time
 from discover.synthesis.proposal import Finding, Proposal, Severity, format_time
 from reports.changes import compute_changes
 from reports.graph_model import (
@@ -38,7 +35,7 @@ from reports.model import (
     sorted_findings,
     summarize,
 )
-from reports.tables import resolved_flows
+from reports.resolved_flows import resolve_flows
 
 OVERVIEW_ABOVE = 40  # workloads: past this many, a namespace overview graph comes first
 FLOW_ROWS_SHOWN = 2000
@@ -277,37 +274,35 @@ def _fqdn_section(proposal: Proposal) -> str:
 
 
 def _flows_section(report: ReportInput) -> str:
-    frame = resolved_flows(report.flows, report.graph)
-    shown = frame.head(FLOW_ROWS_SHOWN)
+    resolved = resolve_flows(report.flows[:FLOW_ROWS_SHOWN], report.graph)
+    total = len(report.flows)
     rows = []
-    for row in shown.to_dict("records"):
+    for row in resolved:
+        flow = row.flow
         rows.append([
-            code(row["src_ip"]), code(row["dst_ip"]), text(row["protocol"]),
-            port(int(row["dst_port"])), text(row["source"]), text(row["destination"]),
-            text(row["service"]), text(row["fqdn"]), number(int(row["connections"])),
-            number(int(row["packets"])), text(row["direction"]),
-            code(_time(row["first_seen"])), code(_time(row["last_seen"])),
+            code(flow.src_ip), code(flow.dst_ip), text(flow.protocol),
+            port(flow.dst_port), text(row.source), text(row.destination),
+            text(row.service), text(row.fqdn), number(flow.connections),
+            number(flow.packets), text(flow.direction),
+            code(_time(flow.first_seen)), code(_time(flow.last_seen)),
         ])
     note = ""
-    if len(frame) > FLOW_ROWS_SHOWN:
-        note = (f'<p class="muted">The first {FLOW_ROWS_SHOWN:,} of {len(frame):,} rows; '
+    if total > FLOW_ROWS_SHOWN:
+        note = (f'<p class="muted">The first {FLOW_ROWS_SHOWN:,} of {total:,} rows; '
                 "flows.csv has all of them.</p>")
     table = data_table("flows-table", ["src ip", "dst ip", "proto", "port", "source",
                                        "destination", "service", "fqdn", "connections",
                                        "packets", "direction", "first seen", "last seen"],
                        rows,
                        filter_hint="filter flows (IP, workload, port...)")
-    return (f'<section id="flows"><h2>Flows</h2><p class="muted">{len(frame):,} edges as seen '
+    return (f'<section id="flows"><h2>Flows</h2><p class="muted">{total:,} edges as seen '
             "on the wire (a ClusterIP stays a ClusterIP), with what they resolved to.</p>"
             f"{note}{table}</section>")
 
 
-def _time(value: object) -> str:
-    """A frame's timestamp (pandas Timestamp, datetime or NaT) as the report prints it."""
-    # pandas Timestamp is a datetime, and so is NaT (which has no strftime).
-    if isinstance(value, datetime) and not pd.isna(value):
-        return format_time(value)
-    return "unknown"
+def _time(seconds: float | None) -> str:
+    """A flow's time as the report prints it ("unknown" for a flows file row without)."""
+    return format_time(None if seconds is None else utc_time(seconds))
 
 
 def _notes_section(report: ReportInput, summary: Summary) -> str:

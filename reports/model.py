@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import pandas as pd
-
+from discover.enrichment.peers import PeerKind
+from discover.enrichment.workload_graph import WorkloadGraph
+from discover.flows.flowtable import DnsRow, FlowRow
 from discover.inventory.model import Inventory, WorkloadRef
-from discover.peers import PeerKind
 from discover.synthesis.proposal import Finding, Proposal, Severity, format_time
-from discover.workload_graph import WorkloadGraph
 
 
 @dataclass(frozen=True, slots=True)
 class ReportInput:
     proposal: Proposal
     graph: WorkloadGraph
-    flows: pd.DataFrame  # flow table (CONTRACTS 4)
-    dns: pd.DataFrame  # DNS table
+    flows: Sequence[FlowRow]  # the flow table's edges as seen on the wire
+    dns: Sequence[DnsRow]  # the DNS table
     inventory: Inventory
     sources: tuple[str, ...]  # input files
     counters: Mapping[str, int]  # packets, records, parse errors, ...
@@ -96,7 +95,7 @@ def summarize(report: ReportInput) -> Summary:
     end = proposal.window.end or graph.window_end
     workloads = observed_workloads(graph)
     namespaces = sorted({w.namespace for w in workloads} | set(proposal.namespaces))
-    connections = int(flows["connections"].sum()) if "connections" in flows and len(flows) else 0
+    connections = sum(flow.connections for flow in flows)
     packets = report.counters.get("packets")
     # Callers may already have folded the inventory's notes into the warnings: once each.
     warnings = tuple(dict.fromkeys((*report.warnings, *report.inventory.notes)))

@@ -3,22 +3,31 @@ graph and the FQDN dependencies, as CSV or Parquet. Columns: docs/tables.md."""
 
 from __future__ import annotations
 
-import ipaddress
-from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from discover.enrichment.peers import Peer
+from discover.enrichment.workload_graph import WorkloadGraph
 from discover.errors import ConfigurationError
-from discover.flowfiles import write_table
-from discover.flowtable import FLOW_COLUMNS
-from discover.peers import FlowKey
+from discover.flows.flowfiles import write_table
+from discover.flows.flowtable import FlowRow
+from discover.flows.frames import flows_frame
 from discover.synthesis.proposal import Proposal
-from discover.workload_graph import WorkloadGraph, graph_frame
+from discover.verification.verify import FlowVerdict
 from reports.model import ReportInput
+from reports.resolved_flows import RESOLVED_COLUMNS, resolve_flows
 
 FORMATS = ("csv", "parquet")
-FLOW_EXTRA_COLUMNS = ["source", "destination", "service", "fqdn"]
+FLOW_EXTRA_COLUMNS = list(RESOLVED_COLUMNS)
+GRAPH_COLUMNS = [
+    "source", "destination", "source_kind", "destination_kind", "source_namespace",
+    "destination_namespace", "source_workload", "destination_workload", "source_ip",
+    "destination_ip", "service", "fqdn", "cname_chain", "protocol", "port", "port_name",
+    "connections", "packets", "first_seen", "last_seen", "evidence_count", "evidence",
+    "note",
+]
 FQDN_COLUMNS = [
     "workload", "namespace", "fqdn", "cname_chain", "ports", "addresses", "ttls",
     "addresses_changed", "connections", "first_seen", "last_seen", "handling",
@@ -32,45 +41,69 @@ class TableFormatError(ConfigurationError):
         super().__init__(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
 
 
-def _joined(values: set[str]) -> str:
-    return "; ".join(sorted(v for v in values if v))
+def resolved_flows(flows: Sequence[FlowRow], graph: WorkloadGraph) -> pd.DataFrame:
+    """The flow table with the graph's resolution of each row (see `resolve_flows`):
+    FLOW_COLUMNS then FLOW_EXTRA_COLUMNS."""
+    resolved = resolve_flows(flows, graph)
+    frame = flows_frame([r.flow for r in resolved])
+    frame["source"] = pd.Series([r.source for r in resolved], dtype=object)
+    frame["destination"] = pd.Series([r.destination for r in resolved], dtype=object)
+    frame["service"] = pd.Series([r.service for r in resolved], dtype=object)
+    frame["fqdn"] = pd.Series([r.fqdn for r in resolved], dtype=object)
+    return frame
 
 
-def resolved_flows(flows: pd.DataFrame, graph: WorkloadGraph) -> pd.DataFrame:
-    """The flow table with the graph's resolution of each row: source and destination
-    labels (several when an IP changed owner or a Service has several backends, joined
-    by "; "), the Service reached, the FQDN the client resolved."""
-    found: dict[FlowKey, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+def flows_with_verdicts(flows: Sequence[FlowRow], verdicts: Sequence[FlowVerdict]
+                        ) -> pd.DataFrame:
+    """`analyze`'s flows.csv: the flow table as seen on the wire, plus who each side is and
+    the proposal's verdict."""
+    by_key = {(v.src_ip, v.dst_ip, v.protocol, v.dst_port): v for v in verdicts}
+    found = [by_key.get((f.src_ip, f.dst_ip, f.protocol, f.dst_port)) for f in flows]
+    out = flows_frame(flows)
+    out["src_peer"] = [v.source if v else "" for v in found]
+    out["dst_peer"] = [" | ".join(v.destinations) if v else "" for v in found]
+    out["allowed"] = [v.allowed if v else None for v in found]
+    out["reason"] = [v.reason if v else "" for v in found]
+    return out
+
+
+def _peer_columns(peer: Peer) -> tuple[str, str, str, str, str]:
+    workload = peer.workload
+    return (peer.label(), peer.kind.value, workload.namespace if workload else "",
+            f"{workload.kind}/{workload.name}" if workload else "",
+            str(peer.ip) if peer.ip is not None else "")
+
+
+def graph_frame(graph: WorkloadGraph) -> pd.DataFrame:
+    """GRAPH_COLUMNS, one row per edge (the `graph` command's table and workload-graph.csv)."""
+    records = []
     for edge in graph.edges:
-        service = edge.destination.via_service
-        for flow in edge.evidence:
-            row = found[flow]
-            row["source"].add(edge.source.label())
-            row["destination"].add(edge.destination.label())
-            if service is not None:
-                row["service"].add(f"{service.namespace}/{service.name}:{service.port}")
-            row["fqdn"].add(edge.destination.fqdn or "")
-    frame = flows.copy()
-    # A flows file may carry only the four contract columns: the others get the defaults
-    # read_flows_file gives them.
-    defaults: dict[str, int | str] = {"connections": 1, "packets": 0, "direction": "inferred"}
-    for column in FLOW_COLUMNS:
-        if column not in frame:
-            if column in ("first_seen", "last_seen"):
-                frame[column] = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
-            else:
-                frame[column] = defaults[column]
-    extra: dict[str, list[str]] = {column: [] for column in FLOW_EXTRA_COLUMNS}
-    for src, dst, protocol, port in zip(frame["src_ip"], frame["dst_ip"], frame["protocol"],
-                                        frame["dst_port"], strict=True):
-        key = FlowKey(ipaddress.ip_address(str(src)), ipaddress.ip_address(str(dst)),
-                      str(protocol), int(port))
-        row = found.get(key, {})
-        for column in FLOW_EXTRA_COLUMNS:
-            extra[column].append(_joined(row.get(column, set())))
-    for column in FLOW_EXTRA_COLUMNS:
-        frame[column] = pd.Series(extra[column], index=frame.index, dtype=object)
-    return frame[[*FLOW_COLUMNS, *FLOW_EXTRA_COLUMNS]]
+        s_label, s_kind, s_ns, s_wl, s_ip = _peer_columns(edge.source)
+        d_label, d_kind, d_ns, d_wl, d_ip = _peer_columns(edge.destination)
+        svc = edge.destination.via_service
+        records.append({
+            "source": s_label, "destination": d_label, "source_kind": s_kind,
+            "destination_kind": d_kind, "source_namespace": s_ns, "destination_namespace": d_ns,
+            "source_workload": s_wl, "destination_workload": d_wl, "source_ip": s_ip,
+            "destination_ip": d_ip,
+            "service": f"{svc.namespace}/{svc.name}:{svc.port}" if svc else "",
+            "fqdn": edge.destination.fqdn or "",
+            "cname_chain": " > ".join(edge.destination.cname_chain),
+            "protocol": str(edge.protocol), "port": edge.port,
+            "port_name": edge.port_name or "",
+            "connections": edge.connections, "packets": edge.packets,
+            "first_seen": edge.first_seen, "last_seen": edge.last_seen,
+            "evidence_count": len(edge.evidence),
+            "evidence": ";".join(f"{f.src_ip}>{f.dst_ip}/{f.protocol}/{f.dst_port}"
+                                 for f in edge.evidence),
+            "note": "; ".join(n for n in (edge.source.note, edge.destination.note) if n),
+        })
+    frame = pd.DataFrame.from_records(records, columns=GRAPH_COLUMNS)
+    for column in ("port", "connections", "packets", "evidence_count"):
+        frame[column] = frame[column].astype("int64")
+    for column in ("first_seen", "last_seen"):
+        frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[ns, UTC]")
+    return frame
 
 
 def fqdn_frame(proposal: Proposal) -> pd.DataFrame:

@@ -7,12 +7,10 @@ from functools import cache
 from ipaddress import ip_address
 from pathlib import Path
 
-import pandas as pd
-
 from discover.enrichment.peers import FlowKey, GraphEdge, Peer, PeerKind
 from discover.enrichment.workload_graph import WorkloadGraph, build_graph
-from discover.flows.events import IPAddress
-from discover.flows.flowtable import DNS_COLUMNS
+from discover.flows.events import DirectionEvidence, IPAddress, Protocol
+from discover.flows.flowtable import DnsRow, FlowRow
 from discover.flows.sources import load_inputs
 from discover.inventory.files import load_inventory_files
 from discover.inventory.model import ContainerPort, Inventory, Namespace, Pod, WorkloadRef
@@ -36,7 +34,7 @@ SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "shop"
 def shop_report() -> ReportInput:
     capture = SAMPLE / "capture.pcap"
     loaded = load_inputs([capture], jobs=1)
-    flows, dns = loaded.table.flows_frame(), loaded.table.dns_frame()
+    flows, dns = tuple(loaded.table.flow_rows()), tuple(loaded.table.dns_rows())
     inventory = load_inventory_files([SAMPLE / "inventory.json"])
     graph = build_graph(flows, dns, inventory)
     proposal = propose(graph, inventory, SynthesisOptions())
@@ -106,14 +104,12 @@ def tiny_report(evil: str = EVIL) -> ReportInput:
                                 f"external source {evil}")),
         fqdn_mode="any-ip",
     )
-    flows = pd.DataFrame({
-        "src_ip": [str(WEB_IP), str(WEB_IP), str(CLIENT_IP)],
-        "dst_ip": [str(DB_IP), str(EXT_IP), str(WEB_IP)],
-        "protocol": ["TCP"] * 3, "dst_port": [5432, 443, 8080], "connections": [3, 2, 5],
-        "packets": [30, 20, 50], "first_seen": pd.to_datetime([T0] * 3, utc=True),
-        "last_seen": pd.to_datetime([T1] * 3, utc=True), "direction": ["syn"] * 3,
-    })
-    dns = pd.DataFrame(columns=DNS_COLUMNS)
+    flows = tuple(
+        FlowRow(src, dst, Protocol.TCP, port, connections, connections * 10, T0.timestamp(),
+                T1.timestamp(), DirectionEvidence.SYN)
+        for src, dst, port, connections in ((WEB_IP, DB_IP, 5432, 3), (WEB_IP, EXT_IP, 443, 2),
+                                            (CLIENT_IP, WEB_IP, 8080, 5)))
+    dns: tuple[DnsRow, ...] = ()
     inventory = Inventory(
         namespaces=(Namespace("ns-a"), Namespace("ns-b")),
         pods=(Pod("ns-a", "web-1", "u1", {"app": "web"}, (WEB_IP,), WEB),
@@ -166,21 +162,16 @@ def big_report(namespaces: int = 20, per_namespace: int = 10) -> ReportInput:
                                    (FlowKey(ips[ref], fqdn.ip, "TCP", 443),)))  # type: ignore[arg-type]
     graph = WorkloadGraph(tuple(edges), T0, T1, ())
     proposal = propose(graph, inventory, SynthesisOptions())
-    rows = [(str(k.src_ip), str(k.dst_ip), k.protocol, k.dst_port) for e in edges
-            for k in e.evidence]
-    flows = pd.DataFrame(rows, columns=["src_ip", "dst_ip", "protocol", "dst_port"])
-    flows["connections"], flows["packets"] = 4, 40
-    flows["first_seen"] = pd.Series(pd.to_datetime([T0] * len(rows), utc=True))
-    flows["last_seen"] = pd.Series(pd.to_datetime([T1] * len(rows), utc=True))
-    flows["direction"] = "syn"
-    return ReportInput(proposal, graph, flows, pd.DataFrame(columns=DNS_COLUMNS), inventory,
-                       ("synthetic",), {"packets": len(rows) * 40}, ())
+    flows = tuple(
+        FlowRow(k.src_ip, k.dst_ip, Protocol(k.protocol), k.dst_port, 4, 40, T0.timestamp(),
+                T1.timestamp(), DirectionEvidence.SYN)
+        for e in edges for k in e.evidence)
+    return ReportInput(proposal, graph, flows, (), inventory,
+                       ("synthetic",), {"packets": len(flows) * 40}, ())
 
 
 def empty_report() -> ReportInput:
     """Nothing observed, nothing proposed."""
     return ReportInput(Proposal((), (), (), (), (), Window(None, None)),
                        WorkloadGraph((), None, None, ()),
-                       pd.DataFrame(columns=["src_ip", "dst_ip", "protocol", "dst_port",
-                                             "connections"]),
-                       pd.DataFrame(columns=DNS_COLUMNS), Inventory(), (), {}, ())
+                       (), (), Inventory(), (), {}, ())

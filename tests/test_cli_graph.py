@@ -11,10 +11,11 @@ import pytest
 
 from discover.cli import main
 from discover.flows.flowfiles import write_table
+from discover.flows.frames import flows_frame
 from discover.inventory.files import load_inventory_files
 from tests.fakeapi import FakeApi, objects_of, serve, write_kubeconfig
 from tests.test_enrich import t
-from tests.test_workload_graph import flows_frame
+from tests.test_workload_graph import flow_rows
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data" / "inventory"
@@ -24,11 +25,11 @@ SAMPLE = REPO / "samples" / "shop"
 @pytest.fixture
 def flows_csv(tmp_path: Path) -> Path:
     path = tmp_path / "flows.csv"
-    write_table(flows_frame([
+    write_table(flows_frame(flow_rows([
         ("10.244.2.40", "10.96.10.10", "TCP", 80, 5, 50, t(13), t(13, 5)),
         ("10.244.2.40", "10.244.1.11", "TCP", 8080, 5, 48, t(13), t(13, 6)),
         ("10.244.1.11", "10.96.0.10", "UDP", 53, 9, 18, t(13), t(13, 1)),
-    ]), path)
+    ])), path)
     return path
 
 

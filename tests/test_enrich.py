@@ -6,11 +6,11 @@ import ipaddress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from discover.enrichment.peers import PeerKind
 from discover.enrichment.resolver import Resolver
+from discover.flows.flowtable import DnsRow
 from discover.inventory.files import load_inventory_files
 from discover.inventory.model import (
     ContainerPort,
@@ -22,31 +22,26 @@ from discover.inventory.model import (
 )
 
 CLUSTER = Path(__file__).parent / "data" / "inventory" / "cluster.json"
-DNS_COLUMNS = ["client_ip", "name", "address", "cname_chain", "server_ip", "ttl", "answers",
-               "first_seen", "last_seen"]
 ip = ipaddress.ip_address
+ip_address = ipaddress.ip_address
 
 
 def t(hour: int, minute: int = 0, second: int = 0) -> datetime:
     return datetime(2024, 5, 1, hour, minute, second, tzinfo=UTC)
 
 
-def dns_frame(rows: list[tuple[str, str, str, str, int, datetime, datetime]]) -> pd.DataFrame:
-    """DNS table rows (client, name, address, cname chain, ttl, first, last) in contract-4
-    shape."""
-    frame = pd.DataFrame(
-        [(c, n, a, chain, "10.96.0.10", ttl, 1, f, last) for c, n, a, chain, ttl, f, last in rows],
-        columns=DNS_COLUMNS)
-    for column in ("ttl", "answers"):
-        frame[column] = frame[column].astype("int64")
-    for column in ("first_seen", "last_seen"):
-        frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[ns, UTC]")
-    return frame
+def dns_rows(rows: list[tuple[str, str, str, str, int, datetime, datetime]]
+             ) -> tuple[DnsRow, ...]:
+    """DNS table rows (client, name, address, cname chain, ttl, first, last)."""
+    return tuple(
+        DnsRow(ip_address(c), n, ip_address(a), tuple(chain.split(" > ")) if chain else (),
+               ip_address("10.96.0.10"), ttl, 1, f.timestamp(), last.timestamp())
+        for c, n, a, chain, ttl, f, last in rows)
 
 
 @pytest.fixture(scope="module")
 def resolver() -> Resolver:
-    dns = dns_frame([
+    dns = dns_rows([
         ("10.244.1.11", "api.stripe.com", "203.0.113.10", "", 300, t(12, 30), t(12, 30)),
         # A CNAME chain; asked again later so the row spans two answers.
         ("10.244.1.11", "cdn.example.com", "203.0.113.20",
@@ -227,7 +222,7 @@ def test_ipv4_mapped_addresses_are_their_ipv4_address(resolver: Resolver) -> Non
 
 
 def test_dns_answers_seen_by_a_mapped_client_name_its_flows() -> None:
-    dns = dns_frame([("::ffff:10.244.1.11", "api.stripe.com", "::ffff:203.0.113.10", "", 300,
+    dns = dns_rows([("::ffff:10.244.1.11", "api.stripe.com", "::ffff:203.0.113.10", "", 300,
                       t(12, 30), t(12, 30))])
     resolver = Resolver(load_inventory_files([CLUSTER]), dns)
     [(peer, _, _)] = resolver.resolve_destination(ip("203.0.113.10"), "TCP", 443, t(12, 31),

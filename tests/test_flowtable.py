@@ -24,6 +24,7 @@ from discover.flows.events import (
 from discover.flows.flowfiles import (
     FlowsFileError,
     OutputError,
+    read_flow_rows,
     read_flows_file,
     write_flow_table,
     write_table,
@@ -474,6 +475,6 @@ def test_verify_matches_a_mapped_address_to_its_ipv4_pod(tmp_path: Path) -> None
     path = tmp_path / "flows.csv"
     # shop/api (10.244.0.11) to shop/db (10.244.0.13): allowed by the sample policies.
     path.write_text("src_ip,dst_ip,protocol,dst_port\n::ffff:af4:b,::ffff:af4:d,TCP,5432\n")
-    [verdict] = verify_flows(read_flows_file(path), evaluator, inventory)
+    [verdict] = verify_flows(read_flow_rows(path), evaluator, inventory)
     assert verdict.allowed, verdict.reason
     assert (verdict.source, verdict.destinations) == ("shop/api", ("shop/db:5432",))

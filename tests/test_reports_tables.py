@@ -8,11 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from discover.enrichment.workload_graph import GRAPH_COLUMNS
-from discover.flows.flowtable import FLOW_COLUMNS
+from discover.flows.flowtable import FLOW_COLUMNS, FlowRow
 from reports.tables import (
     FLOW_EXTRA_COLUMNS,
     FQDN_COLUMNS,
+    GRAPH_COLUMNS,
     TableFormatError,
     resolved_flows,
     write_tables,
@@ -54,7 +54,7 @@ def test_sample_flows_keep_every_row_and_resolve_them() -> None:
     report = shop_report()
     frame = resolved_flows(report.flows, report.graph)
     assert len(frame) == len(report.flows)
-    assert frame["connections"].sum() == report.flows["connections"].sum()
+    assert frame["connections"].sum() == sum(flow.connections for flow in report.flows)
     assert (frame["source"] != "").all() and (frame["destination"] != "").all()
     storefront_dns = frame[(frame["source"] == "shop/deployment/storefront")
                            & (frame["dst_port"] == 53)]
@@ -92,8 +92,8 @@ def test_unknown_format() -> None:
 
 def test_flows_with_only_the_contract_columns() -> None:
     report = tiny_report()
-    frame = resolved_flows(report.flows[["src_ip", "dst_ip", "protocol", "dst_port"]],
-                           report.graph)
+    four = [FlowRow(f.src_ip, f.dst_ip, f.protocol, f.dst_port) for f in report.flows]
+    frame = resolved_flows(four, report.graph)
     assert list(frame.columns) == FLOW_COLUMNS + FLOW_EXTRA_COLUMNS
     assert frame["connections"].tolist() == [1, 1, 1]
     assert frame["first_seen"].isna().all()

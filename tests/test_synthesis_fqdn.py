@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from ipaddress import ip_address
 
-import pandas as pd
 import pytest
 import yaml
 
 from discover.enrichment.peers import GraphEdge, PeerKind
+from discover.flows.flowtable import DnsRow
 from discover.netpol.evaluate import IpEndpoint, PolicyEvaluator
 from discover.synthesis import FqdnMode, Proposal, ProxyRef, SynthesisOptions, propose
 from discover.synthesis.fqdn import DnsObservation, EgressProxyError, dns_observations
@@ -32,14 +32,11 @@ def _edge(address: str) -> GraphEdge:
     return make_edge(API, ip_peer(PeerKind.EXTERNAL, address, fqdn="s3.example.com"), 443)
 
 
-def test_dns_frame_rows_become_records() -> None:
-    frame = pd.DataFrame({
-        "client_ip": ["10.244.1.11"], "name": ["s3.example.com"], "address": ["203.0.113.5"],
-        "cname_chain": ["a.example.net > b.example.net"], "server_ip": ["10.96.0.10"],
-        "ttl": [30], "answers": [4],
-        "first_seen": pd.to_datetime([T0], utc=True), "last_seen": pd.to_datetime([T1], utc=True),
-    })
-    (row,) = dns_observations(frame)
+def test_dns_table_rows_become_records() -> None:
+    table_row = DnsRow(ip_address("10.244.1.11"), "s3.example.com", ip_address("203.0.113.5"),
+                       ("a.example.net", "b.example.net"), ip_address("10.96.0.10"), 30, 4,
+                       T0.timestamp(), T1.timestamp())
+    (row,) = dns_observations([table_row])
     assert row == DnsObservation("s3.example.com", ip_address("203.0.113.5"), 30, T0, T1,
                                  ("a.example.net", "b.example.net"))
 

@@ -10,6 +10,8 @@ from ipaddress import ip_address
 import pandas as pd
 
 from discover.enrichment.workload_graph import build_graph
+from discover.flows.events import DirectionEvidence, Protocol
+from discover.flows.flowtable import DnsRow, FlowRow
 from discover.inventory.model import Service, ServicePort
 from discover.netpol.evaluate import PolicyEvaluator
 from discover.synthesis import SynthesisOptions, propose, render_policies_yaml
@@ -38,18 +40,14 @@ FLOWS = [  # src, dst, protocol, port
 ]
 
 
-def _frames() -> tuple[pd.DataFrame, pd.DataFrame]:
-    flows = pd.DataFrame(FLOWS, columns=["src_ip", "dst_ip", "protocol", "dst_port"])
-    flows["connections"] = 2
-    flows["packets"] = 10
-    flows["first_seen"] = WHEN
-    flows["last_seen"] = WHEN
-    flows["direction"] = "syn"
-    dns = pd.DataFrame([{
-        "client_ip": "10.244.1.11", "name": "pay.example.com", "address": "203.0.113.7",
-        "cname_chain": "", "server_ip": "10.96.0.10", "ttl": 60, "answers": 1,
-        "first_seen": WHEN - pd.Timedelta(seconds=1), "last_seen": WHEN,
-    }])
+def _frames() -> tuple[tuple[FlowRow, ...], tuple[DnsRow, ...]]:
+    when = WHEN.timestamp()
+    flows = tuple(
+        FlowRow(ip_address(src), ip_address(dst), Protocol(protocol), port, 2, 10, when, when,
+                DirectionEvidence.SYN)
+        for src, dst, protocol, port in FLOWS)
+    dns = (DnsRow(ip_address("10.244.1.11"), "pay.example.com", ip_address("203.0.113.7"), (),
+                  ip_address("10.96.0.10"), 60, 1, when - 1, when),)
     return flows, dns
 
 

@@ -8,10 +8,11 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 
-from discover.flows.flowfiles import read_flows_file
+from discover.flows.events import Protocol
+from discover.flows.flowfiles import read_flow_rows
+from discover.flows.flowtable import FlowRow
 from discover.inventory.files import load_inventory_files
 from discover.inventory.model import (
     ContainerPort,
@@ -79,7 +80,7 @@ EXPECTED = [
 
 def test_every_flow_of_the_sample(shop: tuple[PolicyEvaluator, Inventory]) -> None:
     evaluator, inventory = shop
-    verdicts = verify_flows(read_flows_file(DATA / "flows.csv"), evaluator, inventory)
+    verdicts = verify_flows(read_flow_rows(DATA / "flows.csv"), evaluator, inventory)
     assert [(v.allowed, v.reason) for v in verdicts] == EXPECTED
     first = verdicts[0]
     assert (first.source, first.destinations) == ("shop/web", ("shop/api:8080",))
@@ -93,17 +94,13 @@ def test_every_flow_of_the_sample(shop: tuple[PolicyEvaluator, Inventory]) -> No
     }
 
 
-def test_four_columns_of_plain_strings_are_enough(shop: tuple[PolicyEvaluator, Inventory]) -> None:
+def test_four_columns_of_plain_strings_are_enough(
+    shop: tuple[PolicyEvaluator, Inventory], tmp_path: Path
+) -> None:
     evaluator, inventory = shop
-    frame = pd.DataFrame(
-        {
-            "src_ip": ["10.244.0.11"],
-            "dst_ip": ["10.244.0.13"],
-            "protocol": ["tcp"],
-            "dst_port": ["5432"],
-        }
-    )
-    (verdict,) = verify_flows(frame, evaluator, inventory)
+    path = tmp_path / "flows.csv"
+    path.write_text("src_ip,dst_ip,protocol,dst_port\n10.244.0.11,10.244.0.13,tcp,5432\n")
+    (verdict,) = verify_flows(read_flow_rows(path), evaluator, inventory)
     assert verdict.allowed and verdict.protocol == "TCP" and verdict.dst_port == 5432
 
 
@@ -189,15 +186,16 @@ POLICIES = PolicyEvaluator(
 )
 
 
-def flows(*rows: tuple[str, str, int, datetime | None]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "src_ip": [r[0] for r in rows],
-            "dst_ip": [r[1] for r in rows],
-            "protocol": ["TCP"] * len(rows),
-            "dst_port": [r[2] for r in rows],
-            "first_seen": pd.to_datetime([r[3] for r in rows], utc=True),
-        }
+def flows(*rows: tuple[str, str, int, datetime | None]) -> tuple[FlowRow, ...]:
+    return tuple(
+        FlowRow(
+            ip_address(src),
+            ip_address(dst),
+            Protocol.TCP,
+            port,
+            first_seen=None if when is None else when.timestamp(),
+        )
+        for src, dst, port, when in rows
     )
 
 

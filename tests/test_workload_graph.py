@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
 from pathlib import Path
@@ -12,34 +13,27 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from discover.enrichment.peers import PeerKind
-from discover.enrichment.workload_graph import (
-    GRAPH_COLUMNS,
-    UndeclaredPort,
-    build_graph,
-    graph_frame,
-)
+from discover.enrichment.workload_graph import UndeclaredPort, build_graph
+from discover.flows.events import DirectionEvidence, Protocol
+from discover.flows.flowtable import FlowRow
 from discover.inventory.files import load_inventory_files
 from discover.inventory.model import Inventory, Pod, WorkloadRef
-from tests.test_enrich import dns_frame, t
+from reports.tables import GRAPH_COLUMNS, graph_frame
+from tests.test_enrich import dns_rows, t
 
 CLUSTER = Path(__file__).parent / "data" / "inventory" / "cluster.json"
-FLOW_COLUMNS = ["src_ip", "dst_ip", "protocol", "dst_port", "connections", "packets",
-                "first_seen", "last_seen", "direction"]
 WEB = WorkloadRef("shop", "Deployment", "web")
 API = WorkloadRef("shop", "Deployment", "api")
 DEBUG = WorkloadRef("default", "Pod", "debug")
 
 
-def flows_frame(rows: list[tuple[str, str, str, int, int, int, datetime, datetime]]
-                ) -> pd.DataFrame:
-    """Flow table rows (src, dst, proto, port, connections, packets, first, last) in the
-    contract-4 shape."""
-    frame = pd.DataFrame([(*r, "syn") for r in rows], columns=FLOW_COLUMNS)
-    for column in ("dst_port", "connections", "packets"):
-        frame[column] = frame[column].astype("int64")
-    for column in ("first_seen", "last_seen"):
-        frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[ns, UTC]")
-    return frame
+def flow_rows(rows: list[tuple[str, str, str, int, int, int, datetime, datetime]]
+              ) -> tuple[FlowRow, ...]:
+    """Flow table rows (src, dst, proto, port, connections, packets, first, last)."""
+    return tuple(
+        FlowRow(ip_address(s), ip_address(d), Protocol(p), port, c, k, f.timestamp(),
+                last.timestamp(), DirectionEvidence.SYN)
+        for s, d, p, port, c, k, f, last in rows)
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +46,12 @@ def edges_to(graph, workload):  # type: ignore[no-untyped-def]
 
 
 def test_dnat_duplicate_is_one_edge_with_max_counts(inventory: Inventory) -> None:
-    flows = flows_frame([
+    flows = flow_rows([
         # debug -> web Service (before DNAT) and debug -> web pod (after DNAT), same capture.
         ("10.244.2.40", "10.96.10.10", "TCP", 80, 5, 50, t(13), t(13, 5)),
         ("10.244.2.40", "10.244.1.11", "TCP", 8080, 5, 48, t(13), t(13, 6)),
     ])
-    graph = build_graph(flows, dns_frame([]), inventory)
+    graph = build_graph(flows, dns_rows([]), inventory)
     [edge] = graph.edges
     assert edge.source.workload == DEBUG and edge.destination.workload == WEB
     assert (edge.protocol, edge.port, edge.port_name) == ("TCP", 8080, "http")
@@ -69,7 +63,7 @@ def test_dnat_duplicate_is_one_edge_with_max_counts(inventory: Inventory) -> Non
 
 
 def test_distinct_clients_are_summed(inventory: Inventory) -> None:
-    flows = flows_frame([
+    flows = flow_rows([
         ("10.244.2.40", "10.96.10.10", "TCP", 80, 3, 30, t(13), t(13)),
         ("10.244.2.40", "10.244.1.11", "TCP", 8080, 2, 20, t(13), t(13)),
         ("10.244.2.20", "10.244.1.11", "TCP", 8080, 4, 40, t(13), t(13)),
@@ -82,7 +76,7 @@ def test_distinct_clients_are_summed(inventory: Inventory) -> None:
 
 
 def test_same_ip_two_owners_over_time(inventory: Inventory) -> None:
-    flows = flows_frame([
+    flows = flow_rows([
         ("10.244.1.10", "10.244.2.20", "TCP", 5432, 1, 10, t(11), t(11)),  # old web pod
         ("10.244.1.10", "10.244.2.20", "TCP", 5433, 1, 10, t(12, 5), t(12, 5)),  # api pod
         ("10.244.1.10", "10.244.2.20", "TCP", 5434, 1, 10, t(9), t(9)),  # before both
@@ -95,16 +89,16 @@ def test_same_ip_two_owners_over_time(inventory: Inventory) -> None:
 
 
 def test_row_spanning_an_owner_change_goes_to_both_and_is_noted(inventory: Inventory) -> None:
-    flows = flows_frame([("10.244.1.10", "10.244.2.20", "TCP", 5432, 4, 40, t(11), t(12, 5))])
+    flows = flow_rows([("10.244.1.10", "10.244.2.20", "TCP", 5432, 4, 40, t(11), t(12, 5))])
     graph = build_graph(flows, None, inventory)
     assert {e.source.workload for e in graph.edges} == {WEB, API}
     assert any("changed owner" in n for n in graph.notes)
 
 
 def test_external_edge_carries_fqdn_and_cname_chain(inventory: Inventory) -> None:
-    dns = dns_frame([("10.244.1.11", "cdn.example.com", "203.0.113.20",
+    dns = dns_rows([("10.244.1.11", "cdn.example.com", "203.0.113.20",
                       "cdn.example.com.edgekey.net > e1.a.akamaiedge.net", 60, t(13), t(13))])
-    flows = flows_frame([("10.244.1.11", "203.0.113.20", "TCP", 443, 2, 9, t(13, 0, 1),
+    flows = flow_rows([("10.244.1.11", "203.0.113.20", "TCP", 443, 2, 9, t(13, 0, 1),
                           t(13, 0, 2))])
     graph = build_graph(flows, dns, inventory)
     [edge] = graph.edges
@@ -116,7 +110,7 @@ def test_external_edge_carries_fqdn_and_cname_chain(inventory: Inventory) -> Non
 
 
 def test_undeclared_ports_are_reported(inventory: Inventory) -> None:
-    flows = flows_frame([
+    flows = flow_rows([
         ("10.244.2.40", "10.244.1.11", "TCP", 8080, 1, 1, t(13), t(13)),  # declared: http
         ("10.244.2.40", "10.244.1.11", "TCP", 9999, 1, 1, t(13), t(13)),  # admin port
         ("10.244.1.11", "10.244.2.40", "TCP", 7000, 1, 1, t(13), t(13)),  # pod declares none
@@ -137,8 +131,8 @@ def test_frame_shape_and_deterministic_order(inventory: Inventory) -> None:
         ("10.0.0.12", "10.244.2.20", "TCP", 5432, 3, 6, t(13), t(13)),
         ("10.244.2.40", "10.244.2.99", "TCP", 80, 1, 1, t(13), t(13)),
     ]
-    first = graph_frame(build_graph(flows_frame(rows), None, inventory))
-    second = graph_frame(build_graph(flows_frame(rows[::-1]), None, inventory))
+    first = graph_frame(build_graph(flow_rows(rows), None, inventory))
+    second = graph_frame(build_graph(flow_rows(rows[::-1]), None, inventory))
     pd.testing.assert_frame_equal(first, second)
     assert list(first.columns) == GRAPH_COLUMNS
     assert str(first["first_seen"].dtype) == "datetime64[ns, UTC]"
@@ -154,8 +148,8 @@ def test_frame_shape_and_deterministic_order(inventory: Inventory) -> None:
 
 
 def test_flows_without_times_resolve_against_the_inventory(inventory: Inventory) -> None:
-    flows = pd.DataFrame({"src_ip": ["10.244.1.10"], "dst_ip": ["10.96.10.10"],
-                          "protocol": ["TCP"], "dst_port": [80]})
+    # the four required columns of a flows file; the rest are FlowRow's defaults
+    flows = (FlowRow(ip_address("10.244.1.10"), ip_address("10.96.10.10"), Protocol.TCP, 80),)
     graph = build_graph(flows, None, inventory)
     [edge] = graph.edges
     assert edge.source.workload == API  # the IP's current holder
@@ -164,7 +158,7 @@ def test_flows_without_times_resolve_against_the_inventory(inventory: Inventory)
 
 
 def test_empty_flows(inventory: Inventory) -> None:
-    graph = build_graph(flows_frame([]), None, inventory)
+    graph = build_graph(flow_rows([]), None, inventory)
     assert graph.edges == () and graph.window_start is None
     assert list(graph_frame(graph).columns) == GRAPH_COLUMNS
 
@@ -173,7 +167,7 @@ def test_row_resolving_to_the_same_edge_at_both_ends_counts_once(
         inventory: Inventory) -> None:
     # At 11:00 no api pod existed yet (the selector's workload is used, with a note); at
     # 12:05 the api pod did: the same edge, which must not get the row twice.
-    flows = flows_frame([("10.244.2.40", "10.96.10.20", "TCP", 80, 3, 30, t(11), t(12, 5))])
+    flows = flow_rows([("10.244.2.40", "10.96.10.20", "TCP", 80, 3, 30, t(11), t(12, 5))])
     [edge] = build_graph(flows, None, inventory).edges
     assert edge.destination.workload == API and (edge.connections, edge.packets) == (3, 30)
     assert "selector" in edge.destination.note
@@ -200,7 +194,7 @@ def test_edge_counts_lie_between_the_largest_row_and_the_sum(
         chosen: dict[int, tuple[int, int]]) -> None:
     inventory = load_inventory_files([CLUSTER])
     rows = [(*POOL[i], c, p, t(13), t(13, 1)) for i, (c, p) in sorted(chosen.items())]
-    graph = build_graph(flows_frame(rows), None, inventory)
+    graph = build_graph(flow_rows(rows), None, inventory)
     by_key = {r[:4]: r for r in rows}
     covered = set()
     for edge in graph.edges:
@@ -213,9 +207,9 @@ def test_edge_counts_lie_between_the_largest_row_and_the_sum(
 
 
 def test_rows_without_times_among_rows_with_times(inventory: Inventory) -> None:
-    flows = flows_frame([("10.244.1.10", "10.244.2.20", "TCP", 5432, 1, 1, t(11), t(11)),
+    flows = flow_rows([("10.244.1.10", "10.244.2.20", "TCP", 5432, 1, 1, t(11), t(11)),
                          ("10.244.1.10", "10.244.2.20", "TCP", 5433, 1, 1, t(11), t(11))])
-    flows.loc[1, ["first_seen", "last_seen"]] = pd.NaT
+    flows = (flows[0], replace(flows[1], first_seen=None, last_seen=None))
     sources = {e.port: e.source.workload for e in build_graph(flows, None, inventory).edges}
     assert sources == {5432: WEB, 5433: API}  # the untimed row: the IP's holder at the end
 
@@ -241,7 +235,7 @@ def test_every_pod_that_held_an_ip_during_a_row_gets_the_row(side: str) -> None:
     first, last = t0 + timedelta(minutes=5), t0 + timedelta(minutes=25)
     moving, fixed = "10.244.3.7", "10.244.3.50"
     src, dst = (moving, fixed) if side == "source" else (fixed, moving)
-    graph = build_graph(flows_frame([(src, dst, "TCP", 8080, 3, 30, first, last)]), None,
+    graph = build_graph(flow_rows([(src, dst, "TCP", 8080, 3, 30, first, last)]), None,
                         inventory)
     ends = {(e.source if side == "source" else e.destination).workload: e for e in graph.edges}
     assert set(ends) == set(owners)  # b held the IP only in the middle of the row
@@ -254,7 +248,7 @@ def test_every_pod_that_held_an_ip_during_a_row_gets_the_row(side: str) -> None:
 
 def test_a_row_inside_one_holding_has_one_owner_and_no_note() -> None:
     inventory, t0, owners = relay_inventory()
-    graph = build_graph(flows_frame([("10.244.3.7", "10.244.3.50", "TCP", 8080, 1, 1,
+    graph = build_graph(flow_rows([("10.244.3.7", "10.244.3.50", "TCP", 8080, 1, 1,
                                       t0 + timedelta(minutes=11),
                                       t0 + timedelta(minutes=19))]), None, inventory)
     assert [e.source.workload for e in graph.edges] == [owners[1]]

@@ -128,8 +128,8 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_inputs(args.inputs, jobs=args.jobs, progress=progress_wanted(args.quiet))
     for warning in loaded.warnings:
         warn(warning)
-    flows = loaded.table.flows_frame()
-    dns = loaded.table.dns_frame()
+    flows = tuple(loaded.table.flow_rows())
+    dns = tuple(loaded.table.dns_rows())
     counters: Counter[str] = Counter()
     for stats in loaded.files:
         counters.update(stats.counters)

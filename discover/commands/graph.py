@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 from discover.commands.flows import add_reading_options
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from discover.enrichment.workload_graph import WorkloadGraph
+    from discover.flows.flowtable import DnsRow, FlowRow
     from discover.inventory.model import Inventory
 
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".json", ".svg", ".png")
@@ -108,36 +107,33 @@ def load_inventory_from_args(args: argparse.Namespace) -> Inventory:
     return load_inventory_live(args.kubeconfig, args.context)
 
 
-def read_flows(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame | None,
+def read_flows(args: argparse.Namespace) -> tuple[tuple[FlowRow, ...], tuple[DnsRow, ...] | None,
                                                   list[str]]:
-    """(flows, dns, warnings) of the inputs: flows files by extension, else captures and
-    summaries through `discover.flows.sources`."""
-    import pandas as pd
-
-    from discover.flows.flowfiles import read_flows_file
+    """(flows, dns, warnings) of the inputs: flows files by extension (their rows in file
+    order), then captures and summaries through `discover.flows.sources`."""
+    from discover.flows.flowfiles import read_flow_rows
     from discover.flows.progress import progress_wanted
     from discover.flows.sources import load_inputs
 
     files = [p for p in args.inputs if p.suffix.lower() in FLOW_FILE_SUFFIXES]
     captures = [p for p in args.inputs if p.suffix.lower() not in FLOW_FILE_SUFFIXES]
-    frames: list[pd.DataFrame] = [read_flows_file(p) for p in files]
+    flows = tuple(row for path in files for row in read_flow_rows(path))
     warnings: list[str] = []
     dns = None
     if captures:
         loaded = load_inputs(captures, jobs=args.jobs, progress=progress_wanted(args.quiet))
-        frames.append(loaded.table.flows_frame())
-        dns = loaded.table.dns_frame()
+        flows += tuple(loaded.table.flow_rows())
+        dns = tuple(loaded.table.dns_rows())
         warnings.extend(loaded.warnings)
     if files:
         warnings.append("flows files carry no DNS answers: external addresses from them get "
                         "no FQDN")
-    flows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     return flows, dns, warnings
 
 
 def graph_document(graph: WorkloadGraph) -> dict[str, Any]:
     """The JSON output: edges as rows plus what does not fit in a row."""
-    from discover.enrichment.workload_graph import graph_frame
+    from reports.tables import graph_frame
 
     frame = graph_frame(graph)
     edges = []
@@ -161,8 +157,8 @@ def graph_document(graph: WorkloadGraph) -> dict[str, Any]:
 
 
 def write_graph(graph: WorkloadGraph, path: Path) -> None:
-    from discover.enrichment.workload_graph import graph_frame
     from discover.flows.flowfiles import write_table
+    from reports.tables import graph_frame
 
     if path.suffix.lower() == ".json":
         from discover.flows.flowfiles import OutputError

@@ -76,7 +76,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from discover.flows.flowfiles import read_flows_file
+    from discover.flows.flowfiles import read_flow_rows
     from discover.inventory.files import load_inventory_files
     from discover.netpol import PolicyEvaluator
     from discover.netpol.files import load_policy_file
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from discover.verification.verify import verify_flows
 
     policy_file = load_policy_file(args.policies)
-    flows = read_flows_file(args.flows)
+    flows = read_flow_rows(args.flows)
     inventory = load_inventory_files(args.inventory)
     evaluator = PolicyEvaluator(policy_file.policies)
     verdicts = verify_flows(flows, evaluator, inventory)

@@ -11,13 +11,12 @@ this client never asked, a name other clients resolved to the address is used, s
 
 from __future__ import annotations
 
-import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import pandas as pd
-
 from discover.flows.events import IPAddress
+from discover.flows.flowtable import DnsRow, utc_time
 from discover.inventory.index import unmapped
 
 
@@ -40,30 +39,15 @@ class NameMatch:
     note: str = ""
 
 
-def times(series: pd.Series) -> list[datetime]:
-    """A column of times as aware UTC datetimes."""
-    return [t.to_pydatetime() for t in pd.to_datetime(series, utc=True)]
-
-
-def split_chain(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(">") if part.strip()) if text else ()
-
-
 class NameIndex:
-    def __init__(self, dns: pd.DataFrame | None) -> None:
+    def __init__(self, dns: Sequence[DnsRow] | None) -> None:
         self._by_client: dict[tuple[IPAddress, IPAddress], list[NameAnswer]] = {}
         self._by_address: dict[IPAddress, list[NameAnswer]] = {}
-        if dns is None or dns.empty:
-            return
-        chains = (dns["cname_chain"].fillna("").astype(str) if "cname_chain" in dns
-                  else pd.Series([""] * len(dns)))
-        rows = zip(dns["client_ip"].astype(str), dns["name"].astype(str),
-                   dns["address"].astype(str), chains, times(dns["first_seen"]),
-                   times(dns["last_seen"]), dns["ttl"].astype(int), strict=True)
-        for client_text, name, address_text, chain, first, last, ttl in rows:
-            answer = NameAnswer(name, split_chain(chain), first, last, int(ttl))
-            client = unmapped(ipaddress.ip_address(client_text))
-            address = unmapped(ipaddress.ip_address(address_text))
+        for row in dns or ():
+            answer = NameAnswer(row.name, row.cname_chain, utc_time(row.first_seen),
+                                utc_time(row.last_seen), row.ttl)
+            client = unmapped(row.client_ip)
+            address = unmapped(row.address)
             self._by_client.setdefault((client, address), []).append(answer)
             self._by_address.setdefault(address, []).append(answer)
         for answers in (*self._by_client.values(), *self._by_address.values()):

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from discover.flows.events import IPAddress
+from discover.flows.events import IPAddress, Protocol
 from discover.inventory.model import WorkloadRef
 
 
@@ -67,7 +67,7 @@ class FlowKey:
 
     src_ip: IPAddress
     dst_ip: IPAddress
-    protocol: str
+    protocol: Protocol
     dst_port: int
 
 
@@ -81,7 +81,7 @@ class GraphEdge:
 
     source: Peer
     destination: Peer
-    protocol: str
+    protocol: Protocol
     port: int
     port_name: str | None
     connections: int

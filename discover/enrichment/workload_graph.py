@@ -9,26 +9,17 @@ counts the larger of the two, never their sum.
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
-import pandas as pd
-
 from discover.enrichment.peers import FlowKey, GraphEdge, Peer, PeerKind, ServiceRef
 from discover.enrichment.resolver import Resolver, declared_port
-from discover.flows.events import IPAddress
+from discover.flows.events import IPAddress, Protocol
+from discover.flows.flowtable import DnsRow, FlowRow, utc_time
 from discover.inventory.model import Inventory, WorkloadRef
 
-GRAPH_COLUMNS = [
-    "source", "destination", "source_kind", "destination_kind", "source_namespace",
-    "destination_namespace", "source_workload", "destination_workload", "source_ip",
-    "destination_ip", "service", "fqdn", "cname_chain", "protocol", "port", "port_name",
-    "connections", "packets", "first_seen", "last_seen", "evidence_count", "evidence",
-    "note",
-]
 T = TypeVar("T")
 _FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 _POD_HELD = (PeerKind.WORKLOAD, PeerKind.EARLIER_POD)  # what a pod IP resolves to
@@ -40,7 +31,7 @@ class UndeclaredPort:
     debug port, or a pod that declares no ports at all: `pod_declares_ports` says which)."""
 
     workload: WorkloadRef
-    protocol: str
+    protocol: Protocol
     port: int
     pod_declares_ports: bool
 
@@ -84,11 +75,11 @@ def _identity(peer: Peer) -> Peer:
                    if peer.kind is PeerKind.NODE else None)
 
 
-def build_graph(flows: pd.DataFrame, dns: pd.DataFrame | None, inventory: Inventory,
+def build_graph(flows: Sequence[FlowRow], dns: Sequence[DnsRow] | None, inventory: Inventory,
                 resolver: Resolver | None = None) -> WorkloadGraph:
     resolver = resolver or Resolver(inventory, dns)
     notes: set[str] = set(resolver.notes)
-    edges: dict[tuple[Peer, Peer, str, int], _EdgeAcc] = {}
+    edges: dict[tuple[Peer, Peer, Protocol, int], _EdgeAcc] = {}
     rows = _rows(flows, inventory, notes)
     for src_ip, dst_ip, protocol, dst_port, connections, packets, first, last in rows:
         flow = FlowKey(src_ip, dst_ip, protocol, dst_port)
@@ -114,7 +105,7 @@ def build_graph(flows: pd.DataFrame, dns: pd.DataFrame | None, inventory: Invent
                       f"{protocol}/{dst_port} is counted for each of {_labels(backends)}")
         # Resolving at several instants may give the same edge twice (with other notes):
         # the row counts once for each distinct edge.
-        touched: set[tuple[Peer, Peer, str, int]] = set()
+        touched: set[tuple[Peer, Peer, Protocol, int]] = set()
         for source in sources:
             for destination, port, port_name in destinations:
                 key = (_identity(source), _identity(destination), protocol, port)
@@ -156,7 +147,7 @@ def edge_sort_key(edge: GraphEdge) -> tuple[str, str, str, int, str, str]:
             edge.source.kind.value, edge.destination.kind.value)
 
 
-def _finish(acc: _EdgeAcc, protocol: str, port: int) -> GraphEdge:
+def _finish(acc: _EdgeAcc, protocol: Protocol, port: int) -> GraphEdge:
     connections = packets = 0
     for client in set(acc.via_service) | set(acc.direct):
         # One connection seen before DNAT (to the ClusterIP) and after (to the pod).
@@ -206,68 +197,21 @@ def _unique(items: Iterable[T]) -> list[T]:
     return out
 
 
-Row = tuple[IPAddress, IPAddress, str, int, int, int, datetime, datetime]
+Row = tuple[IPAddress, IPAddress, Protocol, int, int, int, datetime, datetime]
 
 
-def _rows(flows: pd.DataFrame, inventory: Inventory, notes: set[str]) -> list[Row]:
-    if flows.empty:
-        return []
-    count = len(flows)
-    connections = (flows["connections"].fillna(1).astype(int).tolist()
-                   if "connections" in flows else [1] * count)
-    packets = (flows["packets"].fillna(0).astype(int).tolist()
-               if "packets" in flows else [0] * count)
+def _rows(flows: Sequence[FlowRow], inventory: Inventory, notes: set[str]) -> list[Row]:
+    """Each flow with aware times; a row without times (a flows file that has none) is
+    resolved against the inventory as it was taken."""
     when = inventory.collected_at or _FAR_FUTURE
-    first_column = pd.to_datetime(flows["first_seen"], utc=True) if "first_seen" in flows \
-        else pd.Series(pd.NaT, index=flows.index, dtype="datetime64[ns, UTC]")
-    last_column = pd.to_datetime(flows["last_seen"], utc=True) if "last_seen" in flows \
-        else first_column
-    if first_column.isna().any():
-        notes.add("flows without times: resolved against the inventory as it was taken")
-    firsts = [when if pd.isna(t) else t.to_pydatetime() for t in first_column]
-    lasts = [first if pd.isna(t) else t.to_pydatetime()
-             for t, first in zip(last_column, firsts, strict=True)]
-    return [
-        (ipaddress.ip_address(str(s)), ipaddress.ip_address(str(d)), str(p).upper(), int(port),
-         c, k, f, max(f, last))
-        for s, d, p, port, c, k, f, last in zip(
-            flows["src_ip"], flows["dst_ip"], flows["protocol"], flows["dst_port"],
-            connections, packets, firsts, lasts, strict=True)
-    ]
-
-
-def _peer_columns(peer: Peer) -> tuple[str, str, str, str, str]:
-    workload = peer.workload
-    return (peer.label(), peer.kind.value, workload.namespace if workload else "",
-            f"{workload.kind}/{workload.name}" if workload else "",
-            str(peer.ip) if peer.ip is not None else "")
-
-
-def graph_frame(graph: WorkloadGraph) -> pd.DataFrame:
-    records = []
-    for edge in graph.edges:
-        s_label, s_kind, s_ns, s_wl, s_ip = _peer_columns(edge.source)
-        d_label, d_kind, d_ns, d_wl, d_ip = _peer_columns(edge.destination)
-        svc = edge.destination.via_service
-        records.append({
-            "source": s_label, "destination": d_label, "source_kind": s_kind,
-            "destination_kind": d_kind, "source_namespace": s_ns, "destination_namespace": d_ns,
-            "source_workload": s_wl, "destination_workload": d_wl, "source_ip": s_ip,
-            "destination_ip": d_ip,
-            "service": f"{svc.namespace}/{svc.name}:{svc.port}" if svc else "",
-            "fqdn": edge.destination.fqdn or "",
-            "cname_chain": " > ".join(edge.destination.cname_chain),
-            "protocol": edge.protocol, "port": edge.port, "port_name": edge.port_name or "",
-            "connections": edge.connections, "packets": edge.packets,
-            "first_seen": edge.first_seen, "last_seen": edge.last_seen,
-            "evidence_count": len(edge.evidence),
-            "evidence": ";".join(f"{f.src_ip}>{f.dst_ip}/{f.protocol}/{f.dst_port}"
-                                 for f in edge.evidence),
-            "note": "; ".join(n for n in (edge.source.note, edge.destination.note) if n),
-        })
-    frame = pd.DataFrame.from_records(records, columns=GRAPH_COLUMNS)
-    for column in ("port", "connections", "packets", "evidence_count"):
-        frame[column] = frame[column].astype("int64")
-    for column in ("first_seen", "last_seen"):
-        frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[ns, UTC]")
-    return frame
+    out: list[Row] = []
+    for flow in flows:
+        if flow.first_seen is None:
+            notes.add("flows without times: resolved against the inventory as it was taken")
+            first = when
+        else:
+            first = utc_time(flow.first_seen)
+        last = first if flow.last_seen is None else utc_time(flow.last_seen)
+        out.append((flow.src_ip, flow.dst_ip, flow.protocol, flow.dst_port, flow.connections,
+                    flow.packets, first, max(first, last)))
+    return out

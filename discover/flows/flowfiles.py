@@ -19,7 +19,10 @@ from discover.flows.flowtable import (
     CNAME_SEPARATOR,
     DNS_COLUMNS,
     FLOW_COLUMNS,
+    FLOW_DEFAULTS,
     ISO_FORMAT,
+    REQUIRED_FLOW_COLUMNS,
+    FlowRow,
     FlowTable,
     iso_time,
 )
@@ -28,12 +31,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-REQUIRED_FLOW_COLUMNS = FLOW_COLUMNS[:4]
-# Defaults for a flows file that has only the required columns: each row was seen at least
-# once, nothing else is known about it.
 _DIRECTIONS = frozenset(e.value for e in DirectionEvidence)
 _PROTOCOLS = frozenset(p.value for p in Protocol)
-_FLOW_DEFAULTS = {"connections": "1", "packets": "0", "direction": DirectionEvidence.INFERRED}
 
 
 class FlowsFileError(ReadError):
@@ -52,13 +51,21 @@ class OutputError(ConfigurationError):
         super().__init__(f"{path}: {message}")
 
 
+def read_flow_rows(path: Path | str) -> tuple[FlowRow, ...]:
+    """A flows CSV or Parquet file as rows, in file order (extra columns dropped): what
+    the commands hand to the stages. Errors as `read_flows_file`."""
+    from discover.flows.frames import flow_rows_from_frame
+
+    return flow_rows_from_frame(read_flows_file(path))
+
+
 def read_flows_file(path: Path | str) -> pd.DataFrame:
     """A flows CSV or Parquet file (sniffed by content) as FLOW_COLUMNS plus any extra ones.
 
-    Only the four required columns must be there; the others get defaults (connections 1,
-    packets 0, times NaT, direction "inferred"). IPs come back in canonical form, protocol
-    upper case. A bad value raises FlowsFileError naming the file, the line and the column
-    (for Parquet, `line` is the 1-based row).
+    Only the four required columns must be there; the others get `FLOW_DEFAULTS`
+    (connections 1, packets 0, times NaT, direction "inferred"). IPs come back in
+    canonical form, protocol upper case. A bad value raises FlowsFileError naming the
+    file, the line and the column (for Parquet, `line` is the 1-based row).
     """
     import pandas as pd
 
@@ -90,7 +97,7 @@ def read_flows_file(path: Path | str) -> pd.DataFrame:
         if column in raw.columns:
             values = _parse_column(name, lines, column, parse, raw[column].tolist())
         else:
-            values = [parse(_FLOW_DEFAULTS[column])] * len(raw)
+            values = [parse(FLOW_DEFAULTS[column])] * len(raw)
         out[column] = pd.Series(values, dtype=dtype, index=raw.index)
     for column in ("first_seen", "last_seen"):
         out[column] = _parse_times(name, lines, column, raw.get(column), raw.index)

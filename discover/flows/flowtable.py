@@ -5,16 +5,17 @@ with the number of packets or events: each event updates a few counters in a dic
 a tuple. Offline readers build one table per file and `merge` them; the live agent builds
 one with a `max_edges` cap and writes it as an agent summary.
 
-Times are float seconds since the epoch inside the table; the frames turn them into
-`datetime64[ns, UTC]`. pandas is imported only when a frame is built or a file read or
-written, so the live agent and `--help` don't pay for it.
+Times are float seconds since the epoch inside the table and in its rows (`utc_time` gives
+the aware datetime a later stage reads). The rows are what the later stages take; the
+DataFrame accessors (`flows_frame`, `dns_frame`) are for users and the file writers, built
+by `frames.py`, so that the live agent and `--help` never import pandas.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -75,17 +76,29 @@ DnsKey = tuple[IPAddress, str, IPAddress]  # client, name, address
 
 @dataclass(frozen=True, slots=True)
 class FlowRow:
-    """One edge of the table: client -> server on a protocol and server port."""
+    """One edge of the table: client -> server on a protocol and server port.
+
+    The defaults are what a flows file with only the four required columns says of a row
+    (the one place they are written, `FLOW_DEFAULTS`): seen at least once, nothing else
+    known. Times are None only for such a row; a `FlowTable`'s rows always have them.
+    """
 
     src_ip: IPAddress
     dst_ip: IPAddress
     protocol: Protocol
     dst_port: int
-    connections: int
-    packets: int
-    first_seen: float
-    last_seen: float
-    direction: DirectionEvidence
+    connections: int = 1
+    packets: int = 0
+    first_seen: float | None = None
+    last_seen: float | None = None
+    direction: DirectionEvidence = DirectionEvidence.INFERRED
+
+
+# Column -> value for the columns a flows file may leave out.
+FLOW_DEFAULTS: Mapping[str, object] = {
+    f.name: f.default for f in fields(FlowRow) if f.default is not MISSING
+}
+REQUIRED_FLOW_COLUMNS = [c for c in FLOW_COLUMNS if c not in FLOW_DEFAULTS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +192,8 @@ class FlowTable:
 
     def add_flow_row(self, row: FlowRow) -> None:
         """Add an already aggregated edge (from an agent summary or another table)."""
+        if row.first_seen is None or row.last_seen is None:
+            raise ValueError(f"a flow table row needs its times: {row}")
         key = (row.src_ip, row.dst_ip, row.protocol, row.dst_port)
         self._add_edge_values(
             key, row.connections, row.packets, row.first_seen, row.last_seen, _RANK[row.direction]
@@ -240,10 +255,14 @@ class FlowTable:
 
     def flows_frame(self) -> pd.DataFrame:
         """FLOW_COLUMNS, one row per edge, sorted (see `flow_rows`)."""
+        from discover.flows.frames import flows_frame
+
         return flows_frame(list(self.flow_rows()))
 
     def dns_frame(self) -> pd.DataFrame:
         """DNS_COLUMNS, one row per (client, name, address), sorted (see `dns_rows`)."""
+        from discover.flows.frames import dns_frame
+
         return dns_frame(list(self.dns_rows()))
 
     # -- internals -------------------------------------------------------------------
@@ -308,53 +327,20 @@ def _dns_item_key(item: tuple[DnsKey, _DnsStats]) -> tuple[int, int, str, int, i
     return client.version, int(client), name, address.version, int(address)
 
 
-# -- frames ----------------------------------------------------------------------------
+# -- times ----------------------------------------------------------------------------
 
 
-def flows_frame(rows: list[FlowRow]) -> pd.DataFrame:
-    """FLOW_COLUMNS with the contract's dtypes, rows in the order given."""
-    import pandas as pd
-
-    return pd.DataFrame(
-        {
-            "src_ip": pd.Series([str(r.src_ip) for r in rows], dtype="str"),
-            "dst_ip": pd.Series([str(r.dst_ip) for r in rows], dtype="str"),
-            "protocol": pd.Series([r.protocol.value for r in rows], dtype="str"),
-            "dst_port": pd.Series([r.dst_port for r in rows], dtype="int64"),
-            "connections": pd.Series([r.connections for r in rows], dtype="int64"),
-            "packets": pd.Series([r.packets for r in rows], dtype="int64"),
-            "first_seen": epoch_series([r.first_seen for r in rows]),
-            "last_seen": epoch_series([r.last_seen for r in rows]),
-            "direction": pd.Series([r.direction.value for r in rows], dtype="str"),
-        },
-        columns=FLOW_COLUMNS,
-    )
+def utc_time(seconds: float) -> datetime:
+    """Epoch seconds as an aware UTC datetime, rounded to the microsecond (what pcap gives;
+    the same instant `frames.epoch_series` and `iso_time` give)."""
+    return _EPOCH + timedelta(microseconds=round(seconds * 1e6))
 
 
-def dns_frame(rows: list[DnsRow]) -> pd.DataFrame:
-    """DNS_COLUMNS with the contract's dtypes, rows in the order given."""
-    import pandas as pd
-
-    return pd.DataFrame(
-        {
-            "client_ip": pd.Series([str(r.client_ip) for r in rows], dtype="str"),
-            "name": pd.Series([r.name for r in rows], dtype="str"),
-            "address": pd.Series([str(r.address) for r in rows], dtype="str"),
-            "cname_chain": pd.Series(
-                [CNAME_SEPARATOR.join(r.cname_chain) for r in rows], dtype="str"
-            ),
-            "server_ip": pd.Series([str(r.server_ip) for r in rows], dtype="str"),
-            "ttl": pd.Series([r.ttl for r in rows], dtype="int64"),
-            "answers": pd.Series([r.answers for r in rows], dtype="int64"),
-            "first_seen": epoch_series([r.first_seen for r in rows]),
-            "last_seen": epoch_series([r.last_seen for r in rows]),
-        },
-        columns=DNS_COLUMNS,
-    )
-
-
-def iso_time(seconds: float) -> str:
-    """What `write_table` writes for a time: rounded to the microsecond like `epoch_series`."""
+def iso_time(seconds: float | None) -> str:
+    """What `write_table` writes for a time: rounded to the microsecond like `utc_time`;
+    an unknown time (a flows file row without times) is empty."""
+    if seconds is None:
+        return ""
     whole, micros = divmod(round(seconds * 1e6), 1_000_000)
     return f"{_second_text(whole)}.{micros:06d}Z"
 
@@ -363,13 +349,3 @@ def iso_time(seconds: float) -> str:
 def _second_text(whole: int) -> str:
     # strftime is the slow part of writing a CSV; flows share their seconds a lot.
     return (_EPOCH + timedelta(seconds=whole)).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def epoch_series(seconds: list[float]) -> pd.Series:
-    """Float epoch seconds -> datetime64[ns, UTC], rounded to the microsecond pcap gives."""
-    import numpy as np
-    import pandas as pd
-
-    micros = np.rint(np.asarray(seconds, dtype=np.float64) * 1e6).astype(np.int64)
-    stamps = pd.to_datetime(micros, unit="us", utc=True)
-    return pd.Series(stamps).astype("datetime64[ns, UTC]")

@@ -387,9 +387,10 @@ def _joined(names: Iterable[str]) -> str:
     return ",".join(sorted({name for name in names if name}))
 
 
-def time_text(seconds: float) -> str:
+def time_text(seconds: float | None) -> str:
     """Epoch seconds as ISO-8601 UTC with microseconds, e.g. 2026-01-02T03:04:05.000000Z:
-    the same text as the flows CSV."""
+    the same text as the flows CSV (a table's rows always have times; only a flows file
+    row may have none)."""
     return iso_time(seconds)
 
 

@@ -59,7 +59,7 @@ def cilium_documents(
                 {
                     "toFQDNs": [{"matchName": name} for name in sorted(set(names))],
                     "toPorts": [
-                        {"ports": [{"port": str(port), "protocol": proto}
+                        {"ports": [{"port": str(port), "protocol": str(proto)}
                                    for port, proto in ports]}
                     ],
                 }

@@ -4,23 +4,19 @@ each `--fqdn-mode` writes for them (proxy, any-ip, pin)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from ipaddress import ip_address
-from typing import TYPE_CHECKING
 
 from discover.enrichment.peers import GraphEdge
 from discover.errors import ConfigurationError
+from discover.flows.flowtable import DnsRow, utc_time
 from discover.inventory.model import IPAddress, WorkloadRef
 from discover.synthesis.cidrs import ClusterCidrs
 from discover.synthesis.context import SynthesisContext, ip_peer
 from discover.synthesis.options import FqdnMode, ProxyRef
 from discover.synthesis.ports import PortSpec
 from discover.synthesis.proposal import FqdnDependency, PortUse, Severity
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 
 class EgressProxyError(ConfigurationError):
@@ -43,24 +39,19 @@ class DnsObservation:
     cname_chain: tuple[str, ...] = ()
 
 
-def dns_observations(frame: pd.DataFrame) -> tuple[DnsObservation, ...]:
-    """DNS_COLUMNS rows (contract 4) as records; names of the chain split on " > "."""
-    import pandas as pd
-
-    rows = []
-    for record in frame.to_dict("records"):
-        chain = str(record.get("cname_chain") or "")
-        rows.append(
-            DnsObservation(
-                name=str(record["name"]),
-                address=ip_address(str(record["address"])),
-                ttl=int(record["ttl"]),
-                first_seen=pd.Timestamp(record["first_seen"]).to_pydatetime(),
-                last_seen=pd.Timestamp(record["last_seen"]).to_pydatetime(),
-                cname_chain=tuple(chain.split(" > ")) if chain else (),
-            )
+def dns_observations(rows: Iterable[DnsRow]) -> tuple[DnsObservation, ...]:
+    """The flow table's DNS rows as synthesis reads them (aware times)."""
+    return tuple(
+        DnsObservation(
+            name=row.name,
+            address=row.address,
+            ttl=row.ttl,
+            first_seen=utc_time(row.first_seen),
+            last_seen=utc_time(row.last_seen),
+            cname_chain=row.cname_chain,
         )
-    return tuple(rows)
+        for row in rows
+    )
 
 
 def _addresses_changed(rows: Sequence[DnsObservation]) -> bool | None:

@@ -35,7 +35,7 @@ def port_entries(specs: Iterable[PortSpec], *, use_names: bool = True) -> list[d
         else:
             numbers.setdefault(spec.protocol, set()).add(spec.port)
     entries: list[dict[str, Any]] = [
-        {"protocol": protocol, "port": name} for name, protocol in sorted(named)
+        {"protocol": str(protocol), "port": name} for name, protocol in sorted(named)
     ]
     numeric: list[tuple[int, str, int | None]] = []
     for protocol, ports in numbers.items():
@@ -45,7 +45,8 @@ def port_entries(specs: Iterable[PortSpec], *, use_names: bool = True) -> list[d
             else:
                 numeric.extend((number, protocol, None) for number in range(start, end + 1))
     for first, protocol, last in sorted(numeric, key=lambda item: (item[0], item[1])):
-        entry: dict[str, Any] = {"protocol": protocol, "port": first}
+        # str(): a manifest holds plain strings (a flow's protocol is a `Protocol`)
+        entry: dict[str, Any] = {"protocol": str(protocol), "port": first}
         if last is not None:
             entry["endPort"] = last
         entries.append(entry)

@@ -91,7 +91,7 @@ def render_fqdn_yaml(proposal: Proposal) -> str:
                 "namespace": dep.workload.namespace,
                 "fqdn": dep.fqdn,
                 "cnameChain": list(dep.cname_chain),
-                "ports": [{"protocol": p.protocol, "port": p.port} for p in dep.ports],
+                "ports": [{"protocol": str(p.protocol), "port": p.port} for p in dep.ports],
                 "addresses": [str(a) for a in dep.addresses],
                 "ttls": list(dep.ttls),
                 "addressesChanged": dep.addresses_changed,

@@ -12,24 +12,22 @@ share their node's address, so they are treated as that IP (policies don't selec
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from ipaddress import ip_address
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from discover.enrichment.peers import Peer, PeerKind
-from discover.flows.events import IPAddress
+from discover.flows.events import IPAddress, Protocol
+from discover.flows.flowtable import FlowRow, utc_time
 from discover.inventory.model import Inventory, Pod
 from discover.netpol import IpEndpoint, PodEndpoint, PolicyEvaluator, Verdict
 from discover.netpol.endpoints import namespace_labels, pod_endpoint
 from discover.netpol.evaluate import Endpoint
 
-if TYPE_CHECKING:
-    import pandas as pd
 
-
-class EndpointResolver(Protocol):
+class EndpointResolver(typing.Protocol):
     """What verification needs of the enrichment Resolver (contract 8)."""
 
     def resolve_source(self, ip: IPAddress, when: datetime) -> Peer: ...
@@ -37,7 +35,7 @@ class EndpointResolver(Protocol):
     def resolve_destination(
         self,
         ip: IPAddress,
-        protocol: str,
+        protocol: Protocol,
         port: int,
         when: datetime,
         client_ip: IPAddress | None = None,
@@ -50,7 +48,7 @@ class EndpointResolver(Protocol):
 class FlowVerdict:
     src_ip: IPAddress
     dst_ip: IPAddress
-    protocol: str
+    protocol: Protocol
     dst_port: int
     allowed: bool
     reason: str
@@ -63,7 +61,7 @@ class FlowVerdict:
         return {
             "src_ip": str(self.src_ip),
             "dst_ip": str(self.dst_ip),
-            "protocol": self.protocol,
+            "protocol": self.protocol.value,
             "dst_port": self.dst_port,
             "allowed": self.allowed,
             "reason": self.reason,
@@ -71,38 +69,37 @@ class FlowVerdict:
 
 
 def default_resolver(inventory: Inventory) -> EndpointResolver:
-    from discover.enrichment.resolver import (
-        Resolver,  # enrichment pulls in pandas: load it when used
-    )
+    from discover.enrichment.resolver import Resolver  # loaded when used: `verify --help`
 
     resolver: EndpointResolver = Resolver(inventory)
     return resolver
 
 
 def verify_flows(
-    flows: pd.DataFrame,
+    flows: Sequence[FlowRow],
     evaluator: PolicyEvaluator,
     inventory: Inventory,
     *,
     resolver: EndpointResolver | None = None,
 ) -> list[FlowVerdict]:
-    """A verdict for every row of `flows` (columns src_ip, dst_ip, protocol, dst_port; an
-    optional first_seen gives the time at which IPs are resolved), in row order."""
+    """A verdict for every flow, in order. IPs are resolved at the flow's first_seen; a
+    flow without times (a flows file may have none) at the inventory's time, else now."""
     resolver = resolver if resolver is not None else default_resolver(inventory)
     endpoints = _EndpointBuilder(inventory, resolver)
     default_time = inventory.collected_at or datetime.now(UTC)
-    times = _times(flows, default_time)
-    verdicts = []
-    columns = zip(
-        flows["src_ip"], flows["dst_ip"], flows["protocol"], flows["dst_port"], times, strict=True
-    )
-    for src_raw, dst_raw, protocol_raw, port_raw, when in columns:
-        src_ip, dst_ip = ip_address(str(src_raw)), ip_address(str(dst_raw))
-        protocol, port = str(protocol_raw).upper(), int(port_raw)
-        verdicts.append(
-            _verify_one(evaluator, resolver, endpoints, src_ip, dst_ip, protocol, port, when)
+    return [
+        _verify_one(
+            evaluator,
+            resolver,
+            endpoints,
+            flow.src_ip,
+            flow.dst_ip,
+            flow.protocol,
+            flow.dst_port,
+            default_time if flow.first_seen is None else utc_time(flow.first_seen),
         )
-    return verdicts
+        for flow in flows
+    ]
 
 
 def _verify_one(
@@ -111,7 +108,7 @@ def _verify_one(
     endpoints: _EndpointBuilder,
     src_ip: IPAddress,
     dst_ip: IPAddress,
-    protocol: str,
+    protocol: Protocol,
     port: int,
     when: datetime,
 ) -> FlowVerdict:
@@ -211,16 +208,3 @@ class _EndpointBuilder:
         if address is None:  # a Service backend: its pod address of the flow's family
             address = next((a for a in pod.ips if a.version == ip.version), None)
         return pod_endpoint(pod, self.namespace_labels.get(pod.namespace), ip=address)
-
-
-def _times(flows: pd.DataFrame, default: datetime) -> Sequence[datetime]:
-    if "first_seen" not in flows.columns:
-        return [default] * len(flows)
-    out = []
-    for value in flows["first_seen"]:
-        if value is None or value != value:  # None, NaN or NaT
-            out.append(default)
-        else:
-            stamp = value.to_pydatetime() if hasattr(value, "to_pydatetime") else value
-            out.append(stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC))
-    return out
