@@ -29,7 +29,7 @@ from discover.flows.events import (
 )
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import pandas as pd  # noqa: TID251 (type only: the DataFrame accessors' return type)
 
 FLOW_COLUMNS = [
     "src_ip",
