@@ -13,9 +13,9 @@ import enum
 from collections import defaultdict
 from dataclasses import dataclass
 
-from discover.peers import GraphEdge, Peer, PeerKind
+from discover.enrichment.peers import GraphEdge, Peer, PeerKind
+from discover.enrichment.workload_graph import WorkloadGraph
 from discover.synthesis.proposal import Proposal, Severity
-from discover.workload_graph import WorkloadGraph
 
 MAX_PORTS_IN_LABEL = 3
 HUB_DEGREE = 8  # a node linked to this many others (and 30 % of all) is a hub

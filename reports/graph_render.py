@@ -7,8 +7,8 @@ and raises GraphvizError, a ConfigurationError the CLI prints on one line, witho
 
 from __future__ import annotations
 
+from discover.enrichment.workload_graph import WorkloadGraph
 from discover.synthesis.proposal import Proposal
-from discover.workload_graph import WorkloadGraph
 from reports.graph_dot import GraphvizError, dot_source, run_dot
 from reports.graph_model import build_service_graph, drawable
 from reports.graph_svg import render_service_svg

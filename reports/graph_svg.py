@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from discover.enrichment.workload_graph import WorkloadGraph
 from discover.synthesis.proposal import Proposal
-from discover.workload_graph import WorkloadGraph
 from reports.graph_dot import GraphvizError, dot_version, svg_by_dot
 from reports.graph_layout import svg_by_builtin_layout
 from reports.graph_model import ServiceGraph, build_service_graph

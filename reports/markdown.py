@@ -8,8 +8,8 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 
+from discover.enrichment.peers import Peer, PeerKind
 from discover.inventory.model import WorkloadRef
-from discover.peers import Peer, PeerKind
 from discover.synthesis.proposal import EdgeDecision, Proposal, Severity, format_time
 from reports.changes import Changes, compute_changes, documents_by_workload
 from reports.model import ReportInput, sorted_findings, summarize
