@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from discover.inventory.index import PodIndex
+from discover.inventory.index import Lookup, PodIndex
 from discover.inventory.model import Pod, WorkloadRef
 
 IP = ipaddress.ip_address("10.244.0.5")
@@ -140,3 +140,26 @@ def test_finished_or_deleted_pods_hold_until_they_let_go(
     assert found is not None
     assert found.pod == (holding[0] if holding else None)
     assert found.earlier == (not holding)
+
+
+def test_two_live_pods_with_one_ip_are_a_conflict_decided_by_creation_time() -> None:
+    index = PodIndex([make_pod("a", 0), make_pod("b", 20)])
+    [conflict] = index.conflicts
+    assert [p.name for p in conflict.pods] == ["a", "b"] and conflict.by_time
+    assert index.lookup(IP, at(5)) == Lookup(index.holdings(IP)[0].pod)
+    assert index.lookup(IP, at(25)).pod.name == "b"  # type: ignore[union-attr]
+
+
+def test_two_live_pods_created_together_are_both_the_answer() -> None:
+    index = PodIndex([make_pod("b", 0), make_pod("a", 0)])
+    [conflict] = index.conflicts
+    assert not conflict.by_time
+    found = index.lookup(IP, at(5))
+    assert found is not None and found.pod is not None
+    assert {found.pod.name, *(p.name for p in found.also)} == {"a", "b"}
+
+
+def test_reuse_after_a_pod_finished_is_no_conflict() -> None:
+    index = PodIndex([make_pod("job", 0, phase="Succeeded"), make_pod("web", 30)])
+    assert index.conflicts == ()
+    assert index.lookup(IP, at(31)).also == ()  # type: ignore[union-attr]

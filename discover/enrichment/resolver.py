@@ -9,14 +9,14 @@ cluster's ranges without an object, else external with the name this client reso
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-
-import pandas as pd
 
 from discover.enrichment.dns_names import NameIndex
 from discover.enrichment.peers import Peer, PeerKind, ServiceRef
 from discover.flows.events import IPAddress
+from discover.flows.flowtable import DnsRow
 from discover.inventory.facts import NODELOCAL_DNS, facts_for
 from discover.inventory.index import released, unmapped
 from discover.inventory.model import (
@@ -38,7 +38,7 @@ def declared_port(pod: Pod, port: int, protocol: str) -> ContainerPort | None:
 
 
 class Resolver:
-    def __init__(self, inventory: Inventory, dns: pd.DataFrame | None = None) -> None:
+    def __init__(self, inventory: Inventory, dns: Sequence[DnsRow] | None = None) -> None:
         self.inventory = inventory
         self.facts = facts_for(inventory)
         self.pods = self.facts.pods
@@ -63,10 +63,18 @@ class Resolver:
     # ---------------------------------------------------------------- sources
 
     def resolve_source(self, ip: IPAddress, when: datetime) -> Peer:
+        return self.resolve_sources(ip, when)[0]
+
+    def resolve_sources(self, ip: IPAddress, when: datetime) -> list[Peer]:
+        """Usually one peer; every live pod that claims the address when the inventory has
+        several and no creation time tells which one (see `PodIndex.conflicts`)."""
         ip = unmapped(ip)
-        pod_peer = self._pod_peer(ip, when)
-        if pod_peer is not None:
-            return pod_peer
+        pod_peers = self._pod_peers(ip, when)
+        if pod_peers:
+            return pod_peers
+        return [self._non_pod_source(ip, when)]
+
+    def _non_pod_source(self, ip: IPAddress, when: datetime) -> Peer:
         node = self._nodes.get(ip)
         if node is not None or ip in self._host_pods:
             return self._node_peer(ip, node, None)
@@ -87,11 +95,14 @@ class Resolver:
         protocol = protocol.upper()
         ip = unmapped(ip)
         client_ip = unmapped(client_ip) if client_ip is not None else None
-        pod_peer = self._pod_peer(ip, when)
-        if pod_peer is not None:
-            pod = self.pod_for(pod_peer)
-            declared = declared_port(pod, port, protocol) if pod else None
-            return [(pod_peer, port, declared.name if declared else None)]
+        pod_peers = self._pod_peers(ip, when)
+        if pod_peers:
+            found: list[Resolved] = []
+            for pod_peer in pod_peers:
+                pod = self.pod_for(pod_peer)
+                declared = declared_port(pod, port, protocol) if pod else None
+                found.append((pod_peer, port, declared.name if declared else None))
+            return found
         service = self._services.get(ip)
         if service is not None:
             return self._via_service(service, ip, protocol, port, when)
@@ -135,13 +146,13 @@ class Resolver:
                     pod_name=pod.name if with_pod else None, ip=ip, node_name=pod.node_name,
                     is_cluster_dns=pod.workload in self._dns_workloads)
 
-    def _pod_peer(self, ip: IPAddress, when: datetime) -> Peer | None:
+    def _pod_peers(self, ip: IPAddress, when: datetime) -> list[Peer]:
         found = self.pods.lookup(ip, when)
         if found is None:
-            return None
+            return []
         if found.pod is not None:
-            return self._workload_peer(found.pod, ip)
-        return Peer(PeerKind.EARLIER_POD, ip=ip, note=found.note)
+            return [self._workload_peer(pod, ip) for pod in (found.pod, *found.also)]
+        return [Peer(PeerKind.EARLIER_POD, ip=ip, note=found.note)]
 
     def _node_peer(self, ip: IPAddress, node: Node | None,
                    serving: tuple[str, int] | None) -> Peer:

@@ -87,7 +87,7 @@ def build_graph(flows: Sequence[FlowRow], dns: Sequence[DnsRow] | None, inventor
         # holders at its ends: a long row can see an IP pass through several pods.
         instants = sorted(set(resolver.instants(src_ip, first, last))
                           | set(resolver.instants(dst_ip, first, last)))
-        sources = _unique(resolver.resolve_source(src_ip, t) for t in instants)
+        sources = _unique(p for t in instants for p in resolver.resolve_sources(src_ip, t))
         destinations = _unique(
             r for t in instants
             for r in resolver.resolve_destination(dst_ip, protocol, dst_port, t, src_ip))

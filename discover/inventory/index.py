@@ -9,6 +9,11 @@ pod and a Deployment's pod created in the same second). A snapshot only knows po
 when it was taken: a time before the first known holder's creation (or in a gap between
 holders) belongs to some pod the inventory never saw, which `lookup` reports as such
 instead of guessing.
+An inventory that shows two live pods with one IP contradicts that rule (a stale pod
+object, or files taken at different times): the conflict is kept in `conflicts`. The
+later-created pod takes the IP at its creation, as for any reuse; when no creation time
+tells them apart, every one of them is an answer (`Lookup.also`), so that no workload
+loses its traffic on a guess.
 Host-network pods are not indexed: their address is the node's (see the Resolver).
 """
 
@@ -46,6 +51,18 @@ class Lookup:
     pod: Pod | None
     earlier: bool = False  # the IP was held by some pod the inventory does not have
     note: str = ""
+    also: tuple[Pod, ...] = ()  # other live pods claiming the IP then (see IpConflict)
+
+
+@dataclass(frozen=True, slots=True)
+class IpConflict:
+    """Live pods (not finished, not deleted) that all show `ip`. `by_time` when their
+    creation times order them (each later one took the IP at its creation), else traffic
+    is attributed to every one of them."""
+
+    ip: IPAddress
+    pods: tuple[Pod, ...]
+    by_time: bool
 
 
 class PodIndex:
@@ -59,6 +76,9 @@ class PodIndex:
         self._holdings: dict[IPAddress, list[Holding]] = {
             ip: _intervals(ip, holders) for ip, holders in by_ip.items()
         }
+        self.conflicts = tuple(
+            conflict for ip in sorted(by_ip, key=lambda a: (a.version, a))
+            if (conflict := _conflict(ip, by_ip[ip])) is not None)
 
     def __contains__(self, ip: IPAddress) -> bool:
         return ip in self._holdings
@@ -76,7 +96,9 @@ class PodIndex:
             # Overlaps only come from inconsistent inputs: prefer the newest live pod.
             best = max(matching, key=lambda h: (h.pod.phase not in _FINISHED,
                                                  h.start or _EPOCH))
-            return Lookup(best.pod)
+            also = tuple(h.pod for h in matching if h is not best and _live(h.pod)
+                         and h.start == best.start) if _live(best.pod) else ()
+            return Lookup(best.pod, also=also)
         # The earliest start (a start moved past other holders' ends is not a creation).
         first = min(holdings, key=lambda h: (h.start or _EPOCH, h.start != h.pod.created))
         if first.start is not None and when < first.start:
@@ -110,6 +132,20 @@ def released(pod: Pod) -> datetime | None:
     """When `pod` let go of its addresses by its own record: deleted or finished."""
     ends = [t for t in (pod.deleted, pod.finished) if t is not None]
     return min(ends) if ends else None
+
+
+def _live(pod: Pod) -> bool:
+    return pod.phase not in _FINISHED and released(pod) is None
+
+
+def _conflict(ip: IPAddress, holders: list[Pod]) -> IpConflict | None:
+    live = sorted((p for p in holders if _live(p)), key=lambda p: (p.created or _EPOCH, p.name))
+    if len(live) < 2:
+        return None
+    # a pod without creation time holds the IP "since ever", before any dated one
+    created = [p.created for p in live]
+    by_time = len(set(created)) == len(created)
+    return IpConflict(ip, tuple(live), by_time)
 
 
 def _intervals(ip: IPAddress, holders: list[Pod]) -> list[Holding]:

@@ -19,6 +19,7 @@ from discover.synthesis.egress import ensure_dns_rule, plan_egress_edge
 from discover.synthesis.external import Exposures, detect_cloud
 from discover.synthesis.fqdn import DnsObservation, collect_dependencies, plan_fqdn_edges
 from discover.synthesis.ingress import plan_dns_server, plan_exposure, plan_ingress_edge
+from discover.synthesis.ip_conflicts import report_ip_conflicts
 from discover.synthesis.options import Cloud, FqdnMode, SynthesisOptions
 from discover.synthesis.proposal import NO_POLICY_HANDLING, Proposal, Severity, Window
 from discover.synthesis.selfcheck import check_proposal
@@ -39,6 +40,7 @@ def propose(
     """Least-privilege policies for what `graph` observed. `dns` (the DNS table's rows)
     adds TTLs and address changes to the FQDN dependencies."""
     context = SynthesisContext(inventory, options)
+    report_ip_conflicts(context)
     window = Window(options.window_start or graph.window_start,
                     options.window_end or graph.window_end)
     cloud = options.cloud
