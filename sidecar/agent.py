@@ -20,7 +20,7 @@ from types import FrameType
 from typing import Any
 
 from discover.errors import ReadError
-from discover.flows.flowtable import FlowTable
+from discover.flows.flowtable import DROP_COUNTERS, FlowTable
 from discover.flows.summary import SummaryMeta, summary_from_dict, summary_to_dict
 from discover.reading.dns_wire import DnsDecoder
 from discover.reading.packets import DnsPayload, PacketDecoder
@@ -30,7 +30,7 @@ from sidecar.capture import RECEIVE_BUFFER, CaptureSocket
 from sidecar.checkpoint import Checkpoint, StateDirError, encode
 from sidecar.inventory_watch import InventoryWatch
 from sidecar.sampling import UdpSampler
-from sidecar.server import AgentServer
+from sidecar.server import AgentServer, is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,20 @@ PARSE_ERROR_KEYS = ("malformed", "truncated", "unsupported_link")
 class AgentOptions:
     state_dir: Path
     interface: str = "any"
-    listen_host: str = "0.0.0.0"
+    # Data (/summary, /inventory) on loopback: only `collect` through an RBAC-checked
+    # port-forward (or a process on this node / in this pod) can read the cluster's map.
+    listen_host: str = "127.0.0.1"
     listen_port: int = 9808
+    # Probes and scrapes: /healthz and /metrics only, on any address; None = not served.
+    health_host: str | None = None
+    health_port: int = 0
     duration: float | None = None  # seconds; None = until stopped
     checkpoint_interval: float = 60.0
     max_edges: int | None = 100_000
+    # Within max_edges: UDP's budget and one client's share of it (None: FlowTable's
+    # defaults, a quarter of max_edges and a tenth of that).
+    max_udp_edges: int | None = None
+    max_udp_edges_per_source: int | None = None
     node_name: str = ""
     agent_name: str = ""
     inventory_watch: bool = False
@@ -97,10 +106,14 @@ class Agent:
         self._stop = threading.Event()
         self._window_over = threading.Event()
         self.checkpoint = Checkpoint(options.state_dir)
-        self.table = FlowTable(max_edges=options.max_edges)
+        self.table = FlowTable(
+            max_edges=options.max_edges,
+            max_udp_edges=options.max_udp_edges,
+            max_udp_edges_per_source=options.max_udp_edges_per_source,
+        )
         self._base = Counters()
         self._run = Counters()
-        self._table_dropped_base = {"edges_dropped": 0, "dns_rows_dropped": 0}
+        self._table_dropped_base = dict.fromkeys(DROP_COUNTERS, 0)
         self.window_start = clock()
         self._resume()
         self.last_checkpoint: float | None = None
@@ -136,9 +149,7 @@ class Agent:
             self.window_start = meta.window_start.timestamp()
         counters = dict(meta.counters)
         self._base = Counters(**{key: int(counters.get(key, 0)) for key in Counters().as_dict()})
-        self._table_dropped_base = {
-            key: int(counters.get(key, 0)) for key in ("edges_dropped", "dns_rows_dropped")
-        }
+        self._table_dropped_base = {key: int(counters.get(key, 0)) for key in DROP_COUNTERS}
         log.info(
             "resumed from %s: window started %s, %d counted packets",
             self.checkpoint.path,
@@ -156,8 +167,8 @@ class Agent:
         base = self._base.as_dict()
         run = self._run.as_dict()
         total = {key: base[key] + run[key] for key in base}
-        for key, base_value in self._table_dropped_base.items():
-            total[key] = base_value + int(getattr(self.table, key))
+        for key, value in self.table.drop_counters().items():
+            total[key] = self._table_dropped_base[key] + value
         return total
 
     def _snapshot(self) -> FlowTable:
@@ -293,6 +304,7 @@ class Agent:
     def metrics_text(self) -> str:
         with self._lock:
             edges = self.table.edge_count
+            udp_edges = self.table.udp_edge_count
             dns_rows = self.table.dns_row_count
         inventory = None
         if self.inventory is not None:
@@ -307,6 +319,7 @@ class Agent:
         figures = AgentFigures(
             counters=self.counters(),
             edges=edges,
+            udp_edges=udp_edges,
             dns_rows=dns_rows,
             window_start=self.window_start,
             window_end=self.window_end,
@@ -343,10 +356,25 @@ class Agent:
 
     def _serve(self) -> int:
         options = self.options
+        if not is_loopback(options.listen_host):
+            log.warning(
+                "--listen %s is not a loopback address: anyone who reaches it can read "
+                "/summary and /inventory, the cluster's map",
+                options.listen_host,
+            )
         server = AgentServer(self, options.listen_host, options.listen_port)
         self.listen_port = server.port
+        health: AgentServer | None = None
         try:
-            self._capture_until_window_ends(server.port)
+            if options.health_host is not None:
+                health = AgentServer(self, options.health_host, options.health_port, data=False)
+                self.health_port = health.port
+        except BaseException:
+            server.close()
+            raise
+        ports = (server.port,) if health is None else (server.port, health.port)
+        try:
+            self._capture_until_window_ends(ports)
             self.save_checkpoint()
             if self.inventory is not None:
                 self.inventory.stop()  # the window is over: no more API load
@@ -358,12 +386,14 @@ class Agent:
             if self.inventory is not None:
                 self.inventory.stop()
             server.close()
+            if health is not None:
+                health.close()
         if self._capture_error is not None:
             log.error("capture failed: %s (checkpoint written; exiting)", self._capture_error)
             return 1
         return 0
 
-    def _capture_until_window_ends(self, http_port: int) -> None:
+    def _capture_until_window_ends(self, http_ports: tuple[int, ...]) -> None:
         if self.window_end is not None and self._clock() >= self.window_end:
             self._window_over.set()
             return
@@ -371,7 +401,7 @@ class Agent:
             self.inventory.start()
         sock = CaptureSocket(
             self.options.interface,
-            exclude_tcp_ports=(http_port,),
+            exclude_tcp_ports=http_ports,
             receive_buffer=self.options.receive_buffer,
             use_ring=self.options.use_ring,
         )

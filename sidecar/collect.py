@@ -1,15 +1,24 @@
-"""Fetch every agent's summary through the API server's pod proxy.
+"""Fetch every agent's summary through a port-forward the API server authorizes.
 
-`GET /api/v1/namespaces/NS/pods/NAME:PORT/proxy/summary` (and `/inventory`, the agent's
-watched inventory) reaches the agent's HTTP port
-through the API server, so collection needs neither a Service nor a port-forward, only
-`get` on `pods/proxy` in the agent namespace for whoever runs it. Agents that don't answer
-(pod not running, node down, timeout) are reported one by one; the rest is returned.
+The agent serves its data (`/summary`, `/inventory`) on loopback only, so no pod, node or
+Service address reaches it. `collect` opens `pods/NAME/portforward?ports=PORT` with the
+user's own credentials: the API server checks RBAC (`create` on `pods/portforward` in the
+agent namespace; `get` as well where a cluster before 1.35 authorizes the websocket
+upgrade as `get`), then the kubelet dials `localhost:PORT` in the pod's network namespace
+(the node's own for the host-network DaemonSet). A plain HTTP GET goes through that tunnel.
+The pod proxy (`pods/NAME:PORT/proxy/...`) is not used: it needs the agent to listen on
+the pod address, and the API server drops the caller's credentials before forwarding, so
+the agent could not tell an authorized caller from any other. Agents that don't answer
+(pod not running, node down, refused, timeout) are reported one by one; the rest is
+returned.
 """
 
 from __future__ import annotations
 
+import ast
+import http.client
 import json
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,29 +96,91 @@ def list_agent_pods(core: Any, namespace: str, selector: str) -> list[AgentPod]:
     return sorted(pods, key=lambda p: p.name)
 
 
+class ForwardError(Exception):
+    """The port-forward or the HTTP exchange through it failed; the reason is one line."""
+
+
+def get_forwarded(
+    core: Any, namespace: str, pod_name: str, port: int, path: str, timeout: float
+) -> tuple[int, str, bytes]:
+    """(status, reason, body) of `GET /path` to `port` of the pod, through a port-forward."""
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.stream import portforward
+
+    try:
+        forward = portforward(
+            core.connect_get_namespaced_pod_portforward, pod_name, namespace, ports=str(port)
+        )
+    except ApiException as error:  # the websocket upgrade failed: RBAC, no such pod
+        raise ForwardError(_handshake_reason(error)) from error
+    try:
+        sock = forward.socket(port)
+        sock.settimeout(timeout)
+        connection = http.client.HTTPConnection("localhost", port, timeout=timeout)
+        connection.sock = sock  # already connected: the tunnel's end
+        try:
+            connection.request("GET", "/" + path, headers={"Connection": "close"})
+            response = connection.getresponse()
+            return response.status, response.reason, response.read()
+        except (OSError, http.client.HTTPException) as error:
+            # The kubelet's own words (e.g. "dial tcp4 127.0.0.1:9808: connection
+            # refused") come on the port's error channel and close the tunnel.
+            said = forward.error(port)
+            raise ForwardError(" ".join((said or str(error) or type(error).__name__).split())) \
+                from error
+    finally:
+        _close(forward, timeout)
+
+
+PROXY_THREAD = "Kubernetes port forward proxy"
+
+
+def _close(forward: Any, timeout: float) -> None:
+    """Close our end, let the client's proxy thread finish, then close the websocket: when
+    the server ends the session first, the client's thread returns without closing it."""
+    forward.close()
+    for thread in threading.enumerate():  # agents are collected one at a time
+        if thread.name.startswith(PROXY_THREAD):
+            thread.join(timeout)
+    forward.websocket.shutdown()
+
+
+def _handshake_reason(error: Exception) -> str:
+    """`Handshake status 403 Forbidden -+-+- {headers} -+-+- {Status JSON}` (websocket-
+    client's words) -> the status line and the Status message ("... cannot create
+    resource pods/portforward ...")."""
+    text = str(getattr(error, "reason", None) or error)
+    parts = text.split(" -+-+- ")
+    reason = parts[0].replace("Handshake status ", "HTTP ")
+    if len(parts) >= 3:
+        body = parts[-1].strip()
+        if body[:2] in ("b'", 'b"'):  # older websocket-client: the bytes' repr
+            try:
+                body = ast.literal_eval(body).decode("utf-8", "replace")
+            except (ValueError, SyntaxError):
+                pass
+        try:
+            status = json.loads(body)
+        except ValueError:
+            status = None
+        if isinstance(status, dict) and status.get("message"):
+            reason += f": {status['message']}"
+    return " ".join(reason.split())
+
+
 def fetch_document(
     core: Any, namespace: str, pod: AgentPod, port: int, timeout: float, path: str = "summary"
 ) -> Fetched | Missing:
-    """GET `path` of the agent on `pod` through the pod proxy, as a JSON object."""
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError
-
+    """GET `path` of the agent on `pod` through a port-forward, as a JSON object."""
     if pod.phase != "Running":
         return Missing(pod, f"pod is {pod.phase or 'in an unknown phase'}, not Running")
+    not_ready = "" if pod.ready else " (pod not Ready)"
     try:
-        response = core.connect_get_namespaced_pod_proxy_with_path(
-            f"{pod.name}:{port}",
-            namespace,
-            path,
-            _preload_content=False,
-            _request_timeout=timeout,
-        )
-        body = response.data
-    except ApiException as error:
-        reason = f"HTTP {error.status} {error.reason or ''}".strip()
-        return Missing(pod, reason if pod.ready else f"{reason} (pod not Ready)")
-    except (HTTPError, OSError) as error:
-        return Missing(pod, f"no answer: {error}" + ("" if pod.ready else " (pod not Ready)"))
+        status, reason, body = get_forwarded(core, namespace, pod.name, port, path, timeout)
+    except ForwardError as error:
+        return Missing(pod, f"no answer: {error}{not_ready}")
+    if status != 200:
+        return Missing(pod, f"HTTP {status} {reason}".strip() + not_ready)
     try:
         document = json.loads(body)
     except ValueError as error:

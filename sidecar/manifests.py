@@ -22,7 +22,8 @@ from discover import __version__
 NAME = "netpol-discover"
 DEFAULT_NAMESPACE = "netpol-discover"
 DEFAULT_IMAGE = f"ghcr.io/netpol-discover/netpol-discover:{__version__}"
-DEFAULT_PORT = 9808
+DEFAULT_PORT = 9808  # data (/summary, /inventory): loopback only, read via port-forward
+DEFAULT_HEALTH_PORT = 9809  # /healthz and /metrics: every address, for probes and scrapes
 STATE_DIR = "/var/lib/netpol-discover"
 SELECTOR_LABEL = "app.kubernetes.io/name"
 LABELS = {SELECTOR_LABEL: NAME, "app.kubernetes.io/component": "agent"}
@@ -33,6 +34,7 @@ class ManifestOptions:
     namespace: str = DEFAULT_NAMESPACE
     image: str = DEFAULT_IMAGE
     port: int = DEFAULT_PORT
+    health_port: int = DEFAULT_HEALTH_PORT
     duration: str | None = "24h"
     checkpoint_interval: int = 60
     max_edges: int = 100_000
@@ -46,7 +48,8 @@ def agent_args(options: ManifestOptions) -> list[str]:
         "agent",
         "--interface", "any",
         "--state-dir", STATE_DIR,
-        "--listen", f"0.0.0.0:{options.port}",
+        "--listen", f"127.0.0.1:{options.port}",
+        "--health-listen", f"0.0.0.0:{options.health_port}",
         "--node-name", "$(NODE_NAME)",
         "--checkpoint-interval", str(options.checkpoint_interval),
         "--max-edges", str(options.max_edges),
@@ -64,6 +67,7 @@ def _fill(template: str, options: ManifestOptions) -> str:
         "NAMESPACE": options.namespace,
         "IMAGE": options.image,
         "PORT": options.port,
+        "HEALTH_PORT": options.health_port,
         "ARGS": agent_args(options),
         "LABELS": LABELS,
         "SERVICE_ACCOUNT": options.service_account,

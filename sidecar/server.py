@@ -3,6 +3,13 @@
 The handler only asks an `AgentView` for bytes; it knows nothing of capture, so the
 server is tested with any object that answers those questions.
 
+Who may read what: the data paths (`/summary`, `/inventory`: every flow, DNS answer, pod,
+label and Service) are served only by the data server, which the agent binds to loopback
+by default; `collect` reaches it through a port-forward that the API server authorizes
+with the user's RBAC. A health server (`--health-listen`) may listen on every address for
+probes and scrapes: it answers `/healthz` and `/metrics` only (counts and ages, no
+address, name or label) and refuses the data paths.
+
 Hostile or broken clients must not take the agent down: a fixed pool of worker threads
 serves the connections (while all are busy, new ones wait in the kernel's listen backlog
 of 128 instead of each getting a thread), every socket read and write times out (an idle
@@ -12,6 +19,7 @@ connection is closed after `timeout` seconds and frees its worker), and a client
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import sys
@@ -54,23 +62,42 @@ class ListenError(ConfigurationError):
         super().__init__(f"cannot listen on {host}:{port}: {reason}")
 
 
-def parse_listen(value: str) -> tuple[str, int]:
+def parse_listen(value: str, option: str = "--listen") -> tuple[str, int]:
     """`HOST:PORT`, `:PORT` or `[V6]:PORT` -> (host, port)."""
     host, sep, port_text = value.rpartition(":")
     if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ConfigurationError(f"--listen {value!r}: expected HOST:PORT")
+        raise ConfigurationError(f"{option} {value!r}: expected HOST:PORT")
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port_text)
 
 
-def _handler(view: AgentView, request_timeout: float) -> type[BaseHTTPRequestHandler]:
+def is_loopback(host: str) -> bool:
+    """`127.0.0.1`, `::1`, `localhost`: only this machine (or this pod) can connect."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+DATA_PATHS = ("/summary", "/inventory")
+NOT_HERE = (b"not served here: /summary and /inventory are on the agent's loopback address"
+            b" only; use netpol-discover collect (a port-forward RBAC allows)\n")  # fmt: skip
+
+
+def _handler(
+    view: AgentView, request_timeout: float, data: bool
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "netpol-discover-agent"
         timeout = request_timeout  # socket timeout of every read and write
 
         def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
             path = self.path.split("?", 1)[0]
-            if path == "/summary":
+            if path in DATA_PATHS and not data:
+                self._reply(403, "text/plain", NOT_HERE)
+            elif path == "/summary":
                 self._reply(200, "application/json", view.summary_json())
             elif path == "/healthz":
                 ok, reason = view.health()
@@ -166,7 +193,8 @@ def _peer(address: object) -> str:
 
 
 class AgentServer:
-    """Serves `view` on host:port in a background thread until `close()`."""
+    """Serves `view` on host:port in a background thread until `close()`; with
+    `data=False` only /healthz and /metrics (the data paths answer 403)."""
 
     def __init__(
         self,
@@ -174,12 +202,13 @@ class AgentServer:
         host: str,
         port: int,
         *,
+        data: bool = True,
         workers: int = WORKERS,
         timeout: float = TIMEOUT,
     ) -> None:
         server_class = _PooledServer6 if ":" in host else _PooledServer
         try:
-            self._server = server_class((host, port), _handler(view, timeout), workers)
+            self._server = server_class((host, port), _handler(view, timeout, data), workers)
         except OSError as error:
             raise ListenError(host, port, error.strerror or str(error)) from error
         self.host = host

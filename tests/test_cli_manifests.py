@@ -57,7 +57,7 @@ def test_daemonset_runs_with_only_what_capture_needs(capsys: pytest.CaptureFixtu
     assert "privileged" not in security
     assert set(agent["resources"]) == {"requests", "limits"}
     for probe in ("livenessProbe", "readinessProbe"):
-        assert agent[probe]["httpGet"] == {"path": "/healthz", "port": 9808}
+        assert agent[probe]["httpGet"] == {"path": "/healthz", "port": 9809}
     volume = spec["volumes"][0]
     assert volume["hostPath"] == {"path": "/var/lib/netpol-discover", "type": "DirectoryOrCreate"}
     assert agent["volumeMounts"][0]["mountPath"] == "/var/lib/netpol-discover"
@@ -103,14 +103,14 @@ def test_daemonset_args_are_accepted_by_the_agent_command(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     _, docs = _render(capsys, "daemonset", "--duration", "3d", "--port", "9999",
-                      "--host-path", "/var/lib/npd-window-2")  # fmt: skip
+                      "--health-port", "9998", "--host-path", "/var/lib/npd-window-2")  # fmt: skip
     agent = _container(docs[-1]["spec"]["template"]["spec"], "agent")
     args = build_parser().parse_args(agent["args"])
     assert args.command == "agent"
     assert args.interface == "any" and args.inventory_watch is True
     assert args.duration == 3 * 86400
-    assert args.listen == "0.0.0.0:9999"
-    assert agent["ports"][0]["containerPort"] == 9999
+    assert args.listen == "127.0.0.1:9999" and args.health_listen == "0.0.0.0:9998"
+    assert [p["containerPort"] for p in agent["ports"]] == [9998]
     assert str(args.state_dir) == agent["volumeMounts"][0]["mountPath"]
     volume = docs[-1]["spec"]["template"]["spec"]["volumes"][0]
     assert volume["hostPath"]["path"] == "/var/lib/npd-window-2"
@@ -246,7 +246,7 @@ def test_edge_values_reach_the_agent_as_given(
     )
     args = build_parser().parse_args(agent_args)
     assert args.max_edges == 0 and args.duration is None
-    assert args.checkpoint_interval == 5 and args.listen == "0.0.0.0:65535"
+    assert args.checkpoint_interval == 5 and args.listen == "127.0.0.1:65535"
     assert "--duration" not in agent_args
 
 
@@ -264,3 +264,31 @@ def test_help_explains_every_option_and_has_examples(
     assert "examples:\n  netpol-discover manifests daemonset -o agent.yaml" in out
     checkpoint = out[out.index("\n  --checkpoint-interval SECONDS"):]
     assert "how often each agent writes its summary" in checkpoint.split("--inventory-watch")[0]
+
+
+@pytest.mark.parametrize("kind", ["daemonset", "sidecar"])
+def test_the_cluster_map_is_on_loopback_and_only_health_is_open(
+    kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 15, item 2: a host-network agent on 0.0.0.0 served /summary and /inventory
+    to any pod. The data port is loopback; the declared port and every probe are the
+    health port, which serves /healthz and /metrics only."""
+    argv = [kind] + (["--namespace", "shop"] if kind == "sidecar" else [])
+    text, docs = _render(capsys, *argv)
+    agent = next(c for d in docs for c in _pod_containers(d)
+                 if c.get("args", [""])[0] == "agent")  # fmt: skip
+    args = build_parser().parse_args(agent["args"])
+    assert args.listen == "127.0.0.1:9808"
+    assert args.health_listen == "0.0.0.0:9809"
+    assert [p["containerPort"] for p in agent["ports"]] == [9809]
+    probes = [agent[k]["httpGet"] for k in ("livenessProbe", "readinessProbe") if k in agent]
+    assert probes and all(p == {"path": "/healthz", "port": 9809} for p in probes)
+    assert "pods/portforward" in text  # the YAML says how the data is read, and by whom
+
+
+def test_same_data_and_health_port_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["manifests", "daemonset", "--port", "9000", "--health-port", "9000"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == ("netpol-discover: error: --port and --health-port are both 9000: "
+                            "they must differ\n")

@@ -1,6 +1,9 @@
 """`collect` against a small HTTP server on 127.0.0.1 that speaks the API server's paths
-(pod list, pod proxy), through the real kubernetes client and a kubeconfig pointing at it.
-One agent answers, one is down (the API server's 503), one is Pending, one sends junk."""
+(pod list, pod port-forward over the websocket channel protocol), through the real
+kubernetes client and a kubeconfig pointing at it. Behind each forward is the real agent
+HTTP server on loopback (what the kubelet dials in the pod's network namespace). One agent
+answers, one refuses (nothing listens), one is Pending, one sends junk, one is also asked
+for its inventory."""
 
 from __future__ import annotations
 
@@ -25,6 +28,8 @@ from discover.flows.events import (
 )
 from discover.flows.flowtable import FlowTable
 from discover.flows.summary import SummaryMeta, read_summary, summary_to_dict
+from sidecar.server import AgentServer
+from tests.fake_portforward import serve_portforward
 
 NS = "netpol-discover"
 SELECTOR = "app.kubernetes.io/name=netpol-discover"
@@ -63,12 +68,36 @@ def _pod(name: str, node: str, phase: str, ready: bool | None = None) -> dict[st
     }
 
 
-class FakeApiServer:
-    """Answers GET /api/v1/namespaces/NS/pods and .../pods/NAME:PORT/proxy/summary."""
+class Agent:
+    """What one agent serves; `AgentServer` puts it on a loopback port."""
 
-    def __init__(self, pods: list[dict[str, Any]], answers: dict[str, tuple[int, bytes]]) -> None:
+    def __init__(self, summary: bytes, inventory: bytes | None = None) -> None:
+        self.summary = summary
+        self.inventory = inventory
+
+    def summary_json(self) -> bytes:
+        return self.summary
+
+    def health(self) -> tuple[bool, str]:
+        return True, "capturing"
+
+    def metrics_text(self) -> str:
+        return ""
+
+    def inventory_json(self) -> bytes | None:
+        return self.inventory
+
+
+class FakeApiServer:
+    """Answers GET /api/v1/namespaces/NS/pods and .../pods/NAME/portforward?ports=PORT
+    (forwarded to the pod's agent on 127.0.0.1; refused when it has none)."""
+
+    def __init__(self, pods: list[dict[str, Any]], agents: dict[str, Agent]) -> None:
         self.pods = pods
-        self.answers = answers
+        self.servers = {name: AgentServer(agent, "127.0.0.1", 0)
+                        for name, agent in agents.items()}  # fmt: skip
+        self.agents = agents
+        self.forbidden: set[str] = set()  # pods whose port-forward RBAC refuses
         self.requests: list[str] = []
         self.unauthorized = 0
         fake = self
@@ -80,17 +109,25 @@ class FakeApiServer:
                     fake.unauthorized += 1
                     return self._send(401, {"kind": "Status", "code": 401})
                 url = urlsplit(self.path)
-                # The client quotes the `name:port` path segment (`:` as %3A), as it may.
                 parts = [unquote(part) for part in url.path.strip("/").split("/")]
+                query = parse_qs(url.query)
                 if parts[:3] == ["api", "v1", "namespaces"] and parts[4:] == ["pods"]:
-                    selector = parse_qs(url.query).get("labelSelector", [""])[0]
+                    selector = query.get("labelSelector", [""])[0]
                     items = [p for p in fake.pods if selector == SELECTOR and parts[3] == NS]
                     return self._send(200, {"kind": "PodList", "apiVersion": "v1",
                                             "metadata": {}, "items": items})  # fmt: skip
-                if len(parts) == 8 and parts[4] == "pods" and parts[6] == "proxy":
-                    key = parts[5] if parts[7] == "summary" else f"{parts[5]}/{parts[7]}"
-                    status, body = fake.answers.get(key, (404, b"not found"))
-                    return self._send(status, body)
+                if len(parts) == 7 and parts[4] == "pods" and parts[6] == "portforward":
+                    pod = parts[5]
+                    if pod in fake.forbidden:
+                        return self._send(403, {
+                            "kind": "Status", "code": 403, "reason": "Forbidden",
+                            "message": f'pods "{pod}" is forbidden: User "test" cannot '
+                            f'create resource "pods/portforward" in API group "" in the '
+                            f'namespace "{NS}"'})  # fmt: skip
+                    port = int(query["ports"][0])
+                    server = fake.servers.get(pod)
+                    target = server.port if server is not None and port == 9808 else None
+                    return serve_portforward(self, port, target, pod)
                 return self._send(404, {"kind": "Status", "code": 404})
 
             def _send(self, status: int, body: dict[str, Any] | bytes) -> None:
@@ -105,6 +142,7 @@ class FakeApiServer:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -113,6 +151,8 @@ class FakeApiServer:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join()
+        for server in self.servers.values():
+            server.close()
 
 
 def _kubeconfig(path: Path, port: int) -> Path:
@@ -134,15 +174,13 @@ def cluster(tmp_path: Path) -> Iterator[tuple[FakeApiServer, Path]]:
         _pod("agent-d", "node-d", "Running"),
         _pod("agent-e", "node-e", "Running"),
     ]
-    answers = {
-        "agent-a:9808": (200, json.dumps(_summary("node-a", "10.244.2.9", 8080, 1000.0)).encode()),
-        "agent-b:9808": (503, b'{"kind":"Status","code":503,"message":"error trying to reach '
-                              b'service: dial tcp 10.0.0.2:9808: connect: connection refused"}'),
-        "agent-d:9808": (200, b"<html>not a summary</html>"),
-        "agent-e:9808": (200, json.dumps(_summary("node-e", "10.244.3.3", 5432, 900.0)).encode()),
-        "agent-e:9808/inventory": (200, json.dumps(INVENTORY).encode()),
+    agents = {  # agent-b: nothing listens on its loopback port
+        "agent-a": Agent(json.dumps(_summary("node-a", "10.244.2.9", 8080, 1000.0)).encode()),
+        "agent-d": Agent(b"<html>not a summary</html>"),
+        "agent-e": Agent(json.dumps(_summary("node-e", "10.244.3.3", 5432, 900.0)).encode(),
+                         json.dumps(INVENTORY).encode()),
     }  # fmt: skip
-    server = FakeApiServer(pods, answers)
+    server = FakeApiServer(pods, agents)
     try:
         yield server, _kubeconfig(tmp_path / "kubeconfig", server.port)
     finally:
@@ -167,14 +205,17 @@ def test_collect_merges_the_agents_that_answer_and_reports_the_rest(
     ]
     warnings = [w for w in warnings if w not in losses]
     assert len(warnings) == 3
-    assert "agent-b (node node-b) did not answer: HTTP 503" in warnings[0]
+    assert "agent-b (node node-b) did not answer: no answer: error forwarding port 9808" \
+        in warnings[0]
+    assert "dial tcp4 127.0.0.1:9808: connect: connection refused" in warnings[0]
     assert warnings[0].endswith("(pod not Ready)")
     assert "agent-c (node node-c) did not answer: pod is Pending" in warnings[1]
     assert "agent-d (node node-d) did not answer: answer is not JSON" in warnings[2]
     assert server.unauthorized == 0
-    assert f"/api/v1/namespaces/{NS}/pods/agent-a:9808/proxy/summary" in map(
+    assert f"/api/v1/namespaces/{NS}/pods/agent-a/portforward?ports=9808" in map(
         unquote, server.requests
     )
+    assert not any("/proxy" in r for r in server.requests)
     assert not any("agent-c" in r for r in server.requests)  # Pending: not even asked
 
     table, meta = read_summary(out)
@@ -208,7 +249,7 @@ def test_collect_without_any_inventory_says_so(
     cluster: tuple[FakeApiServer, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     server, kubeconfig = cluster
-    del server.answers["agent-e:9808/inventory"]
+    server.agents["agent-e"].inventory = None
     out, inventory = tmp_path / "summary.json", tmp_path / "inventory.json"
     code = main(["collect", "-n", NS, "-o", str(out), "--inventory-out", str(inventory),
                  "--kubeconfig", str(kubeconfig)])  # fmt: skip
@@ -223,7 +264,7 @@ def test_collect_fails_when_no_agent_answers(
     cluster: tuple[FakeApiServer, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     server, kubeconfig = cluster
-    server.answers = {}
+    server.forbidden = {"agent-a", "agent-b", "agent-d", "agent-e"}
     out = tmp_path / "summary.json"
     code = main(["collect", "-n", NS, "-o", str(out), "--kubeconfig", str(kubeconfig)])
     assert code == 1
@@ -283,3 +324,33 @@ def test_help_shows_the_timeout_default_and_examples(capsys: pytest.CaptureFixtu
     assert "--timeout TIMEOUT per agent, seconds (default: 30.0)" in out
     assert ("examples: netpol-discover collect -n netpol-discover -o summary.json "
             "--inventory-out cluster.json") in out
+
+
+def test_port_forward_refused_by_rbac_is_one_line_naming_the_permission(
+    cluster: tuple[FakeApiServer, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, kubeconfig = cluster
+    server.forbidden = {"agent-a"}
+    code = main(["collect", "-n", NS, "-o", str(tmp_path / "s.json"),
+                 "--kubeconfig", str(kubeconfig)])  # fmt: skip
+    assert code == 0  # agent-e still answered
+    lines = [line for line in capsys.readouterr().err.splitlines() if "agent-a" in line]
+    assert lines == [
+        "netpol-discover: warning: agent agent-a (node node-a) did not answer: no answer: "
+        'HTTP 403 Forbidden: pods "agent-a" is forbidden: User "test" cannot create resource '
+        '"pods/portforward" in API group "" in the namespace "netpol-discover"'
+    ]
+
+
+def test_the_agent_data_never_goes_through_the_pod_proxy(
+    cluster: tuple[FakeApiServer, Path], tmp_path: Path
+) -> None:
+    """The API server authenticates a pod-proxy caller and then forwards without its
+    credentials: the agent could not tell who asks. Only the port-forward is used."""
+    server, kubeconfig = cluster
+    out, inventory = tmp_path / "s.json", tmp_path / "i.json"
+    assert main(["collect", "-n", NS, "-o", str(out), "--inventory-out", str(inventory),
+                 "--kubeconfig", str(kubeconfig)]) == 0  # fmt: skip
+    paths = [unquote(urlsplit(r).path) for r in server.requests]
+    assert all(p.endswith(("/pods", "/portforward")) for p in paths), paths
+    assert server.unauthorized == 0  # every request carried the user's own token

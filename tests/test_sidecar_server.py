@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -221,3 +222,65 @@ def test_a_client_gone_mid_response_is_one_log_line_not_a_traceback(
 def _client_errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records
             if r.name == "sidecar.server" and r.levelno >= logging.INFO]  # fmt: skip
+
+
+# --- who may read what (issue 15, item 2) ----------------------------------------------
+
+
+def test_the_health_server_refuses_the_cluster_map() -> None:
+    view = View()
+    view.inventory = b'{"kind": "List", "items": [{"kind": "Pod"}]}'
+    server = AgentServer(view, "127.0.0.1", 0, data=False)
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        for path in ("/summary", "/inventory", "/summary?x=1"):
+            status, _, body = _get(base + path)
+            assert status == 403 and b"port-forward" in body, path
+        assert _get(base + "/healthz")[0] == 200
+        assert _get(base + "/metrics")[0] == 200
+    finally:
+        server.close()
+    assert view.summaries == 0  # never even rendered
+
+
+def test_the_agent_serves_its_data_on_loopback_unless_told_otherwise(tmp_path: Path) -> None:
+    from discover.cli import build_parser
+    from sidecar.agent import AgentOptions
+    from sidecar.server import is_loopback
+
+    assert AgentOptions(state_dir=tmp_path).listen_host == "127.0.0.1"
+    args = build_parser().parse_args(["agent"])
+    assert args.listen == "127.0.0.1:9808" and args.health_listen is None
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("::") and not is_loopback("10.0.0.1")
+
+
+def test_metrics_and_healthz_name_no_address_pod_or_dns_name(tmp_path: Path) -> None:
+    """What the open health port serves, from an agent that has seen traffic."""
+    from ipaddress import ip_address
+
+    from discover.flows.events import (
+        ConnectionOpen,
+        DirectionEvidence,
+        DnsAnswer,
+        DnsRecordAddress,
+        Protocol,
+    )
+    from sidecar.agent import Agent, AgentOptions
+
+    agent = Agent(AgentOptions(state_dir=tmp_path, node_name="node-secret-7",
+                               agent_name="agent-secret-7"))  # fmt: skip
+    agent.table.add(ConnectionOpen(1.0, ip_address("10.244.1.5"), 40000,
+                                   ip_address("10.244.2.9"), 5432, Protocol.TCP,
+                                   DirectionEvidence.SYN))  # fmt: skip
+    agent.table.add(DnsAnswer(2.0, ip_address("10.244.1.5"), ip_address("10.96.0.10"),
+                              "payments.internal.example", (),
+                              (DnsRecordAddress(ip_address("192.0.2.7"), 30),),
+                              Protocol.UDP))  # fmt: skip
+    assert b"10.244.2.9" in agent.summary_json()  # the data path does have the map
+    text = agent.metrics_text() + agent.health()[1]
+    assert "{" not in text  # no labels at all
+    for secret in ("10.244", "10.96", "192.0.2", "payments", "node-secret", "agent-secret",
+                   "5432"):
+        assert secret not in text, secret
+    assert "netpol_discover_edges 1" in text

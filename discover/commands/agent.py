@@ -16,7 +16,12 @@ from discover.errors import ConfigurationError
 DESCRIPTION = """\
 Capture connection set-ups (TCP SYN / SYN-ACK), UDP flow starts and DNS answers on an
 interface during a learning window, keep a bounded summary, checkpoint it to
-STATE_DIR/summary.json, and serve /summary, /healthz and /metrics over HTTP.
+STATE_DIR/summary.json, and serve /summary, /inventory, /healthz and /metrics over HTTP.
+
+/summary and /inventory map the cluster (every flow, DNS answer, pod and label): --listen
+is loopback by default, and `collect` reads them through a port-forward the API server
+authorizes. --health-listen adds a port for probes and scrapes with /healthz and /metrics
+only.
 
 A restarted agent resumes from its checkpoint (window start and counts kept). When the
 window ends the agent writes a final checkpoint and keeps serving (a DaemonSet must not
@@ -65,6 +70,26 @@ def parse_max_edges(text: str) -> int:
     return value
 
 
+def parse_max_udp_edges(text: str) -> int:
+    """UDP's budget within --max-edges: a whole number >= 1."""
+    return _at_least_one(text, "--max-udp-edges")
+
+
+def parse_max_udp_edges_per_source(text: str) -> int:
+    """One UDP client's share of the UDP budget: a whole number >= 1."""
+    return _at_least_one(text, "--max-udp-edges-per-source")
+
+
+def _at_least_one(text: str, option: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigurationError(f"{option} {text!r}: must be a whole number >= 1")
+    return value
+
+
 def usage(parse: Callable[[str], T]) -> Callable[[str], T]:
     """An argparse `type=` from one of the parsers above: bad values are usage errors
     (exit 2), and `manifests` rejects exactly what the agent it deploys would."""
@@ -82,7 +107,8 @@ def usage(parse: Callable[[str], T]) -> Callable[[str], T]:
 EXAMPLES = """\
 examples:
   netpol-discover agent --interface any --duration 24h --state-dir /var/lib/netpol-discover
-  netpol-discover agent -i eth0 --duration 7d --inventory-watch --listen 0.0.0.0:9808
+  netpol-discover agent -i eth0 --duration 7d --inventory-watch \
+      --listen 127.0.0.1:9808 --health-listen 0.0.0.0:9809
 """
 
 
@@ -116,9 +142,17 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--listen",
-        default="0.0.0.0:9808",
+        default="127.0.0.1:9808",
         metavar="HOST:PORT",
-        help="HTTP address for /summary /healthz /metrics (default 0.0.0.0:9808)",
+        help="HTTP address for /summary /inventory /healthz /metrics (default "
+        "127.0.0.1:9808; a non-loopback address lets anyone who reaches it read the data)",
+    )
+    parser.add_argument(
+        "--health-listen",
+        default=None,
+        metavar="HOST:PORT",
+        help="also serve /healthz and /metrics (nothing else) here, e.g. 0.0.0.0:9809 for "
+        "probes and scrapes (default: not served)",
     )
     parser.add_argument(
         "--checkpoint-interval",
@@ -133,6 +167,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=100_000,
         metavar="N",
         help="cap on distinct edges kept; more are counted as dropped (default 100000; 0 = no cap)",
+    )
+    parser.add_argument(
+        "--max-udp-edges",
+        type=usage(parse_max_udp_edges),
+        default=None,
+        metavar="N",
+        help="of --max-edges, at most N UDP edges, so that a UDP flood leaves TCP its room "
+        "(default: a quarter of --max-edges; set it to --max-edges to share freely)",
+    )
+    parser.add_argument(
+        "--max-udp-edges-per-source",
+        type=usage(parse_max_udp_edges_per_source),
+        default=None,
+        metavar="N",
+        help="of those, at most N from one client IP (default: a tenth of --max-udp-edges)",
     )
     parser.add_argument(
         "--node-name",
@@ -190,14 +239,20 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     host, port = parse_listen(args.listen)
+    health_host, health_port = (None, 0) if args.health_listen is None \
+        else parse_listen(args.health_listen, "--health-listen")  # fmt: skip
     options = AgentOptions(
         state_dir=args.state_dir,
         interface=args.interface,
         listen_host=host,
         listen_port=port,
+        health_host=health_host,
+        health_port=health_port,
         duration=args.duration,
         checkpoint_interval=args.checkpoint_interval,
         max_edges=args.max_edges or None,
+        max_udp_edges=args.max_udp_edges,
+        max_udp_edges_per_source=args.max_udp_edges_per_source,
         node_name=args.node_name or os.environ.get("NODE_NAME") or socket.gethostname(),
         agent_name=args.agent_name or os.environ.get("POD_NAME") or socket.gethostname(),
         exit_after_window=args.exit_after_window,

@@ -11,11 +11,12 @@ from pathlib import Path
 from discover.errors import ReadError
 
 DESCRIPTION = """\
-List the agent pods (by label selector) and fetch each one's /summary through the API
-server's pod proxy (no Service, no port-forward: needs get on pods and pods/proxy in the
-namespace). Agents that don't answer are reported one line each; the others are merged
-into one summary file, which `analyze` and `flows` accept as INPUT. Exit 1 when none
-answered.
+List the agent pods (by label selector) and fetch each one's /summary through a
+port-forward opened with your own credentials (the agents serve their data on loopback
+only). RBAC needed in the agents' namespace: list on pods, and create on pods/portforward
+(plus get on pods/portforward on clusters before 1.35). Agents that don't answer are
+reported one line each; the others are merged into one summary file, which `analyze` and
+`flows` accept as INPUT. Exit 1 when none answered.
 """
 
 EXAMPLES = """\
@@ -40,7 +41,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default="app.kubernetes.io/name=netpol-discover",
         help="label selector of the agent pods (default: app.kubernetes.io/name=netpol-discover)",
     )
-    parser.add_argument("--port", type=int, default=9808, help="the agents' HTTP port (9808)")
+    parser.add_argument("--port", type=int, default=9808,
+                        help="the agents' data port on their loopback (9808)")  # fmt: skip
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="FILE",
                         help="merged summary JSON to write")  # fmt: skip
     parser.add_argument(
@@ -123,10 +125,12 @@ def run(args: argparse.Namespace) -> int:
 
 LOSSES = (
     ("kernel_drops", "packets dropped in the kernel (the agent fell behind)"),
-    ("edges_dropped", "events refused at its --max-edges cap"),
+    ("edges_dropped", "events for new edges refused at its --max-edges cap or UDP budget"),
+    ("udp_edges_dropped_per_source",
+     "of them UDP, over one client's share (--max-udp-edges-per-source)"),
     ("dns_rows_dropped", "DNS rows refused at its cap"),
     ("udp_sampled_out", "UDP datagrams skipped by load sampling"),
-)
+)  # fmt: skip
 
 
 def _warn_losses(source: str, counters: Mapping[str, int]) -> None:

@@ -16,6 +16,10 @@ Print ready-to-apply YAML for the capture agent.
              checkpoints on a hostPath, probes on /healthz).
   sidecar    a strategic-merge patch adding the agent to a Deployment (no RBAC unless
              --inventory-watch; then a ClusterRole bound to --service-account).
+
+The agents serve /summary and /inventory on 127.0.0.1:PORT only; `collect` reads them
+through a port-forward (RBAC: create on pods/portforward in the agents' namespace).
+/healthz and /metrics are on HEALTH-PORT on every address, for probes and scrapes.
 """
 
 EXAMPLES = """\
@@ -72,7 +76,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("--image", default=None, help="agent image (default: the release's)")
     parser.add_argument("--port", type=agent.usage(_port), default=9808,
-                        help="HTTP port (default 9808)")
+                        help="data port on 127.0.0.1, read by collect (default 9808)")
+    parser.add_argument("--health-port", type=agent.usage(_port), default=9809,
+                        help="/healthz and /metrics port for probes and scrapes (default 9809)")
     parser.add_argument(
         "--duration",
         type=agent.usage(_duration),
@@ -113,15 +119,23 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.set_defaults(run=run)
 
 
+class PortClash(ConfigurationError):
+    def __init__(self, port: int) -> None:
+        super().__init__(f"--port and --health-port are both {port}: they must differ")
+
+
 def run(args: argparse.Namespace) -> int:
     from sidecar import manifests
 
+    if args.port == args.health_port:
+        raise PortClash(args.port)
     daemonset = args.kind == "daemonset"
     watch = args.inventory_watch if args.inventory_watch is not None else daemonset
     options = manifests.ManifestOptions(
         namespace=args.namespace or manifests.DEFAULT_NAMESPACE,
         image=args.image or manifests.DEFAULT_IMAGE,
         port=args.port,
+        health_port=args.health_port,
         duration=None if agent.parse_duration(args.duration) is None else args.duration,
         checkpoint_interval=args.checkpoint_interval,
         max_edges=args.max_edges if args.max_edges is not None
