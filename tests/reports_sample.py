@@ -15,10 +15,13 @@ from discover.flows.sources import load_inputs
 from discover.inventory.files import load_inventory_files
 from discover.inventory.model import ContainerPort, Inventory, Namespace, Pod, WorkloadRef
 from discover.synthesis import SynthesisOptions, propose
+from discover.synthesis.options import FqdnMode
 from discover.synthesis.proposal import (
+    Direction,
     EdgeDecision,
     Finding,
     FqdnDependency,
+    FqdnHandling,
     PolicyDocument,
     PortUse,
     Proposal,
@@ -87,7 +90,8 @@ def tiny_report(evil: str = EVIL) -> ReportInput:
             "metadata": {"name": "default-deny", "namespace": "ns-a"},
             "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}
     dependency = FqdnDependency(WEB, f"{evil}.example.com", (evil,), (PortUse("TCP", 443),),
-                                (EXT_IP,), (30,), True, 2, T0, T1, "any-ip")
+                                (EXT_IP,), (30,), True, 2, T0, T1,
+                                FqdnHandling(FqdnMode.ANY_IP))
     proposal = Proposal(
         documents=(PolicyDocument(deny, ("default deny",)),
                    PolicyDocument(manifest, (f"rule from {evil}",))),
@@ -98,11 +102,11 @@ def tiny_report(evil: str = EVIL) -> ReportInput:
                   Finding(Severity.INFO, "cni-detected", "cluster/cni", "CNI: calico")),
         namespaces=("ns-a",),
         window=Window(T0, T1),
-        decisions=(EdgeDecision(to_db, "egress", True, "ns-a/web-netpol", "observed"),
-                   EdgeDecision(to_fqdn, "egress", True, "ns-a/web-netpol", "fqdn"),
-                   EdgeDecision(from_client, "ingress", False, "ns-a/web-netpol",
+        decisions=(EdgeDecision(to_db, Direction.EGRESS, True, "ns-a/web-netpol", "observed"),
+                   EdgeDecision(to_fqdn, Direction.EGRESS, True, "ns-a/web-netpol", "fqdn"),
+                   EdgeDecision(from_client, Direction.INGRESS, False, "ns-a/web-netpol",
                                 f"external source {evil}")),
-        fqdn_mode="any-ip",
+        fqdn_mode=FqdnMode.ANY_IP,
     )
     flows = tuple(
         FlowRow(src, dst, Protocol.TCP, port, connections, connections * 10, T0.timestamp(),

@@ -14,7 +14,7 @@ from discover.inventory.model import ContainerPort, Inventory, Pod, WorkloadRef
 from discover.synthesis.drafts import PolicyDraft
 from discover.synthesis.options import SynthesisOptions
 from discover.synthesis.ports import PortSpec
-from discover.synthesis.proposal import EdgeDecision, Finding, Severity
+from discover.synthesis.proposal import Direction, EdgeDecision, Finding, Severity
 from discover.synthesis.selectors import SelectorTable
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -67,7 +67,7 @@ class SynthesisContext:
         return result
 
     def decide(
-        self, edge: GraphEdge, direction: str, allowed: bool | None, policy: str | None,
+        self, edge: GraphEdge, direction: Direction, allowed: bool | None, policy: str | None,
         reason: str,
     ) -> None:
         self.decisions.append(EdgeDecision(edge, direction, allowed, policy, reason))
@@ -99,7 +99,7 @@ class SynthesisContext:
         without one gets none, and the namespace default deny blocks its traffic."""
         return self.is_policy_target(workload) and self.selectable(workload)
 
-    def deny_unselectable(self, edge: GraphEdge, direction: str, workload: WorkloadRef,
+    def deny_unselectable(self, edge: GraphEdge, direction: Direction, workload: WorkloadRef,
                           policy: str | None) -> None:
         """Deny an edge on purpose because `workload` has no exact selector; the policy
         of the other side (if it gets one) says so in its header."""

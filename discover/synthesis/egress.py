@@ -10,7 +10,7 @@ from discover.synthesis.cluster_dns import ClusterDns, dns_egress_peers, is_dns_
 from discover.synthesis.context import SynthesisContext, ip_peer
 from discover.synthesis.drafts import RuleDraft
 from discover.synthesis.ports import PortSpec
-from discover.synthesis.proposal import Severity
+from discover.synthesis.proposal import Direction, Severity
 
 
 def ensure_dns_rule(context: SynthesisContext, workload: WorkloadRef, dns: ClusterDns
@@ -42,27 +42,27 @@ def plan_egress_edge(context: SynthesisContext, edge: GraphEdge, dns: ClusterDns
     if is_dns_edge(edge):
         server = destination.workload
         if server is not None and not context.selectable(server):
-            context.deny_unselectable(edge, "egress", server, policy)
+            context.deny_unselectable(edge, Direction.EGRESS, server, policy)
             return True
         rule = ensure_dns_rule(context, workload, dns)
         if rule is None:
-            context.deny_unselectable(edge, "egress", server or dns.workloads[0], policy)
+            context.deny_unselectable(edge, Direction.EGRESS, server or dns.workloads[0], policy)
             return True
         rule.observe(destination.label(), PortSpec(edge.protocol, edge.port), edge)
-        context.decide(edge, "egress", True, policy, "cluster DNS")
+        context.decide(edge, Direction.EGRESS, True, policy, "cluster DNS")
         return True
 
     if destination.kind is PeerKind.WORKLOAD and destination.workload and not (
         destination.host_network
     ) and context.known(destination.workload):
         if not context.selectable(destination.workload):
-            context.deny_unselectable(edge, "egress", destination.workload, policy)
+            context.deny_unselectable(edge, Direction.EGRESS, destination.workload, policy)
             return True
         draft.rule(
             "egress", f"pod:{destination.workload}",
             [context.pod_peer(destination.workload, workload.namespace)],
         ).observe(destination.label(), PortSpec(edge.protocol, edge.port, edge.port_name), edge)
-        context.decide(edge, "egress", True, policy, "observed destination")
+        context.decide(edge, Direction.EGRESS, True, policy, "observed destination")
         return True
 
     if destination.kind is PeerKind.EXTERNAL and destination.fqdn:
@@ -88,7 +88,7 @@ def plan_egress_edge(context: SynthesisContext, edge: GraphEdge, dns: ClusterDns
                 "a node address (host-network pod, API server, kubelet) is allowed by its "
                 "address only", evidence,
             )
-        context.decide(edge, "egress", True, policy, "address reached by IP")
+        context.decide(edge, Direction.EGRESS, True, policy, "address reached by IP")
         return True
 
     context.report(
@@ -96,5 +96,5 @@ def plan_egress_edge(context: SynthesisContext, edge: GraphEdge, dns: ClusterDns
         f"a destination that no inventory object explains ({destination.kind.value}"
         f"{': ' + destination.note if destination.note else ''}) is not allowed", evidence,
     )
-    context.decide(edge, "egress", False, policy, f"unresolved ({destination.kind.value})")
+    context.decide(edge, Direction.EGRESS, False, policy, f"unresolved ({destination.kind.value})")
     return True

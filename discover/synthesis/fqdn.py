@@ -4,7 +4,7 @@ each `--fqdn-mode` writes for them (proxy, any-ip, pin)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,7 +16,13 @@ from discover.synthesis.cidrs import ClusterCidrs
 from discover.synthesis.context import SynthesisContext, ip_peer
 from discover.synthesis.options import FqdnMode, ProxyRef
 from discover.synthesis.ports import PortSpec
-from discover.synthesis.proposal import FqdnDependency, PortUse, Severity
+from discover.synthesis.proposal import (
+    Direction,
+    FqdnDependency,
+    FqdnHandling,
+    PortUse,
+    Severity,
+)
 
 
 class EgressProxyError(ConfigurationError):
@@ -63,7 +69,8 @@ def _addresses_changed(rows: Sequence[DnsObservation]) -> bool | None:
 
 
 def collect_dependencies(
-    edges: Sequence[GraphEdge], dns: Sequence[DnsObservation], mode_of: dict[WorkloadRef, str]
+    edges: Sequence[GraphEdge], dns: Sequence[DnsObservation],
+    handling: Mapping[WorkloadRef, FqdnHandling],
 ) -> tuple[FqdnDependency, ...]:
     """One dependency per (workload, FQDN) from the edges reached by name."""
     by_name: dict[str, list[DnsObservation]] = defaultdict(list)
@@ -92,7 +99,7 @@ def collect_dependencies(
                 connections=sum(e.connections for e in group),
                 first_seen=min(e.first_seen for e in group),
                 last_seen=max(e.last_seen for e in group),
-                handling=mode_of.get(workload, ""),
+                how=handling[workload],
             )
         )
     return tuple(dependencies)
@@ -126,7 +133,7 @@ def proxy_ports(context: SynthesisContext, proxy: ProxyRef, workload: WorkloadRe
 def plan_fqdn_edges(
     context: SynthesisContext, edges: Sequence[GraphEdge], cidrs: ClusterCidrs,
     all_edges: Sequence[GraphEdge], dns: Sequence[DnsObservation] = (),
-) -> dict[WorkloadRef, str]:
+) -> dict[WorkloadRef, FqdnMode]:
     """Write the rules for edges reached by name; returns the mode applied per workload.
     Pinning also pins the addresses DNS answered for the name but nobody connected to
     (round-robin siblings), which makes the pin a little less brittle."""
@@ -137,7 +144,7 @@ def plan_fqdn_edges(
     proxy = context.options.egress_proxy
     proxy_ref = proxy_workload(context, proxy) if proxy is not None and mode is FqdnMode.PROXY \
         else None
-    applied: dict[WorkloadRef, str] = {}
+    applied: dict[WorkloadRef, FqdnMode] = {}
     # what each workload's names resolved to: an any-IP rule must not except those
     reached: dict[WorkloadRef, set[IPAddress]] = defaultdict(set)
     for edge in edges:
@@ -151,7 +158,7 @@ def plan_fqdn_edges(
         workload_mode = mode
         if mode is FqdnMode.PROXY and source == proxy_ref:
             workload_mode = FqdnMode.ANY_IP  # the proxy itself filters by name
-        applied[source] = workload_mode.value
+        applied[source] = workload_mode
         if workload_mode is FqdnMode.PROXY:
             assert proxy is not None and proxy_ref is not None
             _plan_proxy(context, edge, proxy, proxy_ref, all_edges)
@@ -171,7 +178,7 @@ def _plan_proxy(context: SynthesisContext, edge: GraphEdge, proxy: ProxyRef,
     source = edge.source.workload
     assert source is not None
     if not context.selectable(proxy_ref):
-        context.deny_unselectable(edge, "egress", proxy_ref, context.policy_id(source))
+        context.deny_unselectable(edge, Direction.EGRESS, proxy_ref, context.policy_id(source))
         return
     draft = context.draft(source)
     draft.flags.add("fqdn-proxy")
@@ -191,7 +198,7 @@ def _plan_proxy(context: SynthesisContext, edge: GraphEdge, proxy: ProxyRef,
         "in the window are blocked until the workload uses the proxy",
         f"{edge.destination.label()} {edge.protocol} {edge.port}",
     )
-    context.decide(edge, "egress", False, context.policy_id(source),
+    context.decide(edge, Direction.EGRESS, False, context.policy_id(source),
                    f"{edge.destination.fqdn}: through the egress proxy {proxy}")
 
 
@@ -213,7 +220,7 @@ def _plan_pin(context: SynthesisContext, edge: GraphEdge, answered: set[IPAddres
         "the addresses seen for names are pinned as ipBlocks: brittle, they break when "
         "the name moves", f"{edge.destination.label()} {edge.protocol} {edge.port}",
     )
-    context.decide(edge, "egress", True, context.policy_id(source), "pinned address")
+    context.decide(edge, Direction.EGRESS, True, context.policy_id(source), "pinned address")
 
 
 def _plan_any_ip(context: SynthesisContext, edge: GraphEdge, cidrs: ClusterCidrs,
@@ -249,4 +256,4 @@ def _plan_any_ip(context: SynthesisContext, edge: GraphEdge, cidrs: ClusterCidrs
             ", ".join(str(a) for a in sorted(reached, key=lambda a: (a.version, a))
                       if any(a in n for n in excepts.kept_open)),
         )
-    context.decide(edge, "egress", True, context.policy_id(source), "any address (FQDN)")
+    context.decide(edge, Direction.EGRESS, True, context.policy_id(source), "any address (FQDN)")

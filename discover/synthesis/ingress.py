@@ -17,7 +17,7 @@ from discover.synthesis.context import SynthesisContext, ip_peer
 from discover.synthesis.external import PROVIDER_RANGES, Exposures
 from discover.synthesis.options import Cloud
 from discover.synthesis.ports import PortSpec
-from discover.synthesis.proposal import Severity
+from discover.synthesis.proposal import Direction, Severity
 
 
 def edge_port(edge: GraphEdge) -> PortSpec:
@@ -127,14 +127,14 @@ def plan_ingress_edge(
             draft.rule("ingress", "dns-clients", dns_ingress_peers(), use_names=False).observe(
                 source.label(), PortSpec(edge.protocol, edge.port), edge)
         elif not context.selectable(source.workload):
-            context.deny_unselectable(edge, "ingress", source.workload, policy)
+            context.deny_unselectable(edge, Direction.INGRESS, source.workload, policy)
             return
         else:
             draft.rule(
                 "ingress", f"pod:{source.workload}",
                 [context.pod_peer(source.workload, workload.namespace)],
             ).observe(source.label(), port, edge)
-        context.decide(edge, "ingress", True, policy, "observed consumer")
+        context.decide(edge, Direction.INGRESS, True, policy, "observed consumer")
         return
 
     if context.is_host_peer(source):
@@ -148,7 +148,7 @@ def plan_ingress_edge(
                 "an external address queried the cluster DNS; DNS accepts pods only, "
                 "this is not allowed", evidence,
             )
-            context.decide(edge, "ingress", False, policy, "external source to cluster DNS")
+            context.decide(edge, Direction.INGRESS, False, policy, "external source to cluster DNS")
             return
         _plan_external_source(context, edge, port, policy, exposures, cloud)
         return
@@ -158,7 +158,8 @@ def plan_ingress_edge(
         f"a source that no inventory object explains ({source.kind.value}"
         f"{': ' + source.note if source.note else ''}) is not allowed", evidence,
     )
-    context.decide(edge, "ingress", False, policy, f"unresolved source ({source.kind.value})")
+    context.decide(edge, Direction.INGRESS, False, policy,
+                   f"unresolved source ({source.kind.value})")
 
 
 def _plan_host_source(context: SynthesisContext, edge: GraphEdge, port: PortSpec,
@@ -184,10 +185,10 @@ def _plan_host_source(context: SynthesisContext, edge: GraphEdge, port: PortSpec
         notes = context.draft(destination.workload).notes
         if note not in notes:
             notes.append(note)
-        context.decide(edge, "ingress", None, None, "from the pod's own node")
+        context.decide(edge, Direction.INGRESS, None, None, "from the pod's own node")
         return
     if source.ip is None:
-        context.decide(edge, "ingress", False, policy, "host source without an address")
+        context.decide(edge, Direction.INGRESS, False, policy, "host source without an address")
         return
     context.draft(destination.workload).rule(
         "ingress", f"ip:{source.ip}", [ip_peer(source.ip)], use_names=False,
@@ -199,7 +200,7 @@ def _plan_host_source(context: SynthesisContext, edge: GraphEdge, port: PortSpec
         "NodePort/LoadBalancer traffic) is allowed from that address only",
         f"{source.label()} -> {edge.protocol} {edge.port}",
     )
-    context.decide(edge, "ingress", True, policy, "node address")
+    context.decide(edge, Direction.INGRESS, True, policy, "node address")
 
 
 def _plan_external_source(
@@ -221,7 +222,8 @@ def _plan_external_source(
             draft.rule("ingress", f"lb:{service}", [ip_peer(n) for n in ranges],
                        use_names=False).observe(source.label(), PortSpec(edge.protocol,
                                                                          edge.port), edge)
-            context.decide(edge, "ingress", True, policy, f"load balancer range ({service})")
+            context.decide(edge, Direction.INGRESS, True, policy,
+                           f"load balancer range ({service})")
             return
         if exposure.preserves_client_ip or (cloud is Cloud.EKS and not ranges):
             draft.rule("ingress", f"ip:{source.ip}", [ip_peer(source.ip)], use_names=False,
@@ -233,14 +235,15 @@ def _plan_external_source(
                 "the real client population is probably larger (widen to the clients' "
                 "CIDRs, or 0.0.0.0/0 on this port for a public service)",
             )
-            context.decide(edge, "ingress", True, policy, f"client of LoadBalancer {service}")
+            context.decide(edge, Direction.INGRESS, True, policy,
+                           f"client of LoadBalancer {service}")
             return
         context.report(
             Severity.WARNING, "ingress-3-source-outside-lb-ranges", str(workload),
             f"an external source outside the load balancer ranges of {service} is not "
             "allowed", evidence,
         )
-        context.decide(edge, "ingress", False, policy, "outside the load balancer ranges")
+        context.decide(edge, Direction.INGRESS, False, policy, "outside the load balancer ranges")
         return
     if exposures.ingresses.get(workload):
         context.report(
@@ -254,4 +257,4 @@ def _plan_external_source(
             "an external source reached a workload that no LoadBalancer Service or "
             "Ingress exposes; it is not allowed", evidence,
         )
-    context.decide(edge, "ingress", False, policy, "external source, not exposed")
+    context.decide(edge, Direction.INGRESS, False, policy, "external source, not exposed")

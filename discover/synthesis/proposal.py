@@ -12,6 +12,7 @@ from typing import Any
 
 from discover.enrichment.peers import GraphEdge
 from discover.inventory.model import WorkloadRef
+from discover.synthesis.options import Cloud, FqdnMode
 
 IPAddress = IPv4Address | IPv6Address
 
@@ -22,7 +23,12 @@ class Severity(enum.StrEnum):
     CRITICAL = "critical"
 
 
-NO_POLICY_HANDLING = "none"  # an FQDN dependency of a workload that gets no policy
+class Direction(enum.StrEnum):
+    INGRESS = "ingress"
+    EGRESS = "egress"
+
+
+NO_POLICY_HANDLING = "none"  # how an FQDN dependency of a workload with no policy reads
 
 SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
@@ -71,6 +77,20 @@ class PortUse:
 
 
 @dataclass(frozen=True, slots=True)
+class FqdnHandling:
+    """How an FQDN dependency is handled: by a rule of its workload's policy in `mode`, or,
+    with `mode` None, by no rule at all (the workload gets no policy, for `reason`)."""
+
+    mode: FqdnMode | None
+    reason: str = ""
+
+    def __str__(self) -> str:
+        if self.mode is not None:
+            return self.mode.value
+        return f"{NO_POLICY_HANDLING} (no policy: {self.reason})"
+
+
+@dataclass(frozen=True, slots=True)
 class FqdnDependency:
     """A workload's dependency on an external name: what fqdn-dependencies.yaml lists."""
 
@@ -84,13 +104,18 @@ class FqdnDependency:
     connections: int
     first_seen: datetime
     last_seen: datetime
-    handling: str  # the fqdn mode applied to it, or "none (no policy: <reason>)"
+    how: FqdnHandling
+
+    @property
+    def handling(self) -> str:
+        """As the outputs say it: the mode, or "none (no policy: <reason>)"."""
+        return str(self.how)
 
     @property
     def has_policy(self) -> bool:
         """A rule of its workload's policy handles it; False: listed for the reviewer only
         (the workload gets no policy, so the default deny blocks the name)."""
-        return not self.handling.startswith(NO_POLICY_HANDLING)
+        return self.how.mode is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +143,7 @@ class EdgeDecision:
     or traffic from the pod's own node, which NetworkPolicy never blocks)."""
 
     edge: GraphEdge
-    direction: str  # "ingress" or "egress"
+    direction: Direction
     allowed: bool | None
     policy: str | None  # "ns/name" of the policy with the rule
     reason: str
@@ -133,10 +158,10 @@ class Proposal:
     namespaces: tuple[str, ...]  # namespaces that got a default deny
     window: Window
     decisions: tuple[EdgeDecision, ...] = ()
-    fqdn_mode: str = ""
+    fqdn_mode: FqdnMode | None = None
     egress_proxy: str | None = None
     proxy_allowlist: tuple[str, ...] = ()  # "fqdn:port" entries for the egress proxy
-    cloud: str = ""
+    cloud: Cloud | None = None  # the provider whose load balancer ranges were used
     cni: tuple[str, ...] = ()
 
     @property

@@ -73,14 +73,14 @@ def render_fqdn_yaml(proposal: Proposal) -> str:
     header = _file_header(
         proposal,
         f"{len(proposal.fqdn_dependencies)} dependencies on external names, handled as "
-        f"{proposal.fqdn_mode}"
+        f"{proposal.fqdn_mode or ''}"
         + (f"; {unhandled} of them by no rule (their workload gets no policy: see "
            "handling)" if unhandled else ""),
     )
     document = {
         "kind": "FqdnDependencies",
         "schemaVersion": SCHEMA_VERSION,
-        "mode": proposal.fqdn_mode,
+        "mode": str(proposal.fqdn_mode or ""),
         "egressProxy": proposal.egress_proxy,
         "window": {"start": format_time(proposal.window.start),
                    "end": format_time(proposal.window.end)},

@@ -21,7 +21,7 @@ from discover.synthesis.fqdn import DnsObservation, collect_dependencies, plan_f
 from discover.synthesis.ingress import plan_dns_server, plan_exposure, plan_ingress_edge
 from discover.synthesis.ip_conflicts import report_ip_conflicts
 from discover.synthesis.options import Cloud, FqdnMode, SynthesisOptions
-from discover.synthesis.proposal import NO_POLICY_HANDLING, Proposal, Severity, Window
+from discover.synthesis.proposal import Direction, FqdnHandling, Proposal, Severity, Window
 from discover.synthesis.selfcheck import check_proposal
 
 
@@ -79,12 +79,12 @@ def propose(
             if context.selectable(destination.workload):
                 plan_ingress_edge(context, edge, cluster_dns, exposures, cloud)
             else:
-                context.deny_unselectable(edge, "ingress", destination.workload, None)
+                context.deny_unselectable(edge, Direction.INGRESS, destination.workload, None)
         source = edge.source
         if (source.kind is PeerKind.WORKLOAD and source.workload is not None
                 and not source.host_network and context.is_policy_target(source.workload)):
             if not context.selectable(source.workload):
-                context.deny_unselectable(edge, "egress", source.workload, None)
+                context.deny_unselectable(edge, Direction.EGRESS, source.workload, None)
                 if edge.destination.kind is PeerKind.EXTERNAL and edge.destination.fqdn:
                     unlisted_by_name.append(edge)
             elif not plan_egress_edge(context, edge, cluster_dns):
@@ -95,15 +95,15 @@ def propose(
 
     cidrs = cluster_cidrs(inventory, options)
     mode_of = plan_fqdn_edges(context, by_name, cidrs, edges, dns)
-    if any(mode == FqdnMode.ANY_IP.value for mode in mode_of.values()):
+    if any(mode is FqdnMode.ANY_IP for mode in mode_of.values()):
         for note in cidrs.notes:
             context.report(Severity.INFO, "egress-fqdn-cidrs", "cluster/cidrs", note)
-    handling = dict(mode_of)
+    handling = {workload: FqdnHandling(mode) for workload, mode in mode_of.items()}
     for edge in unlisted_by_name:
         assert edge.source.workload is not None
-        handling[edge.source.workload] = (
-            f"{NO_POLICY_HANDLING} (no policy: no label selects exactly its pods, see "
-            "selector-no-exact-label; denied by the default deny)")
+        handling[edge.source.workload] = FqdnHandling(
+            None, "no label selects exactly its pods, see selector-no-exact-label; denied "
+            "by the default deny")
     dependencies = collect_dependencies([*by_name, *unlisted_by_name], dns, handling)
     # the Cilium alternative and the proxy allowlist serve the workloads with a policy
     handled = tuple(d for d in dependencies if d.has_policy)
@@ -135,11 +135,11 @@ def propose(
         namespaces=tuple(namespaces),
         window=window,
         decisions=tuple(context.decisions),
-        fqdn_mode=options.effective_fqdn_mode.value,
+        fqdn_mode=options.effective_fqdn_mode,
         egress_proxy=str(proxy) if proxy is not None else None,
         proxy_allowlist=tuple(sorted({f"{d.fqdn}:{p.port}" for d in handled
                                       for p in d.ports})),
-        cloud=cloud.value,
+        cloud=cloud,
         cni=detection.names,
     )
     if options.self_check:
