@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from discover.enrichment.workload_graph import WorkloadGraph, build_graph
 from discover.errors import SynthesisError
 from discover.flows.flowtable import DnsRow, FlowRow
+from discover.flows.losses import InputLosses
 from discover.inventory.model import Inventory
 from discover.netpol import PolicyEvaluator
 from discover.synthesis.fqdn import dns_observations
@@ -21,6 +22,9 @@ from discover.synthesis.options import SynthesisOptions
 from discover.synthesis.proposal import Finding, Proposal, Severity
 from discover.synthesis.synthesize import propose
 from discover.verification.verify import FlowVerdict, verify_flows
+
+# The rule id of the finding that an input missed traffic.
+INPUT_INCOMPLETE = "input-incomplete"
 
 
 class ProposalDeniesObservedFlowError(SynthesisError):
@@ -51,12 +55,15 @@ def analyze(
     inventory: Inventory,
     options: SynthesisOptions,
     reading_counters: Mapping[str, int] | None = None,
+    input_counters: Mapping[str, Mapping[str, int]] | None = None,
 ) -> Analysis:
     """`reading_counters` are the packet readers' counters summed over the inputs: traffic
-    they saw but could not turn into flows becomes a finding."""
+    they saw but could not turn into flows becomes a finding. `input_counters` are each
+    input's own (by its name): an input that says it missed traffic makes the proposal
+    incomplete, a critical finding."""
     graph = build_graph(flows, dns, inventory)
     proposal = propose(graph, inventory, options, dns_observations(dns))
-    extra = _reading_findings(reading_counters or {})
+    extra = _reading_findings(reading_counters or {}, input_counters or {})
     if extra:
         findings = sorted((*proposal.findings, *extra), key=Finding.sort_key)
         proposal = replace(proposal, findings=tuple(findings))
@@ -65,13 +72,20 @@ def analyze(
     return Analysis(graph=graph, proposal=proposal, verdicts=verdicts)
 
 
-def _reading_findings(counters: Mapping[str, int]) -> list[Finding]:
+def _reading_findings(
+    counters: Mapping[str, int], input_counters: Mapping[str, Mapping[str, int]]
+) -> list[Finding]:
+    findings = [
+        incomplete_input_finding(name, losses)
+        for name, each in input_counters.items()
+        if (losses := InputLosses.from_counters(each))
+    ]
     # SCTP associations are decoded and get rules like TCP connections; what the proposal
     # can't promise is that the cluster enforces them: CNI support for SCTP varies.
     sctp = counters.get("sctp", 0)
     if not sctp:
-        return []
-    return [
+        return findings
+    return findings + [
         Finding(
             severity=Severity.WARNING,
             rule="input-sctp-cni-support",
@@ -85,6 +99,22 @@ def _reading_findings(counters: Mapping[str, int]) -> list[Finding]:
             evidence=f"{sctp} SCTP packets",
         )
     ]
+
+
+def incomplete_input_finding(name: str, losses: InputLosses) -> Finding:
+    """An input that missed traffic (an agent at its edge cap, sampling UDP, dropping in the
+    kernel): edges it didn't keep get no rule, and the policies would block them."""
+    return Finding(
+        severity=Severity.CRITICAL,
+        rule=INPUT_INCOMPLETE,
+        subject=name,
+        message=(
+            f"the proposal is incomplete: {losses.describe()} in {name}; connections that "
+            f"were not kept get no rule and the policies would block them. Before applying: "
+            f"{losses.advice()}; then run the learning window again"
+        ),
+        evidence=losses.describe(),
+    )
 
 
 def _check_denials(verdicts: tuple[FlowVerdict, ...], proposal: Proposal) -> None:

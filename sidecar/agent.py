@@ -20,7 +20,7 @@ from types import FrameType
 from typing import Any
 
 from discover.errors import ReadError
-from discover.flows.flowtable import FlowTable
+from discover.flows.flowtable import DROP_COUNTERS, FlowTable
 from discover.flows.summary import SummaryMeta, summary_from_dict, summary_to_dict
 from discover.reading.dns_wire import DnsDecoder
 from discover.reading.packets import DnsPayload, PacketDecoder
@@ -55,6 +55,10 @@ class AgentOptions:
     duration: float | None = None  # seconds; None = until stopped
     checkpoint_interval: float = 60.0
     max_edges: int | None = 100_000
+    # Within max_edges: UDP's budget and one client's share of it (None: FlowTable's
+    # defaults, a quarter of max_edges and a tenth of that).
+    max_udp_edges: int | None = None
+    max_udp_edges_per_source: int | None = None
     node_name: str = ""
     agent_name: str = ""
     inventory_watch: bool = False
@@ -102,10 +106,14 @@ class Agent:
         self._stop = threading.Event()
         self._window_over = threading.Event()
         self.checkpoint = Checkpoint(options.state_dir)
-        self.table = FlowTable(max_edges=options.max_edges)
+        self.table = FlowTable(
+            max_edges=options.max_edges,
+            max_udp_edges=options.max_udp_edges,
+            max_udp_edges_per_source=options.max_udp_edges_per_source,
+        )
         self._base = Counters()
         self._run = Counters()
-        self._table_dropped_base = {"edges_dropped": 0, "dns_rows_dropped": 0}
+        self._table_dropped_base = dict.fromkeys(DROP_COUNTERS, 0)
         self.window_start = clock()
         self._resume()
         self.last_checkpoint: float | None = None
@@ -141,9 +149,7 @@ class Agent:
             self.window_start = meta.window_start.timestamp()
         counters = dict(meta.counters)
         self._base = Counters(**{key: int(counters.get(key, 0)) for key in Counters().as_dict()})
-        self._table_dropped_base = {
-            key: int(counters.get(key, 0)) for key in ("edges_dropped", "dns_rows_dropped")
-        }
+        self._table_dropped_base = {key: int(counters.get(key, 0)) for key in DROP_COUNTERS}
         log.info(
             "resumed from %s: window started %s, %d counted packets",
             self.checkpoint.path,
@@ -161,8 +167,8 @@ class Agent:
         base = self._base.as_dict()
         run = self._run.as_dict()
         total = {key: base[key] + run[key] for key in base}
-        for key, base_value in self._table_dropped_base.items():
-            total[key] = base_value + int(getattr(self.table, key))
+        for key, value in self.table.drop_counters().items():
+            total[key] = self._table_dropped_base[key] + value
         return total
 
     def _snapshot(self) -> FlowTable:
@@ -298,6 +304,7 @@ class Agent:
     def metrics_text(self) -> str:
         with self._lock:
             edges = self.table.edge_count
+            udp_edges = self.table.udp_edge_count
             dns_rows = self.table.dns_row_count
         inventory = None
         if self.inventory is not None:
@@ -312,6 +319,7 @@ class Agent:
         figures = AgentFigures(
             counters=self.counters(),
             edges=edges,
+            udp_edges=udp_edges,
             dns_rows=dns_rows,
             window_start=self.window_start,
             window_end=self.window_end,

@@ -17,7 +17,13 @@ COUNTERS = (
     ("udp_sampled_out_total", "udp_sampled_out",
      "UDP datagrams skipped by load sampling (DNS never is)."),
     ("edges_dropped_total", "edges_dropped",
-     "Events for new edges refused at the --max-edges cap."),
+     "Events for new edges refused at the --max-edges cap (all protocols)."),
+    ("edges_dropped_tcp_total", "edges_dropped_tcp", "Of edges_dropped: TCP connections."),
+    ("edges_dropped_udp_total", "edges_dropped_udp",
+     "Of edges_dropped: UDP flows (the total cap or the --max-udp-edges budget)."),
+    ("edges_dropped_sctp_total", "edges_dropped_sctp", "Of edges_dropped: SCTP associations."),
+    ("udp_edges_dropped_per_source_total", "udp_edges_dropped_per_source",
+     "Of edges_dropped_udp: refused because their client had --max-udp-edges-per-source."),
     ("dns_rows_dropped_total", "dns_rows_dropped", "DNS rows refused at the cap."),
 )  # fmt: skip
 
@@ -42,6 +48,7 @@ class AgentFigures:
     checkpoint_age: float | None
     checkpoint_errors: int = 0
     inventory: InventoryFigures | None = None
+    udp_edges: int = 0
 
 
 def agent_samples(figures: AgentFigures) -> list[Sample]:
@@ -51,6 +58,8 @@ def agent_samples(figures: AgentFigures) -> list[Sample]:
     ]
     samples += [
         Sample("edges", "gauge", "Distinct flow edges in the summary.", figures.edges),
+        Sample("udp_edges", "gauge", "Of edges: UDP ones (bounded by --max-udp-edges).",
+               figures.udp_edges),
         Sample("dns_answers", "gauge", "DNS (client, name, address) rows.", figures.dns_rows),
         Sample("window_start_timestamp_seconds", "gauge", "Start of the learning window.",
                figures.window_start),

@@ -261,23 +261,42 @@ def test_kill_9_loses_nothing_before_the_last_checkpoint_and_restart_resumes(
     assert final["window"]["start"] == checkpointed["window"]["start"]
 
 
-def test_burst_beyond_the_edge_cap_is_bounded_and_counted(
+def test_a_udp_burst_from_one_client_is_bounded_counted_and_leaves_tcp_its_room(
     hosts: HostPair, agents: list[RunningAgent], tmp_path: Path
 ) -> None:
-    agent = RunningAgent(hosts.server, tmp_path / "state", "--max-edges", "10")
+    # --max-edges 40: UDP gets 10 of them, one client 1 of those (issue 15 item 7).
+    agent = RunningAgent(hosts.server, tmp_path / "state", "--max-edges", "40")
     agents.append(agent)
-    traffic(hosts, udp_ports=range(20000, 20100))  # 100 distinct edges
-    _wait_for(lambda: agent.summary()["counters"].get("edges_dropped", 0) >= 90, "the drops")
+    traffic(hosts, udp_ports=range(20000, 20100))  # 100 distinct edges from one client
+    _wait_for(lambda: agent.summary()["counters"].get("edges_dropped", 0) >= 99, "the drops")
+    traffic(hosts, http=2, http6=1)  # TCP after the burst
+    c4, s4 = str(hosts.client.ipv4), str(hosts.server.ipv4)
+    _wait_for(lambda: (c4, s4, "TCP", HTTP_PORT) in {e[:4] for e in _edges(agent.summary())},
+              "the TCP connections after the burst")  # fmt: skip
+    _wait_for(lambda: len(agent.summary()["flows"]) == 3, "the IPv6 connection")
     document = agent.summary()
-    assert len(document["flows"]) == 10
+    assert sorted((f["protocol"], f["src_ip"]) for f in document["flows"]) == sorted(
+        [("TCP", c4), ("TCP", str(hosts.client.ipv6)), ("UDP", c4)]
+    )
     # The table counts refused events (a UDP flow start is an open and a packet count).
-    dropped = document["counters"]["edges_dropped"]
-    assert 90 <= dropped <= 200
+    counters = document["counters"]
+    dropped = counters["edges_dropped"]
+    assert 99 <= dropped <= 200
+    assert counters["edges_dropped_udp"] == counters["udp_edges_dropped_per_source"] == dropped
+    assert counters["edges_dropped_tcp"] == counters["edges_dropped_sctp"] == 0
     status, metrics = agent.get("/metrics")
-    assert "netpol_discover_edges 10\n" in metrics + "\n"
-    assert f"netpol_discover_edges_dropped_total {dropped}" in metrics
+    assert "netpol_discover_edges 3\n" in metrics + "\n"
+    assert "netpol_discover_udp_edges 1\n" in metrics + "\n"
+    assert f"netpol_discover_edges_dropped_total {dropped}\n" in metrics
+    assert f"netpol_discover_edges_dropped_udp_total {dropped}\n" in metrics
+    assert f"netpol_discover_udp_edges_dropped_per_source_total {dropped}\n" in metrics
+    assert "netpol_discover_edges_dropped_tcp_total 0\n" in metrics
+    # No labels (no addresses, no names): the budgets' counters don't map the cluster.
+    budget_lines = [line for line in metrics.splitlines()
+                    if line.startswith(("netpol_discover_edges", "netpol_discover_udp_edges"))]
+    assert len(budget_lines) == 7 and not any("{" in line for line in budget_lines)
     assert agent.stop() == 0
-    assert _checkpoint(agent.state_dir)["counters"]["edges_dropped"] == dropped
+    assert _checkpoint(agent.state_dir)["counters"]["edges_dropped_udp"] == dropped
 
 
 def test_window_end_writes_the_summary_and_exits_when_asked(

@@ -319,6 +319,26 @@ def test_merge_summaries_spans_windows_and_sums_counters() -> None:
     assert [r.connections for r in table.flow_rows()] == [4, 2, 0]
 
 
+def test_the_drop_breakdown_comes_from_the_table_only_beside_its_total() -> None:
+    # A table whose UDP budget refused a flow start: the breakdown is written with its total.
+    table = FlowTable(max_edges=4, max_udp_edges=1, max_udp_edges_per_source=5)
+    for port in (1000, 1001):
+        table.add(ConnectionOpen(T0, ip_address("10.0.0.1"), 1, ip_address("10.0.0.2"), port,
+                                 Protocol.UDP, DirectionEvidence.UDP_FIRST))  # fmt: skip
+    counters = summary_to_dict(table, sample_meta())["counters"]
+    assert {k: v for k, v in counters.items() if "dropped" in k} == {
+        "edges_dropped": 1, "edges_dropped_udp": 1, "dns_rows_dropped": 0,
+    }  # fmt: skip
+    # An older agent's total has no breakdown, and none is made up beside it when merged.
+    old = (FlowTable(), sample_meta(counters={"edges_dropped": 500}))
+    new = (FlowTable(), sample_meta(counters={"edges_dropped": 10, "edges_dropped_tcp": 10,
+                                              "edges_dropped_udp": 0}))  # fmt: skip
+    merged = summary_to_dict(*merge_summaries([old, new]))["counters"]
+    assert (merged["edges_dropped"], merged["edges_dropped_tcp"]) == (510, 10)
+    alone = summary_to_dict(*merge_summaries([old]))["counters"]
+    assert "edges_dropped_tcp" not in alone and alone["edges_dropped"] == 500
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(

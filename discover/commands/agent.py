@@ -70,6 +70,26 @@ def parse_max_edges(text: str) -> int:
     return value
 
 
+def parse_max_udp_edges(text: str) -> int:
+    """UDP's budget within --max-edges: a whole number >= 1."""
+    return _at_least_one(text, "--max-udp-edges")
+
+
+def parse_max_udp_edges_per_source(text: str) -> int:
+    """One UDP client's share of the UDP budget: a whole number >= 1."""
+    return _at_least_one(text, "--max-udp-edges-per-source")
+
+
+def _at_least_one(text: str, option: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigurationError(f"{option} {text!r}: must be a whole number >= 1")
+    return value
+
+
 def usage(parse: Callable[[str], T]) -> Callable[[str], T]:
     """An argparse `type=` from one of the parsers above: bad values are usage errors
     (exit 2), and `manifests` rejects exactly what the agent it deploys would."""
@@ -149,6 +169,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="cap on distinct edges kept; more are counted as dropped (default 100000; 0 = no cap)",
     )
     parser.add_argument(
+        "--max-udp-edges",
+        type=usage(parse_max_udp_edges),
+        default=None,
+        metavar="N",
+        help="of --max-edges, at most N UDP edges, so that a UDP flood leaves TCP its room "
+        "(default: a quarter of --max-edges; set it to --max-edges to share freely)",
+    )
+    parser.add_argument(
+        "--max-udp-edges-per-source",
+        type=usage(parse_max_udp_edges_per_source),
+        default=None,
+        metavar="N",
+        help="of those, at most N from one client IP (default: a tenth of --max-udp-edges)",
+    )
+    parser.add_argument(
         "--node-name",
         default=None,
         metavar="NAME",
@@ -216,6 +251,8 @@ def run(args: argparse.Namespace) -> int:
         duration=args.duration,
         checkpoint_interval=args.checkpoint_interval,
         max_edges=args.max_edges or None,
+        max_udp_edges=args.max_udp_edges,
+        max_udp_edges_per_source=args.max_udp_edges_per_source,
         node_name=args.node_name or os.environ.get("NODE_NAME") or socket.gethostname(),
         agent_name=args.agent_name or os.environ.get("POD_NAME") or socket.gethostname(),
         exit_after_window=args.exit_after_window,

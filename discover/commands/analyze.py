@@ -117,7 +117,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from discover.analysis import analyze
+    from discover.analysis import INPUT_INCOMPLETE, analyze
     from discover.flows.progress import progress_wanted
     from discover.flows.sources import load_inputs
     from discover.outputs import write_outputs
@@ -133,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
     counters: Counter[str] = Counter()
     for stats in loaded.files:
         counters.update(stats.counters)
-    result = analyze(flows, dns, inventory, options, counters)
+    by_input = {stats.path: stats.counters for stats in loaded.files}
+    result = analyze(flows, dns, inventory, options, counters, by_input)
     written = write_outputs(args.out, result, loaded, inventory, flows, dns)
     if not args.quiet:
         proposal = result.proposal
@@ -147,6 +148,9 @@ def run(args: argparse.Namespace) -> int:
         )
         for path in written:
             print(f"  {path}", file=sys.stderr)
+    for finding in result.proposal.findings:
+        if finding.rule == INPUT_INCOMPLETE:  # said even with --quiet: don't apply blindly
+            print(f"netpol-discover: critical: {finding.message}", file=sys.stderr)
     return 0
 
 

@@ -71,6 +71,21 @@ _RANK = {evidence: rank for rank, evidence in enumerate(EVIDENCE_ORDER)}
 _UNKNOWN_RANK = _RANK[DirectionEvidence.INFERRED]
 
 EdgeKey = tuple[IPAddress, IPAddress, Protocol, int]  # client, server, protocol, server port
+
+# A capped table's default UDP budget is 1/UDP_SHARE of the cap, and one client's share of
+# it 1/UDP_SOURCE_SHARE: a quarter of the table can't hold the TCP connections of a node,
+# and ten clients at least are needed to fill the UDP quarter.
+UDP_SHARE = 4
+UDP_SOURCE_SHARE = 10
+# `drop_counters()` keys, as agent summaries and /metrics carry them. edges_dropped is the
+# total; the per-protocol ones add up to it; udp_edges_dropped_per_source is part of
+# edges_dropped_udp.
+DROP_COUNTERS = (
+    "edges_dropped",
+    *(f"edges_dropped_{protocol.value.lower()}" for protocol in Protocol),
+    "udp_edges_dropped_per_source",
+    "dns_rows_dropped",
+)
 DnsKey = tuple[IPAddress, str, IPAddress]  # client, name, address
 
 
@@ -139,16 +154,39 @@ class FlowTable:
     """Edges and DNS rows aggregated from events; picklable, mergeable.
 
     `max_edges` caps the number of distinct edges (for the live agent): an event for a new
-    edge beyond the cap is dropped and counted in `edges_dropped`, while edges already in
-    the table keep counting. `max_dns_rows` does the same for DNS rows (default: the same
-    cap as edges), counted in `dns_rows_dropped`.
+    edge beyond the cap is dropped and counted in `edges_dropped` (and by protocol, see
+    `drop_counters`), while edges already in the table keep counting. Within the cap UDP
+    has a budget of its own, `max_udp_edges` (default: 1/UDP_SHARE of `max_edges`), and one
+    client at most `max_udp_edges_per_source` of it (default: 1/UDP_SOURCE_SHARE of the UDP
+    budget): UDP 4-tuples cost a flood nothing to make, so they must not take the room of
+    TCP and SCTP set-ups, which may fill the whole table. `max_dns_rows` caps DNS rows
+    (default: the same cap as edges), counted in `dns_rows_dropped`.
     """
 
-    def __init__(self, max_edges: int | None = None, *, max_dns_rows: int | None = None):
+    def __init__(
+        self,
+        max_edges: int | None = None,
+        *,
+        max_dns_rows: int | None = None,
+        max_udp_edges: int | None = None,
+        max_udp_edges_per_source: int | None = None,
+    ):
         self.max_edges = max_edges
         self.max_dns_rows = max_dns_rows if max_dns_rows is not None else max_edges
+        if max_udp_edges is None and max_edges is not None:
+            max_udp_edges = _share(max_edges, UDP_SHARE)
+        if max_udp_edges_per_source is None and max_udp_edges is not None:
+            max_udp_edges_per_source = _share(max_udp_edges, UDP_SOURCE_SHARE)
+        self.max_udp_edges = max_udp_edges
+        self.max_udp_edges_per_source = max_udp_edges_per_source
         self.edges_dropped = 0
         self.dns_rows_dropped = 0
+        # Of edges_dropped: by the protocol of the refused edge, and the UDP ones refused
+        # because their client had used up its share.
+        self.edges_dropped_by_protocol = dict.fromkeys(Protocol, 0)
+        self.udp_edges_dropped_per_source = 0
+        self._udp_edges = 0
+        self._udp_edges_by_source: dict[IPAddress, int] = {}  # only with a per-source limit
         self._edges: dict[EdgeKey, _EdgeStats] = {}
         self._dns: dict[DnsKey, _DnsStats] = {}
 
@@ -220,6 +258,9 @@ class FlowTable:
             )
         self.edges_dropped += other.edges_dropped
         self.dns_rows_dropped += other.dns_rows_dropped
+        for protocol, count in other.edges_dropped_by_protocol.items():
+            self.edges_dropped_by_protocol[protocol] += count
+        self.udp_edges_dropped_per_source += other.udp_edges_dropped_per_source
 
     # -- reading the table -----------------------------------------------------------
 
@@ -234,6 +275,19 @@ class FlowTable:
     @property
     def dns_row_count(self) -> int:
         return len(self._dns)
+
+    @property
+    def udp_edge_count(self) -> int:
+        return self._udp_edges
+
+    def drop_counters(self) -> dict[str, int]:
+        """What the caps refused, under the agent summary's counter names (DROP_COUNTERS)."""
+        counters = {"edges_dropped": self.edges_dropped}
+        for protocol, count in self.edges_dropped_by_protocol.items():
+            counters[f"edges_dropped_{protocol.value.lower()}"] = count
+        counters["udp_edges_dropped_per_source"] = self.udp_edges_dropped_per_source
+        counters["dns_rows_dropped"] = self.dns_rows_dropped
+        return counters
 
     def time_range(self) -> tuple[float, float] | None:
         """(earliest first_seen, latest last_seen) over edges and DNS rows; None if empty."""
@@ -267,19 +321,32 @@ class FlowTable:
 
     # -- internals -------------------------------------------------------------------
 
-    def _edge_full(self) -> bool:
-        if self.max_edges is not None and len(self._edges) >= self.max_edges:
+    def _edge_full(self, key: EdgeKey) -> bool:
+        """No room for this new edge (counted as refused): the whole table is at its cap,
+        or, for UDP, the UDP budget or its client's share of it is used up."""
+        client, _server, protocol, _port = key
+        full = self.max_edges is not None and len(self._edges) >= self.max_edges
+        if protocol is Protocol.UDP and not full:
+            per_source = self.max_udp_edges_per_source
+            if per_source is not None and self._udp_edges_by_source.get(client, 0) >= per_source:
+                self.udp_edges_dropped_per_source += 1
+                full = True
+            elif self.max_udp_edges is not None and self._udp_edges >= self.max_udp_edges:
+                full = True
+        if full:
             self.edges_dropped += 1
-            return True
-        return False
+            self.edges_dropped_by_protocol[protocol] += 1
+        return full
 
     def _add_edge_values(
         self, key: EdgeKey, connections: int, packets: int, first: float, last: float, rank: int
     ) -> None:
         stats = self._edges.get(key)
         if stats is None:
-            if not self._edge_full():
+            if not self._edge_full(key):
                 self._edges[key] = _EdgeStats(connections, packets, first, last, rank)
+                if key[2] is Protocol.UDP:
+                    self._count_udp_edge(key[0])
             return
         stats.connections += connections
         stats.packets += packets
@@ -289,6 +356,11 @@ class FlowTable:
             stats.last = last
         if rank < stats.rank:
             stats.rank = rank
+
+    def _count_udp_edge(self, client: IPAddress) -> None:
+        self._udp_edges += 1
+        if self.max_udp_edges_per_source is not None:
+            self._udp_edges_by_source[client] = self._udp_edges_by_source.get(client, 0) + 1
 
     def _add_dns_values(
         self,
@@ -315,6 +387,11 @@ class FlowTable:
             stats.cname_chain = cname_chain
             stats.server_ip = server_ip
             stats.ttl = ttl
+
+
+def _share(total: int, parts: int) -> int:
+    """1/parts of a cap, rounded up: a small cap still leaves every class some room."""
+    return -(-total // parts)
 
 
 def _edge_item_key(item: tuple[EdgeKey, _EdgeStats]) -> tuple[int, int, int, int, str, int]:

@@ -23,12 +23,20 @@ from discover import __version__
 from discover.errors import ReadError
 from discover.flows.events import DirectionEvidence, IPAddress, Protocol
 from discover.flows.flowfiles import OutputError
-from discover.flows.flowtable import DNS_COLUMNS, FLOW_COLUMNS, DnsRow, FlowRow, FlowTable, iso_time
+from discover.flows.flowtable import (
+    DNS_COLUMNS,
+    DROP_COUNTERS,
+    FLOW_COLUMNS,
+    DnsRow,
+    FlowRow,
+    FlowTable,
+    iso_time,
+)
 
 KIND = "netpol-discover-summary"
 SCHEMA_VERSION = 1
-# Counters a table contributes when the meta doesn't carry them already.
-TABLE_COUNTERS = ("edges_dropped", "dns_rows_dropped")
+# Counters a table contributes when the meta doesn't carry them already (its caps' drops).
+TABLE_COUNTERS = DROP_COUNTERS
 # Flow frames hold datetime64[ns], which ends in April 2262.
 MAX_EPOCH = 9_223_372_036.0
 
@@ -79,8 +87,14 @@ class SummaryMeta:
 def summary_to_dict(table: FlowTable, meta: SummaryMeta) -> dict[str, Any]:
     """The current-version document; rows sorted, so equal tables give equal documents."""
     counters = {key: int(value) for key, value in meta.counters.items()}
-    for key in TABLE_COUNTERS:
-        counters.setdefault(key, getattr(table, key))
+    drops = table.drop_counters()
+    counters.setdefault("dns_rows_dropped", drops.pop("dns_rows_dropped"))
+    if "edges_dropped" not in counters:
+        # The breakdown only beside the table's own total (a total from an agent older than
+        # the breakdown has none), and only where nonzero: an absent key reads as 0.
+        for key, value in drops.items():
+            if value or key == "edges_dropped":
+                counters.setdefault(key, value)
     return {
         "kind": KIND,
         "schema_version": SCHEMA_VERSION,
@@ -130,7 +144,8 @@ def summary_from_dict(doc: object, source: str) -> tuple[FlowTable, SummaryMeta]
     """Check a document (any version this code knows) and turn it into a table and meta.
 
     The table's drop counters start at zero: what the agent dropped is in
-    `meta.counters["edges_dropped"]`, so a resumed agent doesn't count it twice.
+    `meta.counters` (`edges_dropped` and the rest of TABLE_COUNTERS), so a resumed agent
+    doesn't count it twice.
     """
     current = migrate(doc, source)
     f = Fields(source)
