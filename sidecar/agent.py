@@ -25,7 +25,7 @@ from discover.flows.summary import SummaryMeta, summary_from_dict, summary_to_di
 from discover.reading.dns_wire import DnsDecoder
 from discover.reading.packets import DnsPayload, PacketDecoder
 from sidecar import metrics
-from sidecar.agent_metrics import AgentFigures, InventoryFigures, agent_samples
+from sidecar.agent_metrics import AgentFigures, InventoryFigures, agent_samples, state_samples
 from sidecar.capture import RECEIVE_BUFFER, CaptureSocket
 from sidecar.checkpoint import Checkpoint, StateDirError, encode
 from sidecar.inventory_watch import InventoryWatch
@@ -115,9 +115,18 @@ class Agent:
         self._run = Counters()
         self._table_dropped_base = dict.fromkeys(DROP_COUNTERS, 0)
         self.window_start = clock()
-        self._resume()
         self.last_checkpoint: float | None = None
         self.checkpoint_errors = 0
+        # The state directory's problem while checkpoints fail (None once one succeeds).
+        self.checkpoint_problem: str | None = None
+        self.checkpoints_set_aside = 0
+        try:
+            self.checkpoint.prepare()
+            self._resume()
+        except StateDirError as error:
+            # Full, read-only or missing: exiting would crash-loop the DaemonSet and a
+            # restart can't fix a disk. Capture and serve anyway; every checkpoint retries.
+            self._checkpoint_failed(error)
         self._capture_thread: threading.Thread | None = None
         self._capture_error: str | None = None
         self.inventory: InventoryWatch | None = None
@@ -140,7 +149,11 @@ class Agent:
         except ReadError as error:
             # Not from our atomic writes (a hand edit, a damaged disk). Crash-looping a
             # DaemonSet over it helps nobody: keep it aside for a person and start afresh.
-            kept = self.checkpoint.set_aside()
+            self.checkpoints_set_aside += 1
+            try:
+                kept: Path | str = self.checkpoint.set_aside()
+            except OSError as rename_error:
+                kept = f"nowhere ({rename_error.strerror or rename_error}: left in place)"
             log.warning("unreadable checkpoint (%s): moved to %s, starting a new window",
                         error, kept)  # fmt: skip
             return
@@ -206,21 +219,28 @@ class Agent:
     def save_checkpoint(self) -> None:
         self.checkpoint.save_bytes(self.rendered())
         self.last_checkpoint = self._clock()
+        if self.checkpoint_problem is not None:
+            log.info("checkpoint written to %s again", self.checkpoint.path)
+            self.checkpoint_problem = None
         if self.inventory is not None:
             try:
                 self.inventory.write()
             except OSError as error:  # the summary is what matters; say so and go on
                 log.warning("writing %s: %s", self.inventory.path, error)
 
-    def _periodic_checkpoint(self) -> None:
-        """A failed periodic write (disk full) is logged and retried at the next interval;
-        capture goes on, and /healthz turns 503 once the checkpoint is stale."""
+    def _try_checkpoint(self) -> None:
+        """A failed write (disk full, directory gone) is logged, counted and retried at
+        the next interval; capture and serving go on."""
         try:
             self.save_checkpoint()
         except StateDirError as error:
-            self.checkpoint_errors += 1
-            log.error("checkpoint failed, retrying in %.0f s: %s",
-                      self.options.checkpoint_interval, error)  # fmt: skip
+            self._checkpoint_failed(error)
+
+    def _checkpoint_failed(self, error: StateDirError) -> None:
+        self.checkpoint_errors += 1
+        self.checkpoint_problem = str(error)
+        log.error("checkpoint failed, capturing and serving on, retrying every %.0f s: %s",
+                  self.options.checkpoint_interval, error)  # fmt: skip
 
     # --- capture -------------------------------------------------------------------
 
@@ -291,10 +311,17 @@ class Agent:
             return False, f"capture failed: {self._capture_error}"
         if not self._window_over.is_set() and not self.capture_alive():
             return False, "capture thread not running"
+        state = "window over, serving" if self._window_over.is_set() else "capturing"
+        if self.checkpoint_problem is not None:
+            # Healthy for the probes: a restart can't fix the disk and would lose the
+            # window held in memory. The detail says what to fix.
+            return True, (f"{state}; checkpoints failing ({self.checkpoint_errors} so far, "
+                          f"retried every {self.options.checkpoint_interval:g} s): "
+                          f"{self.checkpoint_problem}")  # fmt: skip
         age = self.checkpoint_age()
         if age is not None and age > 3 * self.options.checkpoint_interval + 30:
             return False, f"last checkpoint {age:.0f}s ago"
-        return True, "window over, serving" if self._window_over.is_set() else "capturing"
+        return True, state
 
     def checkpoint_age(self) -> float | None:
         if self.last_checkpoint is None:
@@ -328,7 +355,10 @@ class Agent:
             checkpoint_errors=self.checkpoint_errors,
             inventory=inventory,
         )
-        return metrics.render(agent_samples(figures))
+        return metrics.render([
+            *agent_samples(figures),
+            *state_samples(self.checkpoint_problem is not None, self.checkpoints_set_aside),
+        ])  # fmt: skip
 
     def inventory_json(self) -> bytes | None:
         return None if self.inventory is None else self.inventory.document_bytes()
@@ -375,7 +405,7 @@ class Agent:
         ports = (server.port,) if health is None else (server.port, health.port)
         try:
             self._capture_until_window_ends(ports)
-            self.save_checkpoint()
+            self._try_checkpoint()
             if self.inventory is not None:
                 self.inventory.stop()  # the window is over: no more API load
             if self._window_over.is_set() and not options.exit_after_window:
@@ -410,7 +440,7 @@ class Agent:
                 target=self._capture_loop, args=(sock,), name="capture", daemon=True
             )
             self._capture_thread.start()
-            self.save_checkpoint()
+            self._try_checkpoint()
             next_checkpoint = self._clock() + self.options.checkpoint_interval
             while not self._stop.is_set():
                 now = self._clock()
@@ -420,7 +450,7 @@ class Agent:
                 if not self._capture_thread.is_alive():
                     break
                 if now >= next_checkpoint:
-                    self._periodic_checkpoint()
+                    self._try_checkpoint()
                     next_checkpoint = now + self.options.checkpoint_interval
                 wake = next_checkpoint
                 if self.window_end is not None:

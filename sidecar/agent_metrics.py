@@ -66,7 +66,7 @@ def agent_samples(figures: AgentFigures) -> list[Sample]:
         Sample("window_open", "gauge", "1 while the learning window runs.",
                1 if figures.window_open else 0),
         Sample("checkpoint_errors_total", "counter",
-               "Periodic checkpoints that failed (retried at the next interval).",
+               "Checkpoints that failed, at start-up too (retried at the next interval).",
                figures.checkpoint_errors),
     ]  # fmt: skip
     if figures.window_end is not None:
@@ -99,3 +99,15 @@ def agent_samples(figures: AgentFigures) -> list[Sample]:
                        "Seconds since inventory.json was written.", inventory.age)
             )  # fmt: skip
     return samples
+
+
+def state_samples(checkpoint_failing: bool, set_aside: int) -> list[Sample]:
+    """The state directory: a failing one is reported here, not by exiting."""
+    return [
+        Sample("checkpoint_failing", "gauge",
+               "1 while checkpoints fail (state directory full, read-only, missing).",
+               1 if checkpoint_failing else 0),
+        Sample("checkpoints_set_aside_total", "counter",
+               "Unreadable checkpoints moved aside at start-up (a new window began).",
+               set_aside),
+    ]  # fmt: skip

@@ -3,6 +3,10 @@
 Write a temporary file in the same directory, fsync it, rename it over the checkpoint,
 then fsync the directory so the rename itself survives a power cut. Readers (the agent on
 restart, `analyze`) therefore never see a half-written document.
+
+A state directory that can't be used (full, read-only, not a directory) is a
+`StateDirError` from `prepare`, `save` or `load`, never at construction: the agent keeps
+capturing and serving and retries, since a restart would not fix the disk.
 """
 
 from __future__ import annotations
@@ -59,12 +63,15 @@ class Checkpoint:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
         self.path = state_dir / CHECKPOINT_NAME
+
+    def prepare(self) -> None:
+        """Create the directory, check that it is writable, remove leftovers of a crash."""
         try:
-            state_dir.mkdir(parents=True, exist_ok=True)
+            self.state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise StateDirError(state_dir, error.strerror or str(error)) from error
-        if not os.access(state_dir, os.W_OK):
-            raise StateDirError(state_dir, "not writable")
+            raise StateDirError(self.state_dir, error.strerror or str(error)) from error
+        if not os.access(self.state_dir, os.W_OK):
+            raise StateDirError(self.state_dir, "not writable")
         self._remove_leftovers()
 
     def _remove_leftovers(self) -> None:
@@ -78,6 +85,7 @@ class Checkpoint:
     def save_bytes(self, data: bytes) -> None:
         """Save an already encoded document (the agent serves the same bytes)."""
         try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)  # it may be back by now
             write_atomic(self.path, data)
         except OSError as error:
             raise StateDirError(self.state_dir, error.strerror or str(error)) from error
@@ -89,13 +97,14 @@ class Checkpoint:
         return kept
 
     def load(self) -> dict[str, Any] | None:
-        """The last checkpoint, or None when there is none yet."""
+        """The last checkpoint, or None when there is none yet. ReadError: the file is
+        damaged; StateDirError: it can't be read at all (the directory's problem)."""
         try:
             text = self.path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as error:
-            raise ReadError(str(self.path), error.strerror or str(error)) from error
+            raise StateDirError(self.state_dir, error.strerror or str(error)) from error
         try:
             document = json.loads(text)
         except ValueError as error:

@@ -34,6 +34,7 @@ def test_leftover_temporary_file_of_a_crash_is_removed_and_old_checkpoint_kept(
     leftover = tmp_path / f".{CHECKPOINT_NAME}.abc123.tmp"
     leftover.write_text('{"n": 2, "trunc')  # a write a crash cut short
     checkpoint = Checkpoint(tmp_path)
+    checkpoint.prepare()
     assert not leftover.exists()
     assert checkpoint.load() == {"n": 1}
 
@@ -59,8 +60,23 @@ def test_corrupt_checkpoint_is_a_read_error_naming_the_file(tmp_path: Path) -> N
 def test_unusable_state_dir_is_a_configuration_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
+    checkpoint = Checkpoint(blocker / "sub")  # constructing touches nothing
     with pytest.raises(StateDirError, match=str(blocker / "sub")):
-        Checkpoint(blocker / "sub")
+        checkpoint.prepare()
+    with pytest.raises(StateDirError, match=str(blocker / "sub")):
+        checkpoint.save({"n": 1})
+    with pytest.raises(StateDirError, match=str(blocker / "sub")):
+        checkpoint.load()  # unreadable because of the directory: not a damaged file
+
+
+def test_a_state_dir_that_comes_back_is_written_again(tmp_path: Path) -> None:
+    checkpoint = Checkpoint(tmp_path / "later" / "state")
+    (tmp_path / "later").write_text("")  # in the way for now
+    with pytest.raises(StateDirError):
+        checkpoint.save({"n": 1})
+    (tmp_path / "later").unlink()
+    checkpoint.save({"n": 2})  # the next try creates the directory
+    assert checkpoint.load() == {"n": 2}
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
@@ -68,6 +84,6 @@ def test_read_only_state_dir_is_refused(tmp_path: Path) -> None:
     tmp_path.chmod(0o500)
     try:
         with pytest.raises(StateDirError, match="not writable"):
-            Checkpoint(tmp_path)
+            Checkpoint(tmp_path).prepare()
     finally:
         tmp_path.chmod(0o700)

@@ -87,13 +87,22 @@ def test_missing_interface_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     assert len(err) == 1 and "capture on interface 'no-such-if9'" in err[0]
 
 
-def test_unusable_state_dir_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unusable_state_dir_does_not_stop_the_agent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 15, item 9: it used to exit 1 here (a crash loop in a DaemonSet). Now the
+    agent goes on to capture; this one stops only because its interface doesn't exist."""
     blocker = tmp_path / "file"
     blocker.write_text("")
-    code = main(["agent", "--state-dir", str(blocker / "state"), "--listen", "127.0.0.1:0"])
+    code = main(["agent", "--state-dir", str(blocker / "state"), "--listen", "127.0.0.1:0",
+                 "--interface", "no-such-if9"])  # fmt: skip
     assert code == 1
+    logged = [r.getMessage() for r in caplog.records if r.name == "sidecar.agent"]
+    assert any("checkpoint failed, capturing and serving on" in line
+               and f"state directory {blocker / 'state'}: Not a directory" in line
+               for line in logged)  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and f"state directory {blocker / 'state'}" in err[0]
+    assert len(err) == 1 and "capture on interface 'no-such-if9'" in err[0]
 
 
 @pytest.mark.parametrize(
