@@ -61,8 +61,22 @@ def agent_args(options: ManifestOptions) -> list[str]:
     return args
 
 
-def _fill(template: str, options: ManifestOptions) -> str:
+DAEMONSET_ROLE = "netpol-discover-reader"
+SIDECAR_ROLE = "netpol-discover-sidecar-reader"
+
+
+def rbac_names(options: ManifestOptions, sidecar: bool) -> tuple[str, str]:
+    """(ClusterRole, ClusterRoleBinding) names. The sidecar's differ from the DaemonSet's
+    (applying one must not overwrite the other), and its binding is named after the
+    namespace and account it binds, so that two patched Deployments don't share one."""
+    if not sidecar:
+        return DAEMONSET_ROLE, DAEMONSET_ROLE
+    return SIDECAR_ROLE, f"{SIDECAR_ROLE}:{options.namespace}:{options.service_account}"
+
+
+def _fill(template: str, options: ManifestOptions, sidecar: bool = False) -> str:
     text = resources.files("sidecar").joinpath(f"manifest-{template}.yaml").read_text()
+    role, binding = rbac_names(options, sidecar)
     values = {
         "NAMESPACE": options.namespace,
         "IMAGE": options.image,
@@ -72,6 +86,8 @@ def _fill(template: str, options: ManifestOptions) -> str:
         "LABELS": LABELS,
         "SERVICE_ACCOUNT": options.service_account,
         "HOST_PATH": options.host_path,
+        "ROLE_NAME": role,
+        "BINDING_NAME": binding,
     }
     return Template(text).substitute({k: json.dumps(v) for k, v in values.items()})
 
@@ -121,7 +137,11 @@ def render_sidecar(options: ManifestOptions) -> str:
             f"The RBAC after the patch binds ServiceAccount {options.service_account}"
             " to read the inventory; apply it with kubectl apply -f."
         )
-        parts.append(_fill("rbac", options))
+        lines.append(
+            "That account is the application's own: its containers get the same read-only"
+            " view of the cluster."
+        )
+        parts.append(_fill("rbac", options, sidecar=True))
     else:
         lines.append("RBAC-less variant: no inventory watch; give `analyze` an inventory file.")
     return _header(lines) + "".join("---\n" + part for part in parts)

@@ -51,10 +51,24 @@ def test_daemonset_runs_with_only_what_capture_needs(capsys: pytest.CaptureFixtu
     agent = _container(spec, "agent")
     assert agent["image"] == "reg/x:1"
     security = agent["securityContext"]
+    # Non-root (issue 15, item 4): NET_RAW comes from the image's file capability, which
+    # needs allowPrivilegeEscalation (no ambient capabilities in Kubernetes); the bounding
+    # set is NET_RAW alone.
+    assert security["runAsNonRoot"] is True
+    assert security["runAsUser"] == security["runAsGroup"] == 65532
     assert security["capabilities"] == {"drop": ["ALL"], "add": ["NET_RAW"]}
     assert security["readOnlyRootFilesystem"] is True
-    assert security["allowPrivilegeEscalation"] is False
+    assert security["allowPrivilegeEscalation"] is True
     assert "privileged" not in security
+    # Only the init container is root, to hand the root-created hostPath over, with CHOWN.
+    (init,) = spec["initContainers"]
+    assert init["command"] == ["chown", "65532:65532", "/var/lib/netpol-discover"]
+    assert init["securityContext"]["runAsUser"] == 0
+    assert init["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN"]}
+    assert init["securityContext"]["allowPrivilegeEscalation"] is False
+    assert init["securityContext"]["readOnlyRootFilesystem"] is True
+    assert init["volumeMounts"] == [{"name": "state", "mountPath": "/var/lib/netpol-discover"}]
+    assert all(c["securityContext"].get("runAsUser") != 0 for c in spec["containers"])
     assert set(agent["resources"]) == {"requests", "limits"}
     for probe in ("livenessProbe", "readinessProbe"):
         assert agent[probe]["httpGet"] == {"path": "/healthz", "port": 9809}
@@ -173,6 +187,27 @@ def test_sidecar_with_inventory_watch_binds_the_deployments_account(
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "shop", "namespace": "shop"}]
     sidecar = _container(patch["spec"]["template"]["spec"], "netpol-discover")
     assert build_parser().parse_args(sidecar["args"]).inventory_watch is True
+
+
+def test_sidecar_rbac_never_overwrites_the_daemonsets_or_another_sidecars(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 15, item 4: the sidecar's RBAC reused the DaemonSet's names, so applying one
+    replaced the other's binding (and its subjects)."""
+    def names(*argv: str) -> set[tuple[str, str]]:
+        _, docs = _render(capsys, *argv)
+        return {(d["kind"], d["metadata"]["name"]) for d in docs
+                if d.get("kind") in ("ClusterRole", "ClusterRoleBinding")}  # fmt: skip
+
+    daemonset = names("daemonset")
+    shop = names("sidecar", "--inventory-watch", "--namespace", "shop", "--service-account", "web")
+    blog = names("sidecar", "--inventory-watch", "--namespace", "blog", "--service-account", "web")
+    assert daemonset == {("ClusterRole", "netpol-discover-reader"),
+                         ("ClusterRoleBinding", "netpol-discover-reader")}  # fmt: skip
+    assert not daemonset & shop and not daemonset & blog
+    bindings = {n for k, n in shop | blog if k == "ClusterRoleBinding"}
+    assert bindings == {"netpol-discover-sidecar-reader:shop:web",
+                        "netpol-discover-sidecar-reader:blog:web"}  # fmt: skip
 
 
 def test_output_file_and_determinism(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
