@@ -3,8 +3,9 @@
 Why dot: clusters (namespaces) with ranked, spline-routed edges and labels placed without
 overlaps, in one well-known binary, deterministic for the same input. Only ids and
 class names we generate go into the DOT text as identifiers; every human string goes in
-through `html.escape` (HTML-like labels) and the tooltips are put into the SVG afterwards,
-escaped again, so names from the cluster never reach the markup unescaped.
+through `discover/escaping/dot_text.py` (HTML-like labels) and the tooltips are put into
+the SVG afterwards, escaped again, so names from the cluster never reach the markup
+unescaped.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import shutil
 import subprocess
 
 from discover.errors import ConfigurationError
+from discover.escaping.dot_text import dot_label_text, dot_string
 from reports.graph_model import GraphNode, ServiceGraph
 from reports.graph_style import (
     CLUSTER_BORDER,
@@ -59,13 +61,12 @@ def dot_version() -> str:
     return (done.stderr or done.stdout).strip().removeprefix("dot - ")
 
 
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+_quote = dot_string
 
 
 def _node_label(node: GraphNode) -> str:
-    detail = html.escape(printable(node.detail))
-    return (f'<<b>{html.escape(printable(node.label))}</b><br/>'
+    detail = dot_label_text(node.detail)
+    return (f'<<b>{dot_label_text(node.label)}</b><br/>'
             f'<font point-size="10" color="{MUTED}">{detail}</font>>')
 
 
@@ -100,7 +101,7 @@ def dot_source(service: ServiceGraph) -> str:
     for index, namespace in enumerate(service.namespaces()):
         lines.append(f"  subgraph cluster_{index} {{")
         lines.append(f'    id="ns-{token(namespace)}"; class="namespace ns-{token(namespace)}";')
-        lines.append(f'    label=<<b>{html.escape(printable(namespace))}</b>>; labeljust="l"; '
+        lines.append(f'    label=<<b>{dot_label_text(namespace)}</b>>; labeljust="l"; '
                      f'style="rounded,filled"; fillcolor="{CLUSTER_FILL}"; '
                      f'color="{CLUSTER_BORDER}"; fontsize=12; fontcolor="#24292f";')
         lines.extend("  " + _node_line(node) for node in by_namespace[namespace])

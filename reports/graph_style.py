@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from discover.escaping.visible import visible
 from reports.graph_model import GraphLink, GraphNode, NodeKind
 
 FONT = "Helvetica"
@@ -47,13 +48,11 @@ def node_style(node: GraphNode) -> NodeStyle:
     return base
 
 
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
-
-
 def printable(text: str) -> str:
     """Text without the control characters XML forbids (a DNS name may carry any byte):
-    each becomes U+FFFD, so the SVG stays well-formed and Graphviz accepts the label."""
-    return _CONTROL.sub("\ufffd", text)
+    each is escaped visibly (`\\x07`), so the SVG stays well-formed and Graphviz accepts
+    the label. Tabs and newlines stay: tooltips are several lines."""
+    return visible(text, keep="\t\n\r")
 
 
 def token(name: str) -> str:

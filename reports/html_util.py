@@ -3,16 +3,13 @@ and YAML come from the cluster and from DNS answers."""
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
-from reports.graph_style import printable
+from discover.escaping.html_text import html_text, script_element
 
-
-def esc(value: object) -> str:
-    return html.escape(printable(str(value)), quote=True)
+esc = html_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +75,7 @@ def asset(name: str) -> str:
 def inline_script(source: str) -> str:
     # "</script" inside the script would end the element early; our assets never hold
     # it, but keep the guarantee independent of their content.
-    return "<script>" + source.replace("</", "<\\/") + "</script>"
+    return script_element(source)
 
 
 def anchor(prefix: str, name: str) -> str:

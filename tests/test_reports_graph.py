@@ -193,6 +193,6 @@ def test_control_characters_keep_dot_and_xml_working() -> None:
     rendered = render_service_svg(build_service_graph(report.graph, report.proposal))
     assert rendered.engine.startswith("graphviz")  # dot accepted the labels
     root = ElementTree.fromstring(rendered.svg)
-    assert any("bad\ufffd\ufffd\ufffdname" in (t.text or "") for t in root.iter(f"{SVG}title"))
+    assert any("bad\\x00\\x1f\\x7fname" in (t.text or "") for t in root.iter(f"{SVG}title"))
     standalone = render_graph(report.graph, report.proposal, "svg")
     ElementTree.fromstring(standalone)

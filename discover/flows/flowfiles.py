@@ -8,7 +8,7 @@ commands, `verify` and the reports come here to read and write.
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from ipaddress import IPv6Address, ip_address
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,13 +117,24 @@ def write_table(frame: pd.DataFrame, path: Path | str) -> None:
                 if isinstance(text[column].dtype, pd.DatetimeTZDtype):
                     stamps = text[column].dt.tz_convert("UTC").dt.strftime(ISO_FORMAT)
                     text[column] = stamps.astype(object).where(stamps.notna(), "")
-            text.to_csv(path, index=False, lineterminator="\n")
+            has_cr = any(text[c].astype(str).str.contains("\r", regex=False).any()
+                         for c in text.columns
+                         if text[c].dtype == object or pd.api.types.is_string_dtype(text[c]))
+            ending = "\r\n" if has_cr else "\n"  # see _line_end
+            text.to_csv(path, index=False, lineterminator=ending)
         elif suffix == ".parquet":
             frame.to_parquet(path, index=False)
         else:
             raise OutputError(str(path), "unknown output format; use a .csv or .parquet name")
     except OSError as error:
         raise OutputError(str(path), f"cannot write: {error.strerror or error}") from error
+
+
+def _line_end(values: Iterable[object]) -> str:
+    """"\n", or "\r\n" when a cell holds a carriage return: the csv writer quotes a cell
+    only for the characters of its line terminator, and a lone CR left unquoted splits
+    the row in two for every reader (a DNS name or an inventory name may hold one)."""
+    return "\r\n" if any(isinstance(v, str) and "\r" in v for v in values) else "\n"
 
 
 def _read_csv(name: str) -> pd.DataFrame:
@@ -291,7 +302,8 @@ def write_flow_table(flow_table: FlowTable, path: Path | str, table: str = "flow
         ]
     try:
         with open(path, "w", newline="", encoding="utf-8") as stream:
-            writer = csv.writer(stream, lineterminator="\n")
+            ending = _line_end(v for row in rows for v in row)
+            writer = csv.writer(stream, lineterminator=ending)
             writer.writerow(header)
             writer.writerows(rows)
     except OSError as error:

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from discover.escaping.yaml_comment import comment_lines
 from discover.synthesis.proposal import PolicyDocument, Proposal, format_time
 
 SCHEMA_VERSION = 1
@@ -21,13 +22,26 @@ class _Dumper(yaml.SafeDumper):
         super().increase_indent(flow, False)
 
 
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    # With allow_unicode, PyYAML writes NEL, U+2028 and U+2029 raw inside plain or quoted
+    # scalars, and its reader folds them as line breaks: the value would not read back.
+    # Double quotes escape them (\N, \L, \P).
+    style = '"' if any(ch in data for ch in "\x85\u2028\u2029") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
 def _dump(data: Any) -> str:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
                      allow_unicode=True, width=100)
 
 
 def _comment(lines: Sequence[str]) -> str:
-    return "".join(f"# {line}".rstrip() + "\n" for line in lines)
+    # Comment lines carry names from the inventory and DNS: a line break in one would
+    # start a document of its own in a file people apply.
+    return comment_lines(lines)
 
 
 def _file_header(proposal: Proposal, what: str) -> list[str]:

@@ -1,0 +1,20 @@
+"""HTML and SVG text and attribute values, and the one script the report inlines."""
+
+from __future__ import annotations
+
+import html
+
+from discover.escaping.visible import visible
+
+
+def html_text(value: object) -> str:
+    """Text for an element or a quoted attribute (`&<>"'` escaped). Tabs and newlines are
+    kept: HTML treats them as spaces, and <pre> blocks and SVG tooltips mean them."""
+    return html.escape(visible(str(value), keep="\t\n\r"), quote=True)
+
+
+def script_element(source: str) -> str:
+    """A <script> element holding `source`: "</" (which could close the element) and "<!--"
+    (which switches the HTML parser into an escaped state) can't appear inside it."""
+    guarded = source.replace("</", "<\\/").replace("<!--", "<\\!--")
+    return "<script>" + guarded + "</script>"
