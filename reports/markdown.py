@@ -4,11 +4,11 @@ is in report.html. Deterministic: sorted, no time of the run."""
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable
 
 from discover.enrichment.peers import Peer, PeerKind
+from discover.escaping.markdown_text import md_code, md_text
 from discover.inventory.model import WorkloadRef
 from discover.synthesis.proposal import EdgeDecision, Proposal, Severity, format_time
 from reports.changes import Changes, compute_changes, documents_by_workload
@@ -17,14 +17,7 @@ from reports.model import ReportInput, sorted_findings, summarize
 WORKLOADS_LISTED = 12  # per namespace; the rest is counted
 PEERS_LISTED = 6
 FINDINGS_LISTED = 25
-_SPECIAL = re.compile(r"([\\`*_\[\]#|!])")
-
-
-def md(value: object) -> str:
-    """Text that renders as itself in GitHub Markdown (no links, HTML or emphasis)."""
-    escaped = _SPECIAL.sub(r"\\\1", str(value))
-    escaped = escaped.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return escaped.replace("\n", " ")
+md = md_text  # every name from the cluster or DNS goes through it
 
 
 def _peer_name(peer: Peer, home: str) -> str:
@@ -133,7 +126,7 @@ def render_markdown(report: ReportInput) -> str:
     changes = compute_changes(report.inventory, proposal)
     counts = summary.findings
     packets = f"{summary.packets:,} packets, " if summary.packets is not None else ""
-    sources = ", ".join(f"`{s}`" if "`" not in s else md(s) for s in summary.sources)
+    sources = ", ".join(md_code(s) for s in summary.sources)
     lines = [
         "# NetworkPolicy proposal",
         "",
@@ -176,7 +169,7 @@ def _decision_lines(proposal: Proposal) -> list[str]:
         lines.append("")
         for finding in findings[:FINDINGS_LISTED]:
             evidence = f" ({md(finding.evidence)})" if finding.evidence else ""
-            lines.append(f"- **{finding.severity.value}** `{md(finding.rule)}` "
+            lines.append(f"- **{finding.severity.value}** {md_code(finding.rule)} "
                          f"{md(finding.subject)}: {md(finding.message)}{evidence}")
         if len(findings) > FINDINGS_LISTED:
             lines.append(f"- and {len(findings) - FINDINGS_LISTED} more (report.html)")

@@ -222,6 +222,15 @@ def _check_outputs(out: Path, analysis: Analysis, flows: tuple[FlowRow, ...]) ->
     assert parser.tags.count("svg") == page.count('<div class="graph-box"')
     assert not parser.handlers, parser.handlers  # no on*= attribute came in
 
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    rendered = _render_md(markdown)
+    assert "script" not in _tags(rendered) and "svg" not in _tags(rendered)
+    rows = [line for line in markdown.splitlines() if line.startswith("| ")]
+    fqdn_rows = len(proposal.fqdn_dependencies) + 1 if proposal.fqdn_dependencies else 0
+    namespace_rows = len(set(d.namespace for d in proposal.documents)
+                         | set(proposal.namespaces)) + 1 if proposal.documents else 0
+    assert len(rows) == fqdn_rows + namespace_rows
+    assert rendered.count("<tr>") == len(rows)
 
 
 def _run(out: Path, *strings: str) -> tuple[Analysis, tuple[FlowRow, ...]]:
