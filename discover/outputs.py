@@ -1,16 +1,17 @@
 """Write what `analyze` found into its output directory (the DESIGN.md contract).
 
-Every file is written whole to a temporary name and renamed, so a failed run never leaves
-a half-written policies.yaml that someone might apply.
+The six files are written into a temporary directory beside the output directory and
+swapped in as a set (`discover/atomic.py`), so a failed run never leaves a half-written
+policies.yaml that someone might apply, nor new policies beside an old report.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from discover.analysis import Analysis
+from discover.atomic import replace_directory
 from discover.errors import ConfigurationError
 from discover.flows.flowfiles import write_table
 from discover.flows.flowtable import DnsRow, FlowRow
@@ -22,6 +23,10 @@ from reports.markdown import render_markdown
 from reports.model import ReportInput
 from reports.tables import flows_with_verdicts
 
+FLOWS_FILE = "flows.csv"
+OUTPUT_NAMES = frozenset({"policies.yaml", FLOWS_FILE, "fqdn-dependencies.yaml",
+                          "cilium-policies.yaml", "report.md", "report.html"})
+
 
 def write_outputs(
     out_dir: Path,
@@ -31,12 +36,10 @@ def write_outputs(
     flows: Sequence[FlowRow],
     dns: Sequence[DnsRow],
 ) -> list[Path]:
-    """Write the contract's six files into `out_dir`; the paths, in a stable order."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigurationError(f"{out_dir}: cannot create the output directory: "
-                                 f"{error.strerror or error}") from error
+    """Write the contract's six files into `out_dir`; the paths, in a stable order.
+
+    All six are written into a new directory beside `out_dir`, synced, and swapped in
+    together: `out_dir` holds either the old set or the new one, never a mix."""
     proposal = analysis.proposal
     report = ReportInput(
         proposal=proposal,
@@ -56,20 +59,19 @@ def write_outputs(
         "report.md": render_markdown(report),
         "report.html": render_html(report),
     }
-    written = []
-    for name, text in texts.items():
-        written.append(_write_atomically(out_dir / name, text))
-    flows_path = out_dir / "flows.csv"
-    write_table(flows_with_verdicts(flows, analysis.verdicts), flows_path)
-    written.insert(1, flows_path)
-    return written
+    table = flows_with_verdicts(flows, analysis.verdicts)
 
+    def write(staging: Path) -> None:
+        for name, text in texts.items():
+            (staging / name).write_text(text, encoding="utf-8")
+        write_table(table, staging / FLOWS_FILE)
 
-def _write_atomically(path: Path, text: str) -> Path:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
+        replace_directory(out_dir, write, OUTPUT_NAMES)
     except OSError as error:
-        raise ConfigurationError(f"{path}: cannot write: {error.strerror or error}") from error
-    return path
+        raise ConfigurationError(f"{out_dir}: cannot write the outputs: "
+                                 f"{error.strerror or error}; nothing was changed "
+                                 "there") from error
+    written = [out_dir / name for name in texts]
+    written.insert(1, out_dir / FLOWS_FILE)
+    return written

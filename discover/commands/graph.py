@@ -161,14 +161,24 @@ def write_graph(graph: WorkloadGraph, path: Path) -> None:
     from reports.tables import graph_frame
 
     if path.suffix.lower() == ".json":
+        from discover.atomic import replace_file
         from discover.flows.flowfiles import OutputError
 
+        text = json.dumps(graph_document(graph), indent=2) + "\n"
         try:
-            path.write_text(json.dumps(graph_document(graph), indent=2) + "\n", encoding="utf-8")
+            replace_file(path, lambda temporary: _write_text(temporary, text))
         except OSError as error:
             raise OutputError(str(path), f"cannot write: {error.strerror or error}") from error
         return
     write_table(graph_frame(graph), path)
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
 
 
 def warn_inventory_problems(inventory: Inventory) -> None:
@@ -191,12 +201,13 @@ def _picture_format(args: argparse.Namespace) -> str | None:
 
 
 def write_picture(graph: WorkloadGraph, path: Path, fmt: str) -> None:
+    from discover.atomic import replace_file
     from discover.flows.flowfiles import OutputError
     from reports.graph_render import render_graph
 
     picture = render_graph(graph, None, fmt)
     try:
-        path.write_bytes(picture)
+        replace_file(path, lambda temporary: _write_bytes(temporary, picture))
     except OSError as error:
         raise OutputError(str(path), f"cannot write: {error.strerror or error}") from error
 

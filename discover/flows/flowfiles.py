@@ -13,6 +13,7 @@ from ipaddress import IPv6Address, ip_address
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from discover.atomic import replace_file
 from discover.errors import ConfigurationError, ReadError
 from discover.flows.events import DirectionEvidence, Protocol
 from discover.flows.flowtable import (
@@ -106,11 +107,21 @@ def read_flows_file(path: Path | str) -> pd.DataFrame:
 
 
 def write_table(frame: pd.DataFrame, path: Path | str) -> None:
-    """Write a frame as CSV (times ISO-8601 UTC) or Parquet, chosen by the file extension."""
+    """Write a frame as CSV (times ISO-8601 UTC) or Parquet, chosen by the file extension;
+    an existing file is replaced only once the new one is written and synced whole.
+
+    CSV cells are quoted by the csv rules (a name with a comma, a quote or a line break
+    reads back the same with pandas) and otherwise written as they are: these are data
+    files for pandas and `verify`, so a name starting with `=` or `+` is not prefixed
+    with a quote against spreadsheet formulas, which would change the data read back.
+    Open them in a spreadsheet as text (import), not by double-click."""
     import pandas as pd
 
     suffix = Path(path).suffix.lower()
-    try:
+    if suffix not in (".csv", ".parquet"):
+        raise OutputError(str(path), "unknown output format; use a .csv or .parquet name")
+
+    def write(temporary: Path) -> None:
         if suffix == ".csv":
             text = frame.copy()
             for column in text.columns:
@@ -121,11 +132,12 @@ def write_table(frame: pd.DataFrame, path: Path | str) -> None:
                          for c in text.columns
                          if text[c].dtype == object or pd.api.types.is_string_dtype(text[c]))
             ending = "\r\n" if has_cr else "\n"  # see _line_end
-            text.to_csv(path, index=False, lineterminator=ending)
-        elif suffix == ".parquet":
-            frame.to_parquet(path, index=False)
+            text.to_csv(temporary, index=False, lineterminator=ending)
         else:
-            raise OutputError(str(path), "unknown output format; use a .csv or .parquet name")
+            frame.to_parquet(temporary, index=False)
+
+    try:
+        replace_file(Path(path), write)
     except OSError as error:
         raise OutputError(str(path), f"cannot write: {error.strerror or error}") from error
 
@@ -300,12 +312,15 @@ def write_flow_table(flow_table: FlowTable, path: Path | str, table: str = "flow
             )
             for d in flow_table.dns_rows()
         ]
-    try:
-        with open(path, "w", newline="", encoding="utf-8") as stream:
+    def write(temporary: Path) -> None:
+        with open(temporary, "w", newline="", encoding="utf-8") as stream:
             ending = _line_end(v for row in rows for v in row)
             writer = csv.writer(stream, lineterminator=ending)
             writer.writerow(header)
             writer.writerows(rows)
+
+    try:
+        replace_file(Path(path), write)
     except OSError as error:
         raise OutputError(str(path), f"cannot write: {error.strerror or error}") from error
     return len(rows)
