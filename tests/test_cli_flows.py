@@ -33,7 +33,7 @@ def test_flows_writes_csv_and_reports_one_line(
     assert (
         out.read_text()
         .splitlines()[2]
-        .endswith(",2026-01-01T00:00:01.000000Z,2026-01-01T00:00:02.500000Z,syn")
+        .endswith(",2026-01-01T00:00:01.000000Z,2026-01-01T00:00:02.500000Z,syn,completed")
     )
     stderr = capsys.readouterr().err
     assert stderr == (

@@ -51,6 +51,7 @@ FLOW_DTYPES = {
     "first_seen": "datetime64[ns, UTC]",
     "last_seen": "datetime64[ns, UTC]",
     "direction": "str",
+    "outcome": "str",
 }
 DNS_DTYPES = {
     "client_ip": "str",
@@ -300,7 +301,7 @@ def test_csv_times_are_iso8601_utc(tmp_path: Path) -> None:
     lines = path.read_text().splitlines()
     assert lines[0] == ",".join(FLOW_COLUMNS)
     assert lines[1] == (
-        "10.0.0.2,10.0.0.10,TCP,80,1,9,2023-11-14T22:13:20.000000Z,2023-11-14T22:13:22.000000Z,syn"
+        "10.0.0.2,10.0.0.10,TCP,80,1,9,2023-11-14T22:13:20.000000Z,2023-11-14T22:13:22.000000Z,syn,unknown"
     )
 
 
@@ -316,6 +317,7 @@ def test_a_file_with_only_the_four_contract_columns_is_valid(tmp_path: Path) -> 
     assert frame["protocol"].tolist() == ["TCP", "UDP"]
     assert frame["connections"].tolist() == [1, 1]
     assert frame["direction"].tolist() == ["inferred", "inferred"]
+    assert frame["outcome"].tolist() == ["unknown", "unknown"]
     assert frame["first_seen"].isna().all()
     assert dtypes(frame[FLOW_COLUMNS]) == FLOW_DTYPES
 

@@ -247,7 +247,7 @@ def test_migrate_leaves_current_documents_alone() -> None:
             lambda d: d.pop("schema_version"),
             "schema_version: missing; is this a netpol-discover summary?",
         ),
-        (lambda d: d.update(schema_version=2), "schema_version: version 2 is newer"),
+        (lambda d: d.update(schema_version=3), "schema_version: version 3 is newer"),
         (lambda d: d.update(schema_version=-1), "schema_version: unknown version -1"),
     ],
 )

@@ -110,6 +110,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="CIDR",
         help="the cluster's Service range (default: inferred from ClusterIPs)",
     )
+    parser.add_argument(
+        "--allow-attempts",
+        action="store_true",
+        help="also allow edges that never completed (refused, unanswered, a brief one-way "
+        "UDP burst to an undeclared port), as before outcomes were recorded; by default "
+        "they are reported as 'attempted, not allowed'",
+    )
     add_reading_options(parser)
     parser.set_defaults(run=run, usage_error=parser.error)
 
@@ -174,4 +181,5 @@ def _options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         service_cidrs=networks(args.service_cidr, "--service-cidr"),
         namespaces=tuple(args.namespace),
         aws_vpc_cidrs=networks(args.aws_vpc_cidr, "--aws-vpc-cidr"),
+        allow_attempts=args.allow_attempts,
     )

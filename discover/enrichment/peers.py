@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from discover.flows.events import IPAddress, Protocol
+from discover.flows.events import IPAddress, Outcome, Protocol
 from discover.inventory.model import WorkloadRef
 
 
@@ -89,3 +89,6 @@ class GraphEdge:
     first_seen: datetime
     last_seen: datetime
     evidence: tuple[FlowKey, ...] = field(default=())
+    # The most telling outcome of its flows (OUTCOME_ORDER): synthesis allows completed
+    # edges, not attempts (discover/synthesis/attempts.py).
+    outcome: Outcome = Outcome.UNKNOWN

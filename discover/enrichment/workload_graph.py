@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from discover.enrichment.peers import FlowKey, GraphEdge, Peer, PeerKind, ServiceRef
 from discover.enrichment.resolver import Resolver, declared_port
-from discover.flows.events import IPAddress, Protocol
+from discover.flows.events import OUTCOME_ORDER, IPAddress, Outcome, Protocol
 from discover.flows.flowtable import DnsRow, FlowRow, utc_time
 from discover.inventory.model import Inventory, WorkloadRef
 
@@ -65,6 +65,7 @@ class _EdgeAcc:
     # per client address: counts of rows to the ClusterIP, counts of rows to the pod itself
     via_service: dict[IPAddress, _Counts] = field(default_factory=dict)
     direct: dict[IPAddress, _Counts] = field(default_factory=dict)
+    outcome: int = len(OUTCOME_ORDER)  # the most telling of its rows' (OUTCOME_ORDER)
 
 
 def _identity(peer: Peer) -> Peer:
@@ -81,7 +82,7 @@ def build_graph(flows: Sequence[FlowRow], dns: Sequence[DnsRow] | None, inventor
     notes: set[str] = set(resolver.notes)
     edges: dict[tuple[Peer, Peer, Protocol, int], _EdgeAcc] = {}
     rows = _rows(flows, inventory, notes)
-    for src_ip, dst_ip, protocol, dst_port, connections, packets, first, last in rows:
+    for src_ip, dst_ip, protocol, dst_port, connections, packets, first, last, outcome in rows:
         flow = FlowKey(src_ip, dst_ip, protocol, dst_port)
         # Every pod that held either address at some time of the row, not only the
         # holders at its ends: a long row can see an IP pass through several pods.
@@ -125,6 +126,7 @@ def build_graph(flows: Sequence[FlowRow], dns: Sequence[DnsRow] | None, inventor
                 acc.first = first if acc.first is None else min(acc.first, first)
                 acc.last = last if acc.last is None else max(acc.last, last)
                 acc.evidence.add(flow)
+                acc.outcome = min(acc.outcome, _OUTCOME_RANK[outcome])
                 bucket = acc.via_service if destination.via_service else acc.direct
                 counts = bucket.setdefault(src_ip, _Counts())
                 counts.connections += connections
@@ -164,6 +166,7 @@ def _finish(acc: _EdgeAcc, protocol: Protocol, port: int) -> GraphEdge:
         port_name=acc.port_name, connections=connections, packets=packets,
         first_seen=acc.first, last_seen=acc.last,
         evidence=tuple(sorted(acc.evidence, key=_flow_sort_key)),
+        outcome=OUTCOME_ORDER[acc.outcome],
     )
 
 
@@ -197,7 +200,8 @@ def _unique(items: Iterable[T]) -> list[T]:
     return out
 
 
-Row = tuple[IPAddress, IPAddress, Protocol, int, int, int, datetime, datetime]
+Row = tuple[IPAddress, IPAddress, Protocol, int, int, int, datetime, datetime, Outcome]
+_OUTCOME_RANK = {outcome: rank for rank, outcome in enumerate(OUTCOME_ORDER)}
 
 
 def _rows(flows: Sequence[FlowRow], inventory: Inventory, notes: set[str]) -> list[Row]:
@@ -213,5 +217,5 @@ def _rows(flows: Sequence[FlowRow], inventory: Inventory, notes: set[str]) -> li
             first = utc_time(flow.first_seen)
         last = first if flow.last_seen is None else utc_time(flow.last_seen)
         out.append((flow.src_ip, flow.dst_ip, flow.protocol, flow.dst_port, flow.connections,
-                    flow.packets, first, max(first, last)))
+                    flow.packets, first, max(first, last), flow.outcome))
     return out

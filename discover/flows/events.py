@@ -35,6 +35,33 @@ class DirectionEvidence(enum.StrEnum):
     INFERRED = "inferred"  # mid-connection capture: decided from ports and later packets
 
 
+class Outcome(enum.StrEnum):
+    """What became of an edge's set-ups: did the server take part in an exchange?
+
+    An edge shows the most telling outcome any of its connections had (`OUTCOME_ORDER`):
+    an answer, else an error, else silence. One answered connection makes the port a
+    dependency whatever other tries met; one ICMP error among datagrams that got none
+    (Linux rate-limits them) says nobody listened.
+    """
+
+    COMPLETED = "completed"  # TCP: SYN-ACK or data both ways; UDP: a datagram back; SCTP: INIT-ACK
+    UNKNOWN = "unknown"  # not recorded (an agent summary of schema 1, a flows file without it)
+    ONE_WAY = "one-way"  # UDP datagrams with neither answer nor error
+    REFUSED = "refused"  # answered with a TCP RST, an SCTP ABORT or an ICMP unreachable
+    UNANSWERED = "unanswered"  # TCP/SCTP set-ups nobody answered
+
+
+# Most telling first. UNKNOWN ranks above the attempts so that old evidence keeps allowing
+# what it allowed before outcomes were recorded.
+OUTCOME_ORDER = (
+    Outcome.COMPLETED,
+    Outcome.UNKNOWN,
+    Outcome.REFUSED,
+    Outcome.ONE_WAY,
+    Outcome.UNANSWERED,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionOpen:
     """One connection set-up (an SCTP association's; for UDP, the first datagram of a flow)."""
@@ -77,7 +104,9 @@ class EdgePackets:
 
     The offline decoder emits these per chunk for packets of connections whose direction it
     knows, so packet counts cost one record per edge and chunk, not one per packet. The live
-    agent only sees set-up packets, so its counts are those.
+    agent only sees set-up packets, so its counts are those. `outcome` is the best the
+    connections of the edge reached so far (a later batch may improve it: the answer to a
+    SYN can come in the next one).
     """
 
     first_time: float
@@ -87,6 +116,7 @@ class EdgePackets:
     protocol: Protocol
     server_port: int
     packets: int
+    outcome: Outcome = Outcome.UNKNOWN
 
 
 Event = ConnectionOpen | DnsAnswer | EdgePackets

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from discover.atomic import replace_file
 from discover.errors import ConfigurationError, ReadError
-from discover.flows.events import DirectionEvidence, Protocol
+from discover.flows.events import DirectionEvidence, Outcome, Protocol
 from discover.flows.flowtable import (
     CNAME_SEPARATOR,
     DNS_COLUMNS,
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 
 _DIRECTIONS = frozenset(e.value for e in DirectionEvidence)
+_OUTCOMES = frozenset(e.value for e in Outcome)
 _PROTOCOLS = frozenset(p.value for p in Protocol)
 
 
@@ -64,7 +65,7 @@ def read_flows_file(path: Path | str) -> pd.DataFrame:
     """A flows CSV or Parquet file (sniffed by content) as FLOW_COLUMNS plus any extra ones.
 
     Only the four required columns must be there; the others get `FLOW_DEFAULTS`
-    (connections 1, packets 0, times NaT, direction "inferred"). IPs come back in
+    (connections 1, packets 0, times NaT, direction "inferred", outcome "unknown"). IPs come back in
     canonical form, protocol upper case. A bad value raises FlowsFileError naming the
     file, the line and the column (for Parquet, `line` is the 1-based row).
     """
@@ -94,6 +95,7 @@ def read_flows_file(path: Path | str) -> pd.DataFrame:
         ("connections", _parse_count, "int64"),
         ("packets", _parse_count, "int64"),
         ("direction", _parse_direction, "str"),
+        ("outcome", _parse_outcome, "str"),
     ):
         if column in raw.columns:
             values = _parse_column(name, lines, column, parse, raw[column].tolist())
@@ -244,6 +246,16 @@ def _parse_direction(value: object) -> str:
     return text
 
 
+def _parse_outcome(value: object) -> str:
+    text = str(value).strip().lower()
+    if not text:
+        return Outcome.UNKNOWN.value
+    if text not in _OUTCOMES:
+        choices = ", ".join(e.value for e in Outcome)
+        raise ValueError(f"expected one of {choices}, got {value!r}")
+    return text
+
+
 def _parse_times(
     name: str, lines: list[int], column: str, raw: pd.Series | None, index: pd.Index
 ) -> pd.Series:
@@ -293,6 +305,7 @@ def write_flow_table(flow_table: FlowTable, path: Path | str, table: str = "flow
                 iso_time(r.first_seen),
                 iso_time(r.last_seen),
                 r.direction.value,
+                r.outcome.value,
             )
             for r in flow_table.flow_rows()
         ]

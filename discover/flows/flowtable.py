@@ -20,11 +20,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from discover.flows.events import (
+    OUTCOME_ORDER,
     ConnectionOpen,
     DirectionEvidence,
     DnsAnswer,
     EdgePackets,
     IPAddress,
+    Outcome,
     Protocol,
 )
 
@@ -41,6 +43,7 @@ FLOW_COLUMNS = [
     "first_seen",
     "last_seen",
     "direction",
+    "outcome",
 ]
 DNS_COLUMNS = [
     "client_ip",
@@ -69,6 +72,10 @@ EVIDENCE_ORDER = (
 _RANK = {evidence: rank for rank, evidence in enumerate(EVIDENCE_ORDER)}
 # Packets of an edge whose ConnectionOpen hasn't been seen yet: the weakest evidence.
 _UNKNOWN_RANK = _RANK[DirectionEvidence.INFERRED]
+_OUTCOME_RANK = {outcome: rank for rank, outcome in enumerate(OUTCOME_ORDER)}
+# An edge known only from ConnectionOpens (no packets of it counted yet) has no outcome
+# of its own; its rows say UNKNOWN.
+_NO_OUTCOME = len(OUTCOME_ORDER)
 
 EdgeKey = tuple[IPAddress, IPAddress, Protocol, int]  # client, server, protocol, server port
 
@@ -96,6 +103,7 @@ class FlowRow:
     The defaults are what a flows file with only the four required columns says of a row
     (the one place they are written, `FLOW_DEFAULTS`): seen at least once, nothing else
     known. Times are None only for such a row; a `FlowTable`'s rows always have them.
+    `outcome` is the best any of the edge's connections reached (see `Outcome`).
     """
 
     src_ip: IPAddress
@@ -107,6 +115,7 @@ class FlowRow:
     first_seen: float | None = None
     last_seen: float | None = None
     direction: DirectionEvidence = DirectionEvidence.INFERRED
+    outcome: Outcome = Outcome.UNKNOWN
 
 
 # Column -> value for the columns a flows file may leave out.
@@ -138,6 +147,7 @@ class _EdgeStats:
     first: float
     last: float
     rank: int  # index into EVIDENCE_ORDER
+    outcome: int  # index into OUTCOME_ORDER, or _NO_OUTCOME
 
 
 @dataclass(slots=True)
@@ -208,12 +218,15 @@ class FlowTable:
 
     def add_connection(self, event: ConnectionOpen) -> None:
         key = (event.client_ip, event.server_ip, event.protocol, event.server_port)
-        self._add_edge_values(key, 1, 0, event.time, event.time, _RANK[event.evidence])
+        self._add_edge_values(
+            key, 1, 0, event.time, event.time, _RANK[event.evidence], _NO_OUTCOME
+        )
 
     def add_packets(self, event: EdgePackets) -> None:
         key = (event.client_ip, event.server_ip, event.protocol, event.server_port)
         self._add_edge_values(
-            key, 0, event.packets, event.first_time, event.last_time, _UNKNOWN_RANK
+            key, 0, event.packets, event.first_time, event.last_time, _UNKNOWN_RANK,
+            _OUTCOME_RANK[event.outcome],
         )
 
     def add_dns(self, answer: DnsAnswer) -> None:
@@ -234,7 +247,8 @@ class FlowTable:
             raise ValueError(f"a flow table row needs its times: {row}")
         key = (row.src_ip, row.dst_ip, row.protocol, row.dst_port)
         self._add_edge_values(
-            key, row.connections, row.packets, row.first_seen, row.last_seen, _RANK[row.direction]
+            key, row.connections, row.packets, row.first_seen, row.last_seen, _RANK[row.direction],
+            _OUTCOME_RANK[row.outcome],
         )
 
     def add_dns_row(self, row: DnsRow) -> None:
@@ -251,7 +265,9 @@ class FlowTable:
     def merge(self, other: FlowTable) -> None:
         """Fold another table into this one (the other is left as it was)."""
         for key, e in other._edges.items():
-            self._add_edge_values(key, e.connections, e.packets, e.first, e.last, e.rank)
+            self._add_edge_values(
+                key, e.connections, e.packets, e.first, e.last, e.rank, e.outcome
+            )
         for dkey, d in other._dns.items():
             self._add_dns_values(
                 dkey, d.cname_chain, d.server_ip, d.ttl, d.answers, d.first, d.last
@@ -300,7 +316,10 @@ class FlowTable:
     def flow_rows(self) -> Iterator[FlowRow]:
         """Edges sorted by client IP, server IP (numerically), protocol, port."""
         for key, e in sorted(self._edges.items(), key=_edge_item_key):
-            yield FlowRow(*key, e.connections, e.packets, e.first, e.last, EVIDENCE_ORDER[e.rank])
+            outcome = OUTCOME_ORDER[e.outcome] if e.outcome < _NO_OUTCOME else Outcome.UNKNOWN
+            yield FlowRow(
+                *key, e.connections, e.packets, e.first, e.last, EVIDENCE_ORDER[e.rank], outcome
+            )
 
     def dns_rows(self) -> Iterator[DnsRow]:
         """DNS rows sorted by client IP, name, address."""
@@ -339,12 +358,13 @@ class FlowTable:
         return full
 
     def _add_edge_values(
-        self, key: EdgeKey, connections: int, packets: int, first: float, last: float, rank: int
+        self, key: EdgeKey, connections: int, packets: int, first: float, last: float, rank: int,
+        outcome: int,
     ) -> None:
         stats = self._edges.get(key)
         if stats is None:
             if not self._edge_full(key):
-                self._edges[key] = _EdgeStats(connections, packets, first, last, rank)
+                self._edges[key] = _EdgeStats(connections, packets, first, last, rank, outcome)
                 if key[2] is Protocol.UDP:
                     self._count_udp_edge(key[0])
             return
@@ -356,6 +376,8 @@ class FlowTable:
             stats.last = last
         if rank < stats.rank:
             stats.rank = rank
+        if outcome < stats.outcome:
+            stats.outcome = outcome
 
     def _count_udp_edge(self, client: IPAddress) -> None:
         self._udp_edges += 1

@@ -14,7 +14,7 @@ from ipaddress import ip_address
 import numpy as np
 import pandas as pd
 
-from discover.flows.events import DirectionEvidence, IPAddress, Protocol
+from discover.flows.events import DirectionEvidence, IPAddress, Outcome, Protocol
 from discover.flows.flowtable import (
     CNAME_SEPARATOR,
     DNS_COLUMNS,
@@ -37,6 +37,7 @@ def flows_frame(rows: Sequence[FlowRow]) -> pd.DataFrame:
             "first_seen": epoch_series([r.first_seen for r in rows]),
             "last_seen": epoch_series([r.last_seen for r in rows]),
             "direction": pd.Series([r.direction.value for r in rows], dtype="str"),
+            "outcome": pd.Series([r.outcome.value for r in rows], dtype="str"),
         },
         columns=FLOW_COLUMNS,
     )
@@ -84,6 +85,7 @@ def flow_rows_from_frame(frame: pd.DataFrame) -> tuple[FlowRow, ...]:
         epoch_seconds(frame["first_seen"]),
         epoch_seconds(frame["last_seen"]),
         frame["direction"].tolist(),
+        frame["outcome"].tolist(),
         strict=True,
     )
     return tuple(
@@ -97,8 +99,10 @@ def flow_rows_from_frame(frame: pd.DataFrame) -> tuple[FlowRow, ...]:
             first,
             last,
             DirectionEvidence(direction),
+            Outcome(outcome),
         )
-        for src, dst, protocol, port, connections, packets, first, last, direction in columns
+        for src, dst, protocol, port, connections, packets, first, last, direction, outcome
+        in columns
     )
 
 

@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 from discover import __version__
 from discover.errors import ReadError
-from discover.flows.events import DirectionEvidence, IPAddress, Protocol
+from discover.flows.events import DirectionEvidence, IPAddress, Outcome, Protocol
 from discover.flows.flowfiles import OutputError
 from discover.flows.flowtable import (
     DNS_COLUMNS,
@@ -34,7 +34,7 @@ from discover.flows.flowtable import (
 )
 
 KIND = "netpol-discover-summary"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Counters a table contributes when the meta doesn't carry them already (its caps' drops).
 TABLE_COUNTERS = DROP_COUNTERS
 # Flow frames hold datetime64[ns], which ends in April 2262.
@@ -120,6 +120,7 @@ def summary_to_dict(table: FlowTable, meta: SummaryMeta) -> dict[str, Any]:
                 "first_seen": time_text(row.first_seen),
                 "last_seen": time_text(row.last_seen),
                 "direction": row.direction.value,
+                "outcome": row.outcome.value,
             }
             for row in table.flow_rows()
         ],
@@ -348,7 +349,26 @@ _V0_DIRECTION = {
     "SCTP": DirectionEvidence.INIT,
 }
 
-MIGRATIONS: dict[int, Callable[[dict[str, Any], Fields], dict[str, Any]]] = {0: _v0_to_v1}
+def _v1_to_v2(doc: dict[str, Any], f: Fields) -> dict[str, Any]:
+    """Version 2 records each edge's outcome. A version 1 agent did not look at answers:
+    its edges are "unknown", which synthesis allows as it did before outcomes existed.
+    Anything else wrong is left for the version 2 checks to name."""
+    flows = doc.get("flows")
+    if isinstance(flows, list):
+        for index, row in enumerate(flows):
+            if isinstance(row, dict) and "outcome" in row:
+                f.fail(f"flows[{index}].outcome", "unknown field")
+        flows = [
+            {**row, "outcome": Outcome.UNKNOWN.value} if isinstance(row, dict) else row
+            for row in flows
+        ]
+    return {**doc, "schema_version": 2, "flows": flows}
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any], Fields], dict[str, Any]]] = {
+    0: _v0_to_v1,
+    1: _v1_to_v2,
+}
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -373,6 +393,7 @@ def _flow_row(f: Fields, item: object, path: str) -> FlowRow:
         direction=DirectionEvidence(
             f.choice(row["direction"], f"{path}.direction", list(DirectionEvidence))
         ),
+        outcome=Outcome(f.choice(row["outcome"], f"{path}.outcome", list(Outcome))),
     )
 
 

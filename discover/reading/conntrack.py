@@ -9,6 +9,12 @@ or retransmitted (same ISN) opens one connection, a client reusing the 4-tuple (
 ISN) opens another. SCTP associations take the same path: `packet_headers` gives an INIT
 and an INIT-ACK the flags and numbers of a SYN and a SYN-ACK, the client's Initiate Tag
 standing for its ISN.
+
+Each flow also records its outcome (`Outcome`): whether its server answered (a SYN-ACK, an
+INIT-ACK, any other packet from the server, a UDP datagram back), refused (a TCP RST, an
+SCTP ABORT, or an ICMP unreachable, which `packet_headers` files under the flow as a
+packet from the server), or neither. A TCP or SCTP flow first seen mid-way (no set-up) is
+completed: it was going on before the capture began.
 """
 
 from __future__ import annotations
@@ -21,13 +27,15 @@ import numpy as np
 import numpy.typing as npt
 
 from discover.flows.events import (
+    OUTCOME_ORDER,
     ConnectionOpen,
     DirectionEvidence,
     EdgePackets,
     IPAddress,
+    Outcome,
     Protocol,
 )
-from discover.reading.packet_headers import ACK, SCTP, SYN, TCP, UDP, Headers
+from discover.reading.packet_headers import ACK, RST, SCTP, SYN, TCP, UDP, Headers
 
 F64Array = npt.NDArray[np.float64]
 WELL_KNOWN_END = 1024
@@ -49,20 +57,49 @@ _SETUP_COUNTERS = {
     SCTP: ("associations_init", "associations_init_ack"),
 }
 Setup = tuple[float, int, bool, int, int, int]  # time, flags, sent by "b", seq, ack, data size
+_OUTCOME_RANK = {outcome: rank for rank, outcome in enumerate(OUTCOME_ORDER)}
+COMPLETED = _OUTCOME_RANK[Outcome.COMPLETED]
+ONE_WAY = _OUTCOME_RANK[Outcome.ONE_WAY]
+REFUSED = _OUTCOME_RANK[Outcome.REFUSED]
+UNANSWERED = _OUTCOME_RANK[Outcome.UNANSWERED]
+# What each end of a group sent: bit 0 a packet from "a", bit 1 one from "b", bits 2 and 3
+# a refusal (RST, ABORT, ICMP error) from "a" and from "b".
+_SENT_A, _SENT_B, _REFUSED_BY_A, _REFUSED_BY_B = 1, 2, 4, 8
 
 
 class Flow:
     """What is known of one 4-tuple (5-tuple with the protocol): which end is the client of
     its latest connection, when it was last seen, and for TCP and SCTP the set-ups seen
     lately, as {client side | client ISN or Initiate Tag: last seen} (the marks of
-    `ConnectionTracker._tcp`)."""
+    `ConnectionTracker._tcp`); `outcome` the best rank in OUTCOME_ORDER it reached so far,
+    `midway` whether it was first seen without its set-up."""
 
-    __slots__ = ("client_is_a", "last", "setups")
+    __slots__ = ("client_is_a", "last", "midway", "outcome", "setups")
 
-    def __init__(self, client_is_a: bool, last: float, setups: dict[int, float] | None) -> None:
+    def __init__(
+        self, client_is_a: bool, last: float, setups: dict[int, float] | None,
+        midway: bool = False,
+    ) -> None:
         self.client_is_a = client_is_a
         self.last = last
         self.setups = setups
+        self.midway = midway
+        self.outcome = len(OUTCOME_ORDER)  # none yet
+
+
+def _outcome(proto: int, flow: Flow, bits: int) -> int:
+    """The outcome rank of one batch's packets of `flow` (`bits`: what each end sent)."""
+    if flow.client_is_a:
+        answered, refused = bits & _SENT_B, bits & _REFUSED_BY_B
+    else:
+        answered, refused = bits & _SENT_A, bits & _REFUSED_BY_A
+    if answered or (flow.midway and proto != UDP):
+        # A connection seen mid-way was set up before the capture began, even when all
+        # that is left of it is a reset.
+        return COMPLETED
+    if refused:
+        return REFUSED
+    return ONE_WAY if proto == UDP else UNANSWERED
 
 
 @lru_cache(maxsize=65536)
@@ -127,6 +164,10 @@ class ConnectionTracker:
         t_last = np.maximum.reduceat(t, first)
         flags = h.flags[order]
         sender_b = swap[order]
+        refusal = (flags & RST) != 0
+        sent_bits = np.where(sender_b, np.where(refusal, _REFUSED_BY_B, _SENT_B),
+                             np.where(refusal, _REFUSED_BY_A, _SENT_A))
+        sent = np.bitwise_or.reduceat(sent_bits, first)
         setup = np.flatnonzero((flags & SYN) != 0)  # UDP's flags are 0
         setups: dict[int, list[Setup]] = {}
         if len(setup):
@@ -143,16 +184,19 @@ class ConnectionTracker:
         keys = zip(*(c[first].tolist() for c in cols), strict=True)
         opens: list[ConnectionOpen] = []
         edges: dict[tuple[int, int, int, int, int, int, int], list[float]] = {}
-        for g, (key, tf, tl, size, fflags, fsender_b) in enumerate(zip(
+        for g, (key, tf, tl, size, fflags, fsender_b, bits) in enumerate(zip(
             keys, t_first.tolist(), t_last.tolist(), sizes.tolist(),
-            flags[first].tolist(), sender_b[first].tolist(), strict=True,
+            flags[first].tolist(), sender_b[first].tolist(), sent.tolist(), strict=True,
         )):
             if key[0] != UDP:  # TCP, SCTP
                 state = self._tcp(key, tf, fflags, fsender_b, setups.get(g), opens, counts)
             else:
-                state = self._udp(key, tf, fsender_b, opens, counts)
+                state = self._udp(key, tf, fflags, fsender_b, opens, counts)
             if tl > state.last:
                 state.last = tl
+            outcome = _outcome(key[0], state, bits)
+            if outcome < state.outcome:
+                state.outcome = outcome
             proto, fam, ahi, alo, aport, bhi, blo, bport = key
             if state.client_is_a:
                 edge = (fam, ahi, alo, bhi, blo, proto, bport)
@@ -160,17 +204,18 @@ class ConnectionTracker:
                 edge = (fam, bhi, blo, ahi, alo, proto, aport)
             seen = edges.get(edge)
             if seen is None:
-                edges[edge] = [tf, tl, size]
+                edges[edge] = [tf, tl, size, state.outcome]
             else:
                 seen[0] = min(seen[0], tf)
                 seen[1] = max(seen[1], tl)
                 seen[2] += size
+                seen[3] = min(seen[3], state.outcome)
         self._prune(float(t_last.max()), counts)
         return opens, [
             EdgePackets(
                 first_time=v[0], last_time=v[1], client_ip=address(k[0], k[1], k[2]),
                 server_ip=address(k[0], k[3], k[4]), protocol=_PROTOCOLS[k[5]],
-                server_port=k[6], packets=int(v[2]),
+                server_port=k[6], packets=int(v[2]), outcome=OUTCOME_ORDER[int(v[3])],
             )
             for k, v in edges.items()
         ]
@@ -187,6 +232,7 @@ class ConnectionTracker:
             # Mid-connection: nobody saw this connection start.
             client_is_a = self._infer(key, not fsender_b, counts)
             flow = self._open(key, tf, client_is_a, DirectionEvidence.INFERRED, opens, None)
+            flow.midway = True
             counts["connections_inferred"] += 1
         window = self.syn_window
         for ts, fl, sender_b, seq, ack, size in setups or ():
@@ -234,13 +280,17 @@ class ConnectionTracker:
         return flow
 
     def _udp(
-        self, key: FlowKey, tf: float, fsender_b: bool, opens: list[ConnectionOpen],
-        counts: Counter[str],
+        self, key: FlowKey, tf: float, fflags: int, fsender_b: bool,
+        opens: list[ConnectionOpen], counts: Counter[str],
     ) -> Flow:
         state = self._flows.get(key)
         if state is not None and tf - state.last <= self.udp_idle:
             return state
         counts["udp_flows"] += 1
+        if fflags & RST:
+            # An ICMP error first (its datagram went uncaptured): it quotes the client's
+            # datagram, so its receiver is the client.
+            return self._open(key, tf, fsender_b, DirectionEvidence.UDP_FIRST, opens, None)
         sender_is_a = not fsender_b
         sport, dport = (key[4], key[7]) if sender_is_a else (key[7], key[4])
         if sport < WELL_KNOWN_END <= dport:

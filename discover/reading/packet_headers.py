@@ -1,5 +1,10 @@
 """IPv4/IPv6 and TCP/UDP/SCTP header fields of a batch of frames, gathered as numpy arrays.
 
+An ICMP or ICMPv6 "destination unreachable" carries the start of the packet it answers: it
+becomes an entry of that packet's flow, as if its destination had answered with a TCP RST
+(flags `RST | ICMP_ERROR`), so that connection tracking tells the client's edge it was
+refused without a path of its own.
+
 The common shapes (IPv4, IPv6 without extension headers) are handled for all frames at
 once; IPv6 extension-header chains, rare in practice, are walked one frame at a time.
 Addresses are two uint64 halves (IPv4 in the low half), so both families share arrays.
@@ -31,7 +36,15 @@ I64Array = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 TCP, UDP, SCTP = 6, 17, 132
-SYN, ACK = 0x02, 0x10
+ICMP, ICMPV6 = 1, 58
+SYN, RST, ACK = 0x02, 0x04, 0x10
+# Not a TCP flag (those fit in a byte): marks an entry that stands for an ICMP error.
+ICMP_ERROR = 0x1000
+ICMP_UNREACHABLE = 3  # ICMP type 3, destination unreachable (RFC 792)
+ICMP_FRAGMENTATION_NEEDED = 4  # its code 4 is path MTU discovery, not a refusal
+ICMPV6_UNREACHABLE = 1  # ICMPv6 type 1 (RFC 4443)
+ICMP_HEADER = 8  # type, code, checksum, 4 unused bytes; the offending packet follows
+SCTP_ABORT = 6  # an ABORT answering an INIT refuses the association (RFC 4960 5.1)
 # SCTP chunk types that set up an association (RFC 4960 3.2); INIT must be alone in its
 # packet, so the first chunk is the only one looked at.
 SCTP_INIT, SCTP_INIT_ACK = 1, 2
@@ -63,7 +76,10 @@ class Headers:
     proto: I64Array  # TCP, UDP or SCTP
     sport: I64Array
     dport: I64Array
-    flags: I64Array  # TCP flags (SCTP: SYN for INIT, SYN|ACK for INIT-ACK); 0 for UDP
+    # TCP flags (SCTP: SYN for INIT, SYN|ACK for INIT-ACK, RST for ABORT); 0 for UDP;
+    # RST|ICMP_ERROR for an ICMP error, whose entry has the offending packet's 5-tuple
+    # turned around (sent by its destination) and no payload.
+    flags: I64Array
     # Read for SYN and SYN-ACK segments only (0 otherwise): a SYN's sequence number is the
     # client's ISN, a SYN-ACK acknowledges ISN + 1 (SCTP: see above).
     seq: I64Array
@@ -113,6 +129,7 @@ def extract(
     )
     tcp, udp, sctp = proto == TCP, proto == UDP, proto == SCTP
     counts["other_protocol"] += len(proto) - int(np.count_nonzero(tcp | udp | sctp))
+    errors = _icmp_errors(data, idx, fam, proto, l4, ipend, counts)
     counts["sctp"] += int(np.count_nonzero(sctp))
     tunnel = np.flatnonzero(np.isin(proto, TUNNEL_PROTOCOLS) & (l4 < ipend))
     carried = IpPayloads(idx[tunnel], proto[tunnel], l4[tunnel], ipend[tunnel])
@@ -143,8 +160,61 @@ def extract(
     payload_end = np.where(udp, np.minimum(udp_end, ipend), ipend)
     cut = cut | (udp & (udp_end > ipend))
     payload_end = np.maximum(payload_end, np.minimum(payload, payload_end))
-    return Headers(idx, fam, shi, slo, dhi, dlo, proto, sport, dport, flags, seq, ack,
-                   np.minimum(payload, payload_end), payload_end, cut), carried
+    headers = Headers(idx, fam, shi, slo, dhi, dlo, proto, sport, dport, flags, seq, ack,
+                      np.minimum(payload, payload_end), payload_end, cut)
+    if errors is not None:
+        headers = merge(headers, errors)
+    return headers, carried
+
+
+def _icmp_errors(
+    data: U8Array, idx: I64Array, fam: I64Array, proto: I64Array, l4: I64Array,
+    ipend: I64Array, counts: Counter[str],
+) -> Headers | None:
+    """Destination-unreachable errors whose quoted packet shows its TCP/UDP/SCTP ports, as
+    entries of that packet's flow (see `Headers.flags`). "Fragmentation needed" is left
+    out: it asks for smaller packets, it refuses nothing. A quoted IPv6 packet with
+    extension headers is left out too (rare; its ports are not where they usually are)."""
+    v4 = (proto == ICMP) & (fam == 4) & (l4 + ICMP_HEADER + 20 <= ipend)
+    v6 = (proto == ICMPV6) & (fam == 6) & (l4 + ICMP_HEADER + 40 <= ipend)
+    at = np.flatnonzero(v4 | v6)
+    if not len(at):
+        return None
+    kind, code = read_u8(data, l4[at]), read_u8(data, l4[at] + 1)
+    is6 = fam[at] == 6
+    wanted = np.where(is6, kind == ICMPV6_UNREACHABLE,
+                      (kind == ICMP_UNREACHABLE) & (code != ICMP_FRAGMENTATION_NEEDED))
+    at, is6 = at[wanted], is6[wanted]
+    inner = l4[at] + ICMP_HEADER
+    inner_l4 = np.where(is6, inner + 40, inner + (read_u8(data, inner) & 0x0F) * 4)
+    inner_proto = np.where(is6, read_u8(data, inner + 6), read_u8(data, inner + 9))
+    first_fragment = is6 | ((read_u16(data, np.where(is6, inner, inner + 6)) & 0x1FFF) == 0)
+    ok = (np.isin(inner_proto, (TCP, UDP, SCTP)) & first_fragment
+          & (inner_l4 + 4 <= ipend[at]) & (inner_l4 >= inner + np.where(is6, 40, 20)))
+    at, is6, inner, inner_l4, inner_proto = (
+        a[ok] for a in (at, is6, inner, inner_l4, inner_proto))
+    n = len(at)
+    counts["icmp_errors"] += n
+    if not n:
+        return None
+    # The quoted packet went client -> server; the entry goes server -> client.
+    src_hi, src_lo = np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=np.uint64)
+    dst_hi, dst_lo = np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=np.uint64)
+    four = np.flatnonzero(~is6)
+    src_lo[four] = read_u32(data, inner[four] + 16).astype(np.uint64)
+    dst_lo[four] = read_u32(data, inner[four] + 12).astype(np.uint64)
+    six = np.flatnonzero(is6)
+    if len(six):
+        src_hi[six], src_lo[six] = _address_halves(data, inner[six] + 24)
+        dst_hi[six], dst_lo[six] = _address_halves(data, inner[six] + 8)
+    zeros = np.zeros(n, dtype=np.int64)
+    end = ipend[at]
+    return Headers(
+        idx[at], fam[at], src_hi, src_lo, dst_hi, dst_lo, inner_proto,
+        read_u16(data, inner_l4 + 2), read_u16(data, inner_l4),
+        np.full(n, RST | ICMP_ERROR, dtype=np.int64), zeros, zeros.copy(), end, end,
+        np.zeros(n, dtype=np.bool_),
+    )
 
 
 def _sctp_setups(
@@ -160,9 +230,12 @@ def _sctp_setups(
         return
     start = l4[at]
     whole = start + SCTP_SETUP_BYTES <= ipend[at]
-    chunk = np.where(whole, read_u8(data, start + SCTP_COMMON_HEADER), 0)
+    first_chunk = np.where(start + SCTP_COMMON_HEADER < ipend[at],
+                           read_u8(data, start + SCTP_COMMON_HEADER), 0)
+    chunk = np.where(whole, first_chunk, 0)
     init = at[chunk == SCTP_INIT]
     init_ack = at[chunk == SCTP_INIT_ACK]
+    flags[at[first_chunk == SCTP_ABORT]] = RST
     flags[init] = SYN
     seq[init] = read_u32(data, l4[init] + SCTP_COMMON_HEADER + 4)
     flags[init_ack] = SYN | ACK

@@ -1,6 +1,8 @@
 """Frames in, connection events out: the packet decoder shared by pcap files and live capture.
 
-TCP connections, SCTP associations and UDP flows become `ConnectionOpen`s.
+TCP connections, SCTP associations and UDP flows become `ConnectionOpen`s; `EdgePackets`
+carry each edge's packet counts and outcome (answered, refused, neither), ICMP
+unreachables included (matched to the edge of the packet they quote).
 `PacketDecoder.decode` takes a batch of frames of one link type; `decode_batch` takes
 frames that already sit in one buffer (the pcap reader's chunks). Header fields are
 gathered for the whole batch with numpy (`linklayer`, `packet_headers`); Python code then
@@ -63,6 +65,7 @@ class DecodeStats:
     fragments: int = 0  # IP fragments (first and later)
     later_fragments: int = 0  # non-first fragments: no ports, not decoded
     other_protocol: int = 0  # IP but neither TCP, UDP nor SCTP (ICMP, ESP, GRE, ...)
+    icmp_errors: int = 0  # of those, ICMP unreachables matched to the flow they answer
     sctp: int = 0  # SCTP packets (truncated ones included)
     tunneled: int = 0  # VXLAN, Geneve, IP-in-IP, GRE packets decoded by their inner packet
     tcp: int = 0

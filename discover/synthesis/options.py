@@ -75,6 +75,9 @@ class SynthesisOptions:
     window_start: datetime | None = None  # overrides the graph's window when given
     window_end: datetime | None = None
     self_check: bool = True  # verify the proposal admits every flow it meant to allow
+    # Allow attempts too (refused, unanswered, brief one-way edges), as before outcomes
+    # were recorded (--allow-attempts).
+    allow_attempts: bool = False
 
     def __post_init__(self) -> None:
         if self.fqdn_mode is FqdnMode.PROXY and self.egress_proxy is None:

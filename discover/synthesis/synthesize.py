@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from discover.enrichment.peers import GraphEdge, PeerKind
 from discover.enrichment.workload_graph import WorkloadGraph
 from discover.inventory.model import Inventory
+from discover.synthesis.attempts import deny_attempts, split_attempts
 from discover.synthesis.audit import audit_existing
 from discover.synthesis.cidrs import cluster_cidrs
 from discover.synthesis.cilium import cilium_documents
@@ -48,7 +49,9 @@ def propose(
         cloud, how = detect_cloud(inventory)
         context.report(Severity.INFO, "cloud-detected", "cluster/cloud",
                        f"cloud provider: {cloud.value} ({how})")
-    edges = sorted(graph.edges, key=_edge_key)
+    observed = sorted(graph.edges, key=_edge_key)
+    # attempts (refused, unanswered, a brief one-way burst) are findings, never rules
+    edges, attempts = split_attempts(context, observed, window)
     cluster_dns = find_cluster_dns(edges, inventory)
     exposures = Exposures(inventory, context.pods_by_workload)
 
@@ -68,6 +71,7 @@ def propose(
                 Severity.INFO, "host-network-workload", str(workload),
                 "host-network pods: NetworkPolicy does not apply to them; no policy written")
     plan_dns_server(context, cluster_dns)
+    deny_attempts(context, attempts)
 
     by_name: list[GraphEdge] = []
     # reached by name from a workload that gets no policy: listed, never allowed
@@ -91,7 +95,7 @@ def propose(
                 by_name.append(edge)
                 # it resolved the name, even when its lookup wasn't captured
                 ensure_dns_rule(context, source.workload, cluster_dns)
-    _report_undeclared_ports(context, graph)
+    _report_undeclared_ports(context, graph, edges)
 
     cidrs = cluster_cidrs(inventory, options)
     mode_of = plan_fqdn_edges(context, by_name, cidrs, edges, dns)
@@ -123,7 +127,7 @@ def propose(
     detection = detect_cni(inventory)
     findings = context.collected_findings()
     findings.extend(cni_findings(detection))
-    findings.extend(audit_existing(inventory, edges, namespaces, options))
+    findings.extend(audit_existing(inventory, observed, namespaces, options))
     proxy = options.egress_proxy
     proposal = Proposal(
         documents=tuple(documents),
@@ -147,10 +151,15 @@ def propose(
     return proposal
 
 
-def _report_undeclared_ports(context: SynthesisContext, graph: WorkloadGraph) -> None:
+def _report_undeclared_ports(
+    context: SynthesisContext, graph: WorkloadGraph, allowed: Sequence[GraphEdge]
+) -> None:
+    reached = {(e.destination.workload, e.protocol, e.port) for e in allowed}
     for item in graph.undeclared_ports:
         if not context.writes_policy(item.workload):
             continue
+        if (item.workload, item.protocol, item.port) not in reached:
+            continue  # only attempted: reported as such, not allowed
         if item.pod_declares_ports:
             context.report(
                 Severity.WARNING, "ingress-4-undeclared-port", str(item.workload),
