@@ -10,17 +10,23 @@ What passes:
 - TCP segments with SYN set (SYN and SYN-ACK). `tcp[tcpflags]` matches IPv4 only, so IPv6
   has its own clause, valid when TCP follows the fixed header directly (no extension
   headers, the common case on pod networks).
+- TCP segments with RST set: the refusal of a closed port (issue 13: an attempt is not a
+  dependency). IPv6 as for SYNs. A reset carries no data, so this lets no data through.
+- ICMP and ICMPv6 destination unreachable (type 3, type 1): the refusal of a UDP port or
+  a firewall's reject; the decoder matches the packet they quote to its edge.
 - TCP from port 53: DNS answers over TCP are data segments, not set-ups.
-- SCTP set-ups: packets whose first chunk is an INIT (type 1) or INIT-ACK (type 2); an
+- SCTP set-ups: packets whose first chunk is an INIT (type 1) or INIT-ACK (type 2), or an
+  ABORT (type 6), the refusal of an association; an
   INIT is alone in its packet (RFC 4960), so the first chunk is the one to test. libpcap's
   `sctp[]` is relative to the IPv4 header length and skips later fragments; IPv6 has its
   own clause for SCTP right after the fixed header (chunk type at 40 + 12).
 - All UDP: a stateless filter can't pick a flow's first datagram, so user space dedupes
-  per flow (the decoder) and samples under load (the capture loop).
+  per flow (the decoder) and samples under load (the capture loop). The replies that tell
+  a completed UDP exchange from a one-way one are datagrams too, so they pass already.
 What never passes: data segments of TCP connections and SCTP associations (the bulk of
 traffic), and set-ups of TCP connections to the agent's own HTTP port, so that probes and
 scrapes don't show up as edges (a client that happens to use that port number as its
-ephemeral port still does).
+ephemeral port still does), nor resets to or from that port.
 """
 
 from __future__ import annotations
@@ -35,9 +41,15 @@ SO_ATTACH_FILTER = 26  # <asm-generic/socket.h>
 
 TCP_SYN_IPV4 = "(ip and tcp[tcpflags] & tcp-syn != 0)"
 TCP_SYN_IPV6 = "(ip6 and ip6[6] == 6 and ip6[53] & 0x02 != 0)"
+TCP_RST_IPV4 = "(ip and tcp[tcpflags] & tcp-rst != 0)"
+TCP_RST_IPV6 = "(ip6 and ip6[6] == 6 and ip6[53] & 0x04 != 0)"
+ICMP_UNREACHABLE = "(icmp[icmptype] == icmp-unreach)"
+ICMPV6_UNREACHABLE = "(ip6 and ip6[6] == 58 and ip6[40] == 1)"
 DNS_OVER_TCP = "(tcp src port 53)"
-SCTP_SETUP_IPV4 = "(ip and (sctp[12] == 1 or sctp[12] == 2))"
-SCTP_SETUP_IPV6 = "(ip6 and ip6[6] == 132 and (ip6[52] == 1 or ip6[52] == 2))"
+SCTP_SETUP_IPV4 = "(ip and (sctp[12] == 1 or sctp[12] == 2 or sctp[12] == 6))"
+SCTP_SETUP_IPV6 = (
+    "(ip6 and ip6[6] == 132 and (ip6[52] == 1 or ip6[52] == 2 or ip6[52] == 6))"
+)
 ALL_UDP = "udp"
 
 
@@ -56,23 +68,27 @@ def own_port_clause(port: int) -> str:
     it, a SYN-ACK to it) is somebody else's and stays in."""
     v4 = (
         f"(ip and ((tcp dst port {port} and tcp[tcpflags] & tcp-ack == 0)"
-        f" or (tcp src port {port} and tcp[tcpflags] & tcp-ack != 0)))"
+        f" or (tcp src port {port} and tcp[tcpflags] & tcp-ack != 0)"
+        f" or (tcp port {port} and tcp[tcpflags] & tcp-rst != 0)))"
     )
     v6 = (
         f"(ip6 and ip6[6] == 6 and ((tcp dst port {port} and ip6[53] & 0x10 == 0)"
-        f" or (tcp src port {port} and ip6[53] & 0x10 != 0)))"
+        f" or (tcp src port {port} and ip6[53] & 0x10 != 0)"
+        f" or (tcp port {port} and ip6[53] & 0x04 != 0)))"
     )
     return f"{v4} or {v6}"
 
 
 def filter_expression(exclude_tcp_ports: tuple[int, ...] = ()) -> str:
-    """The libpcap expression for TCP and SCTP set-ups, DNS answers and UDP.
+    """The libpcap expression for TCP and SCTP set-ups and refusals, ICMP unreachables,
+    DNS answers and UDP.
 
     `exclude_tcp_ports` are the agent's own listening ports (its HTTP endpoint): probes
     and scrapes are not traffic to learn from.
     """
     wanted = " or ".join(
-        (TCP_SYN_IPV4, TCP_SYN_IPV6, SCTP_SETUP_IPV4, SCTP_SETUP_IPV6, DNS_OVER_TCP, ALL_UDP)
+        (TCP_SYN_IPV4, TCP_SYN_IPV6, TCP_RST_IPV4, TCP_RST_IPV6, ICMP_UNREACHABLE,
+         ICMPV6_UNREACHABLE, SCTP_SETUP_IPV4, SCTP_SETUP_IPV6, DNS_OVER_TCP, ALL_UDP)
     )
     if not exclude_tcp_ports:
         return wanted

@@ -8,8 +8,8 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from scapy.layers.inet import IP, TCP, UDP, IPOption_NOP
-from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop
+from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror, IPOption_NOP, UDPerror
+from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6EchoRequest, IPv6, IPv6ExtHdrHopByHop
 from scapy.layers.sctp import (
     SCTP,
     SCTPChunkCookieEcho,
@@ -32,7 +32,18 @@ CASES: list[tuple[str, Packet, bool]] = [
      False),
     ("ipv4 ACK", IP(src=A4, dst=B4) / TCP(sport=40000, dport=80, flags="A"), False),
     ("ipv4 FIN", IP(src=A4, dst=B4) / TCP(sport=40000, dport=80, flags="FA"), False),
-    ("ipv4 RST", IP(src=A4, dst=B4) / TCP(sport=40000, dport=80, flags="R"), False),
+    ("ipv4 RST", IP(src=A4, dst=B4) / TCP(sport=40000, dport=80, flags="R"), True),
+    ("ipv4 RST-ACK refusing a SYN", IP(src=B4, dst=A4) / TCP(sport=81, dport=40000, flags="RA"),
+     True),
+    ("ipv6 RST-ACK", IPv6(src=B6, dst=A6) / TCP(sport=81, dport=40000, flags="RA"), True),
+    ("ipv4 RST from the agent port", IP(src=B4, dst=A4) / TCP(sport=9808, dport=40000,
+     flags="RA"), False),
+    ("ipv4 ICMP port unreachable", IP(src=B4, dst=A4) / ICMP(type=3, code=3)
+     / IPerror(src=A4, dst=B4) / UDPerror(sport=40000, dport=514), True),
+    ("ipv4 ICMP echo request", IP(src=A4, dst=B4) / ICMP(type=8), False),
+    ("ipv6 ICMPv6 port unreachable", IPv6(src=B6, dst=A6) / ICMPv6DestUnreach(code=4)
+     / IPv6(src=A6, dst=B6) / UDP(sport=40000, dport=514), True),
+    ("ipv6 ICMPv6 echo request", IPv6(src=A6, dst=B6) / ICMPv6EchoRequest(), False),
     ("ipv6 SYN", IPv6(src=A6, dst=B6) / TCP(sport=40000, dport=443, flags="S"), True),
     ("ipv6 SYN-ACK", IPv6(src=B6, dst=A6) / TCP(sport=443, dport=40000, flags="SA"), True),
     ("ipv6 data", IPv6(src=A6, dst=B6) / TCP(sport=40000, dport=443, flags="PA") / Raw(b"y" * 900),
