@@ -28,6 +28,7 @@ from sidecar import metrics
 from sidecar.agent_metrics import AgentFigures, InventoryFigures, agent_samples, state_samples
 from sidecar.capture import RECEIVE_BUFFER, CaptureSocket
 from sidecar.checkpoint import Checkpoint, StateDirError, encode
+from sidecar.established import EstablishedScanner
 from sidecar.inventory_watch import InventoryWatch
 from sidecar.sampling import UdpSampler
 from sidecar.server import AgentServer, is_loopback
@@ -71,6 +72,10 @@ class AgentOptions:
     batch_gather: float = 0.02
     receive_buffer: int = RECEIVE_BUFFER
     use_ring: bool = True
+    # Seconds between reads of the kernel's socket tables for connections opened before
+    # the window (sidecar/established.py); None: never. The first read is at start-up.
+    established_interval: float | None = 60.0
+    proc_root: str = "/proc"
 
 
 @dataclass(slots=True)
@@ -84,6 +89,7 @@ class Counters:
     parse_errors: int = 0
     udp_sampled_out: int = 0
     dns_malformed: int = 0
+    established: int = 0  # connections found already established in the socket tables
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -93,6 +99,7 @@ class Counters:
             "parse_errors": self.parse_errors,
             "udp_sampled_out": self.udp_sampled_out,
             "dns_malformed": self.dns_malformed,
+            "established": self.established,
         }
 
 
@@ -129,6 +136,9 @@ class Agent:
             self._checkpoint_failed(error)
         self._capture_thread: threading.Thread | None = None
         self._capture_error: str | None = None
+        self.established: EstablishedScanner | None = None
+        if options.established_interval is not None:
+            self.established = EstablishedScanner(options.proc_root)
         self.inventory: InventoryWatch | None = None
         if options.inventory_watch:
             self.inventory = InventoryWatch(
@@ -285,6 +295,8 @@ class Agent:
             for answer in answers:
                 self.table.add(answer)
             self._run.packets += frames_read
+        if self.established is not None:
+            self.established.note_opened(others)
 
     def _update_counters(
         self, sock: CaptureSocket, decoder: PacketDecoder, dns: DnsDecoder, sampler: UdpSampler
@@ -296,6 +308,26 @@ class Agent:
         self._run.kernel_drops = kernel.drops
         self._run.kernel_received = kernel.received
         self._run.udp_sampled_out = sampler.sampled_out
+
+    def _scan_established(self) -> None:
+        """Connections older than the window (or missed by the capture) from the kernel's
+        socket tables; a table that can't be read is logged, never fatal."""
+        scanner = self.established
+        if scanner is None:
+            return
+        started = time.monotonic()
+        events = scanner.scan(self._clock())
+        with self._lock:
+            for event in events:
+                self.table.add(event)
+        self._run.established = scanner.reported_total
+        stats = scanner.last
+        for problem in stats.errors[:3]:
+            log.warning("socket table scan: %s", problem)
+        level = logging.INFO if stats.reported else logging.DEBUG
+        log.log(level, "socket tables: %d namespaces, %d sockets, %d connections found "
+                "already established (%.0f ms)", stats.namespaces, stats.sockets,
+                stats.reported, 1000 * (time.monotonic() - started))  # fmt: skip
 
     def capture_alive(self) -> bool:
         thread = self._capture_thread
@@ -440,8 +472,11 @@ class Agent:
                 target=self._capture_loop, args=(sock,), name="capture", daemon=True
             )
             self._capture_thread.start()
+            self._scan_established()  # after the capture opened: no connection falls between
             self._try_checkpoint()
             next_checkpoint = self._clock() + self.options.checkpoint_interval
+            scan_every = self.options.established_interval
+            next_scan = None if scan_every is None else self._clock() + scan_every
             while not self._stop.is_set():
                 now = self._clock()
                 if self.window_end is not None and now >= self.window_end:
@@ -449,10 +484,13 @@ class Agent:
                     break
                 if not self._capture_thread.is_alive():
                     break
+                if next_scan is not None and scan_every is not None and now >= next_scan:
+                    self._scan_established()
+                    next_scan = now + scan_every
                 if now >= next_checkpoint:
                     self._try_checkpoint()
                     next_checkpoint = now + self.options.checkpoint_interval
-                wake = next_checkpoint
+                wake = next_checkpoint if next_scan is None else min(next_checkpoint, next_scan)
                 if self.window_end is not None:
                     wake = min(wake, self.window_end)
                 self._stop.wait(max(0.01, min(1.0, wake - now)))

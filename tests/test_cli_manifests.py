@@ -45,6 +45,7 @@ def test_daemonset_runs_with_only_what_capture_needs(capsys: pytest.CaptureFixtu
     ds = docs[-1]
     spec = ds["spec"]["template"]["spec"]
     assert spec["hostNetwork"] is True
+    assert spec["hostPID"] is True  # the pods' socket tables (sidecar/established.py)
     assert spec["dnsPolicy"] == "ClusterFirstWithHostNet"
     assert spec["tolerations"] == [{"operator": "Exists"}]
     assert spec["serviceAccountName"] == "netpol-discover"

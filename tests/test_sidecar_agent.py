@@ -82,7 +82,9 @@ class RunningAgent:
         self.log = state_dir.parent / f"{state_dir.name}-agent.log"
         argv = [sys.executable, "-m", "discover.cli", "agent", "--interface", host.interface,
                 "--state-dir", str(state_dir), "--listen", AGENT, "--node-name", "test-node",
-                *extra]  # fmt: skip
+                # Exact flow sets below: no connections of other namespaces on this machine
+                # (test_sidecar_established.py covers the socket-table reads).
+                "--established-interval", "0", *extra]  # fmt: skip
         with self.log.open("ab") as log:
             self.process = host.popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         _wait_for(lambda: self.get("/healthz")[0] == 200, "the agent's /healthz")

@@ -198,7 +198,7 @@ def test_migrate_leaves_current_documents_alone() -> None:
         ),
         (
             lambda d: d["flows"][0].update(direction="guess"),
-            "flows[0].direction: expected one of syn, init, syn-ack, init-ack, udp-first, "
+            "flows[0].direction: expected one of syn, init, syn-ack, init-ack, established, udp-first, "
             "inferred, got 'guess'",
         ),
         (

@@ -27,6 +27,11 @@ A restarted agent resumes from its checkpoint (window start and counts kept). Wh
 window ends the agent writes a final checkpoint and keeps serving (a DaemonSet must not
 crash-loop) unless --exit-after-window. SIGTERM / SIGINT write a final checkpoint.
 Needs CAP_NET_RAW.
+
+Connections opened before the window (database pools, API-server watches) send no set-up
+to capture: at start and every --established-interval the agent reads them from the socket
+table of every network namespace it can see through /proc (a DaemonSet needs hostPID for
+the pods' namespaces; no capability).
 """
 
 T = TypeVar("T")
@@ -56,6 +61,18 @@ def parse_checkpoint_interval(text: str) -> float:
         raise ConfigurationError(f"--checkpoint-interval {text!r}: must be a number of "
                                  "seconds > 0")
     return value
+
+
+def parse_established_interval(text: str) -> float | None:
+    """Seconds between socket-table reads: a number > 0, or 0 for never (None)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0 or value == float("inf"):
+        raise ConfigurationError(f"--established-interval {text!r}: must be a number of "
+                                 "seconds > 0, or 0 for never")
+    return value or None
 
 
 def parse_max_edges(text: str) -> int:
@@ -184,6 +201,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="of those, at most N from one client IP (default: a tenth of --max-udp-edges)",
     )
     parser.add_argument(
+        "--established-interval",
+        type=usage(parse_established_interval),
+        default=60.0,
+        metavar="S",
+        help="seconds between reads of the kernel's socket tables for connections opened "
+        "before the window (first read at start; 0 = never; default 60)",
+    )
+    parser.add_argument(
         "--node-name",
         default=None,
         metavar="NAME",
@@ -250,6 +275,7 @@ def run(args: argparse.Namespace) -> int:
         health_port=health_port,
         duration=args.duration,
         checkpoint_interval=args.checkpoint_interval,
+        established_interval=args.established_interval,
         max_edges=args.max_edges or None,
         max_udp_edges=args.max_udp_edges,
         max_udp_edges_per_source=args.max_udp_edges_per_source,

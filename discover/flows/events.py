@@ -31,6 +31,10 @@ class DirectionEvidence(enum.StrEnum):
     INIT = "init"  # the client's SCTP INIT was seen
     SYN_ACK = "syn-ack"  # only the server's SYN-ACK was seen
     INIT_ACK = "init-ack"  # only the server's SCTP INIT-ACK was seen
+    # Found already established in the kernel's socket table by the live agent (opened
+    # before its window, or a set-up the capture missed): the end a listening socket
+    # covers is the server (sidecar/established.py).
+    ESTABLISHED = "established"
     UDP_FIRST = "udp-first"  # first datagram of a UDP flow: its sender is the client
     INFERRED = "inferred"  # mid-connection capture: decided from ports and later packets
 

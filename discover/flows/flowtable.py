@@ -66,6 +66,7 @@ EVIDENCE_ORDER = (
     DirectionEvidence.INIT,
     DirectionEvidence.SYN_ACK,
     DirectionEvidence.INIT_ACK,
+    DirectionEvidence.ESTABLISHED,
     DirectionEvidence.UDP_FIRST,
     DirectionEvidence.INFERRED,
 )
@@ -76,6 +77,7 @@ _OUTCOME_RANK = {outcome: rank for rank, outcome in enumerate(OUTCOME_ORDER)}
 # An edge known only from ConnectionOpens (no packets of it counted yet) has no outcome
 # of its own; its rows say UNKNOWN.
 _NO_OUTCOME = len(OUTCOME_ORDER)
+_COMPLETED = _OUTCOME_RANK[Outcome.COMPLETED]
 
 EdgeKey = tuple[IPAddress, IPAddress, Protocol, int]  # client, server, protocol, server port
 
@@ -218,9 +220,9 @@ class FlowTable:
 
     def add_connection(self, event: ConnectionOpen) -> None:
         key = (event.client_ip, event.server_ip, event.protocol, event.server_port)
-        self._add_edge_values(
-            key, 1, 0, event.time, event.time, _RANK[event.evidence], _NO_OUTCOME
-        )
+        # A connection found ESTABLISHED in a socket table finished its handshake: completed.
+        outcome = _COMPLETED if event.evidence is DirectionEvidence.ESTABLISHED else _NO_OUTCOME
+        self._add_edge_values(key, 1, 0, event.time, event.time, _RANK[event.evidence], outcome)
 
     def add_packets(self, event: EdgePackets) -> None:
         key = (event.client_ip, event.server_ip, event.protocol, event.server_port)
