@@ -262,6 +262,11 @@ def main() -> int:
         "bind()ing a new one per connection",
     )
     parser.add_argument(
+        "--established-interval",
+        default=None,
+        help="the agent's --established-interval (socket-table reads; default: the agent's, 60)",
+    )
+    parser.add_argument(
         "--receive-buffer",
         type=int,
         default=None,
@@ -285,6 +290,8 @@ def main() -> int:
         extra = ["--no-ring"] if args.no_ring else []
         if args.receive_buffer is not None:
             extra += ["--receive-buffer", str(args.receive_buffer)]
+        if args.established_interval is not None:
+            extra += ["--established-interval", args.established_interval]
         agent = Agent(
             pair.server, args.interface, Path(tmp) / "state", Path(tmp) / "agent.log", extra
         )
@@ -313,6 +320,8 @@ def main() -> int:
         label += ", kernel ports"
     if args.receive_buffer is not None:
         label += f", buffer {args.receive_buffer:,} B"
+    if args.established_interval is not None:
+        label += f", socket tables every {args.established_interval} s"
     table = render(rows, args.interface, label)
     print(table)
     if args.markdown is not None:
