@@ -141,6 +141,11 @@ class _Run:
         ext_addresses = sorted({a for e in scenario.externals for a in e.all_addresses}
                                | {c.ip for c in scenario.external_clients})
         ext_ns, _ = self.sandbox.attach("ext", ext_addresses, seed=f"{scenario.name}/ext")
+        dropped = sorted({a for e in scenario.externals if e.drop for a in e.all_addresses})
+        if dropped:  # a firewall in front of them: what is sent to them gets no answer
+            rules = "".join(f"-A INPUT -d {a}/32 -j DROP\n" for a in dropped)
+            load_nat_table(ext_ns, self.iptables,
+                           f"*filter\n:INPUT ACCEPT [0:0]\n{rules}COMMIT\n")
         for pod in initial:
             if pod.runs_dns:
                 self.dns.start(pod, self.pod_ns[pod.name])

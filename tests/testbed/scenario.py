@@ -108,6 +108,7 @@ class ExternalSpec:
     rotation: tuple[tuple[IPv4Address, ...], ...]
     ports: tuple[PortSpec, ...]
     cname_chain: tuple[str, ...] = ()  # CNAME targets from `name` to the name with addresses
+    drop: bool = False  # a firewall silently drops every packet sent to it (SYNs unanswered)
 
     @property
     def all_addresses(self) -> tuple[IPv4Address, ...]:

@@ -220,7 +220,7 @@ class _Parser:
         )
 
     def external(self, value: Any, where: str) -> ExternalSpec:
-        doc = self.mapping(value, where, {"name", "addresses", "cname", "ports"})
+        doc = self.mapping(value, where, {"name", "addresses", "cname", "ports", "drop"})
         raw = self.items(doc.get("addresses"), f"{where}.addresses")
         phases = raw if raw and all(isinstance(p, list) for p in raw) else [raw]
         rotation = tuple(
@@ -232,6 +232,7 @@ class _Parser:
             rotation=rotation,
             cname_chain=tuple(str(c) for c in self.items(doc.get("cname"), f"{where}.cname")),
             ports=self.each(doc, "ports", self.port, f"{where}."),
+            drop=bool(doc.get("drop", False)),
         )
 
     def external_client(self, value: Any, where: str) -> ExternalClientSpec:
