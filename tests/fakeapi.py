@@ -30,7 +30,15 @@ PATHS = {
     "/apis/apps/v1/deployments": "Deployment", "/apis/apps/v1/replicasets": "ReplicaSet",
     "/apis/apps/v1/statefulsets": "StatefulSet", "/apis/apps/v1/daemonsets": "DaemonSet",
     "/apis/batch/v1/jobs": "Job", "/apis/batch/v1/cronjobs": "CronJob",
+    "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations":
+        "ValidatingWebhookConfiguration",
+    "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations":
+        "MutatingWebhookConfiguration",
+    "/apis/apiregistration.k8s.io/v1/apiservices": "APIService",
+    "/apis/rbac.authorization.k8s.io/v1/rolebindings": "RoleBinding",
+    "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings": "ClusterRoleBinding",
 }
+CONFIG_MAP_PATH = "/api/v1/namespaces/kube-system/configmaps/"  # + name: read one by name
 LIST_VERSION = "1000"
 MAX_HOLD = 5.0  # never hold a watch longer than this, whatever the client asked
 
@@ -85,12 +93,26 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _config_map(self, name: str) -> None:
+        if "configmaps" in self.api.forbidden:
+            self._send(403, _status(403, "Forbidden", f'configmaps "{name}" is forbidden'))
+            return
+        found = [o for o in self.api.objects if o.get("kind") == "ConfigMap"
+                 and o.get("metadata", {}).get("name") == name]
+        if not found:
+            self._send(404, _status(404, "NotFound", f'configmaps "{name}" not found'))
+            return
+        self._send(200, json.dumps(found[0]).encode())
+
     def do_GET(self) -> None:  # noqa: N802
         url = urlparse(self.path)
         query = parse_qs(url.query)
         self.api.requests.append(Recorded(url.path, query))
         kind = PATHS.get(url.path)
         plural = url.path.rsplit("/", 1)[-1]
+        if url.path.startswith(CONFIG_MAP_PATH):
+            self._config_map(plural)
+            return
         if kind is None:
             self._send(404, _status(404, "NotFound", f"the server could not find {url.path}"))
             return

@@ -13,9 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from discover.errors import InventoryError
+from discover.inventory import cluster_objects as c
 from discover.inventory import objects as o
 from discover.inventory.fields import FieldError
 from discover.inventory.model import (
+    ApiCallback,
+    DnsForwarding,
     EndpointSlice,
     Ingress,
     Inventory,
@@ -23,6 +26,7 @@ from discover.inventory.model import (
     NetworkPolicy,
     Node,
     Pod,
+    RoleBinding,
     Service,
     WorkloadTemplate,
 )
@@ -30,7 +34,8 @@ from discover.inventory.owners import OwnerLink, OwnerResolver, controller_of
 
 WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob")
 KNOWN_KINDS = ("Namespace", "Node", "Pod", "Service", "EndpointSlice", "Endpoints", "Ingress",
-               "NetworkPolicy", *WORKLOAD_KINDS)
+               "NetworkPolicy", *WORKLOAD_KINDS, *c.WEBHOOK_KINDS, "APIService", *c.RBAC_KINDS,
+               "ConfigMap")
 
 
 class InventoryObjectError(InventoryError):
@@ -85,14 +90,18 @@ def build_inventory(
     collected_at: datetime | None = None,
     notes: Iterable[str] = (),
     extra_pods: Iterable[Pod] = (),
+    rbac_listed: bool = False,
 ) -> Inventory:
     """Parse every object; unknown kinds and bad objects become notes, never errors.
 
-    `extra_pods` are pods a watch saw go (or change IP) before the final listing."""
+    `extra_pods` are pods a watch saw go (or change IP) before the final listing.
+    `rbac_listed`: the bindings were listed (a live cluster with none still knows RBAC)."""
     by_kind: dict[str, list[RawObject]] = {}
     ignored: Counter[str] = Counter()
     for obj in raw:
-        if obj.kind in KNOWN_KINDS:
+        if obj.kind == "ConfigMap" and not c.is_dns_config_map(obj.metadata):
+            ignored[obj.kind] += 1  # only the cluster DNS's Corefile is read
+        elif obj.kind in KNOWN_KINDS:
             by_kind.setdefault(obj.kind, []).append(obj)
         else:
             ignored[obj.kind or "(no kind)"] += 1
@@ -132,6 +141,14 @@ def build_inventory(
         found = parse(kind, lambda d, k=kind: o.parse_workload(d, k))
         templates.extend(t for t in found if t is not None)
     all_notes.extend(owners.notes())
+    callbacks: list[ApiCallback] = []
+    for kind in c.WEBHOOK_KINDS:
+        callbacks.extend(parse(kind, lambda d, k=kind: c.parse_webhook_configuration(d, k)))
+    callbacks.extend(parse("APIService", c.parse_api_service))
+    bindings: list[RoleBinding] = []
+    for kind in c.RBAC_KINDS:
+        bindings.extend(parse(kind, lambda d, k=kind: c.parse_role_binding(d, k)))
+    forwarding: list[DnsForwarding] = parse("ConfigMap", c.parse_dns_config_map)
 
     return Inventory(
         namespaces=tuple(sorted(_unique(namespaces, lambda n: n.name), key=lambda n: n.name)),
@@ -145,6 +162,13 @@ def build_inventory(
         network_policies=tuple(sorted(_unique(policies, lambda p: (p.namespace, p.name)),
                                       key=lambda p: (p.namespace, p.name))),
         workloads=tuple(sorted(_unique(templates, lambda t: t.ref), key=lambda t: t.ref)),
+        api_callbacks=tuple(sorted(_unique(callbacks, lambda a: (a.kind, a.name)),
+                                   key=lambda a: (a.kind, a.name))),
+        role_bindings=tuple(sorted(_unique(bindings, lambda b: (b.namespace or "", b.name)),
+                                   key=lambda b: (b.namespace or "", b.name))),
+        has_rbac=any(kind in by_kind for kind in c.RBAC_KINDS) or rbac_listed,
+        dns_forwarding=tuple(sorted(_unique(forwarding, lambda d: d.config_map),
+                                    key=lambda d: d.config_map)),
         collected_at=collected_at,
         sources=sources,
         notes=tuple(all_notes),

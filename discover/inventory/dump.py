@@ -15,14 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from discover.inventory.fields import format_time
-from discover.inventory.files import COLLECTED_AT_KEY
+from discover.inventory.files import COLLECTED_AT_KEY, RBAC_LISTED_KEY
 from discover.inventory.model import (
+    ApiCallback,
+    DnsForwarding,
     EndpointSlice,
     Ingress,
     Inventory,
     Namespace,
     Node,
     Pod,
+    RoleBinding,
     Service,
     WorkloadTemplate,
 )
@@ -112,7 +115,12 @@ def pod_to_dict(pod: Pod) -> Json:
         containers.append(container)
     if pod.finished and not containers:
         containers.append({"name": "container-0"})  # a status needs a container to name
+    _add_probes(pod, containers)
     spec: Json = {"containers": containers}
+    if pod.service_account != "default":
+        spec["serviceAccountName"] = pod.service_account
+    if not pod.token_mounted:
+        spec["automountServiceAccountToken"] = False
     if pod.node_name:
         spec["nodeName"] = pod.node_name
     if pod.host_network:
@@ -127,6 +135,57 @@ def pod_to_dict(pod: Pod) -> Json:
         finished = format_time(pod.finished)
         status["containerStatuses"] = [_terminated(c, pod.phase, finished) for c in containers]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": status}
+
+
+def _add_probes(pod: Pod, containers: list[Json]) -> None:
+    """Each probe as a tcpSocket on its (resolved) port: which handler probed is not kept,
+    only the port matters to a policy."""
+    for probe in pod.probes:
+        container = next((c for c in containers if c["name"] == probe.container), None)
+        if container is None:
+            container = {"name": probe.container or f"container-{len(containers)}"}
+            containers.append(container)
+        container[f"{probe.kind}Probe"] = {"tcpSocket": {"port": probe.port}}
+
+
+def callback_to_dict(callback: ApiCallback) -> Json:
+    refs = [{"namespace": s.namespace, "name": s.name, "port": s.port}
+            for s in callback.services]
+    if callback.kind == "APIService":
+        spec: Json = {"service": refs[0]} if refs else {}
+        return {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+                "metadata": _meta(callback.name), "spec": spec}
+    return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": callback.kind,
+            "metadata": _meta(callback.name),
+            "webhooks": [{"name": f"hook-{i}.netpol-discover.io",
+                          "clientConfig": {"service": ref}} for i, ref in enumerate(refs)]}
+
+
+def role_binding_to_dict(binding: RoleBinding) -> Json:
+    kind = "RoleBinding" if binding.namespace is not None else "ClusterRoleBinding"
+    role_kind, _, role_name = binding.role.partition("/")
+    subjects: list[Json] = [{"kind": "ServiceAccount", "namespace": ns, "name": name}
+                            for ns, name in binding.service_accounts]
+    subjects += [{"kind": "Group", "name": g, "apiGroup": "rbac.authorization.k8s.io"}
+                 for g in binding.groups]
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
+            "metadata": _meta(binding.name, binding.namespace),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind,
+                        "name": role_name},
+            "subjects": subjects}
+
+
+def dns_forwarding_to_dict(forwarding: DnsForwarding) -> Json:
+    """A Corefile that says the same: one `forward .` line with what was kept."""
+    namespace, _, name = forwarding.config_map.partition("/")
+    port = forwarding.ports[0] if len(forwarding.ports) == 1 else 53
+    targets = [f"[{a}]:{port}" if a.version == 6 else f"{a}:{port}"
+               for a in forwarding.upstreams]
+    if forwarding.to_resolv_conf:
+        targets.append("/etc/resolv.conf")
+    corefile = ".:53 {\n    forward . " + " ".join(targets) + "\n}\n" if targets else ""
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(name, namespace),
+            "data": {"Corefile": corefile}}
 
 
 def service_to_dict(svc: Service) -> Json:
@@ -214,9 +273,14 @@ def inventory_to_dict(inventory: Inventory) -> Json:
                "metadata": _meta(p.name, p.namespace), "spec": dict(p.spec)}
               for p in inventory.network_policies]
     items += [workload_to_dict(t) for t in inventory.workloads]
+    items += [callback_to_dict(c) for c in inventory.api_callbacks]
+    items += [role_binding_to_dict(b) for b in inventory.role_bindings]
+    items += [dns_forwarding_to_dict(d) for d in inventory.dns_forwarding]
     metadata: Json = {"resourceVersion": ""}
     if inventory.collected_at is not None:
         metadata[COLLECTED_AT_KEY] = format_time(inventory.collected_at)
+    if inventory.has_rbac:
+        metadata[RBAC_LISTED_KEY] = "true"
     return {"apiVersion": "v1", "kind": "List", "metadata": metadata, "items": items}
 
 

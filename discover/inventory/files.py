@@ -22,6 +22,8 @@ from discover.inventory.model import Inventory
 
 # `inventory --out` writes the time of the snapshot here (ListMeta ignores unknown keys).
 COLLECTED_AT_KEY = "netpol-discover.io/collected-at"
+# ... and here that RoleBindings/ClusterRoleBindings were listed (RBAC known, even if none)
+RBAC_LISTED_KEY = "netpol-discover.io/rbac-listed"
 
 
 class InventoryFileError(InventoryError):
@@ -39,6 +41,7 @@ def load_inventory_files(paths: Sequence[Path]) -> Inventory:
     raw: list[RawObject] = []
     collected: list[datetime] = []
     notes: list[str] = []
+    rbac_listed = False
     for path in paths:
         documents = read_documents(path)
         for where, doc in documents:
@@ -46,13 +49,17 @@ def load_inventory_files(paths: Sequence[Path]) -> Inventory:
                 stamp = _collected_at(doc, path.name, where)
                 if stamp is not None:
                     collected.append(stamp)
+                metadata = doc.get("metadata")
+                rbac_listed = rbac_listed or (isinstance(metadata, Mapping)
+                                              and metadata.get(RBAC_LISTED_KEY) == "true")
             raw.extend(_objects(doc, path.name, where, notes))
     if not raw:
         names = ", ".join(p.name for p in paths)
         raise InventoryError(f"{names}: no Kubernetes objects found")
     # Several snapshots: pods seen alive in the oldest one were alive then.
     return build_inventory(raw, sources=tuple(str(p) for p in paths),
-                           collected_at=min(collected) if collected else None, notes=notes)
+                           collected_at=min(collected) if collected else None, notes=notes,
+                           rbac_listed=rbac_listed)
 
 
 def read_documents(path: Path) -> list[tuple[str, Any]]:

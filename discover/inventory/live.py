@@ -29,6 +29,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from discover.errors import InventoryError
 from discover.inventory.build import RawObject, build_inventory
+from discover.inventory.cluster_objects import DNS_CONFIG_MAPS, DNS_CONFIG_NAMESPACE
 from discover.inventory.live_watch import PodWatcher
 from discover.inventory.model import Inventory
 
@@ -72,7 +73,22 @@ RESOURCES = (
     Resource("Job", "jobs", "batch", client.BatchV1Api, "list_job_for_all_namespaces"),
     Resource("CronJob", "cronjobs", "batch", client.BatchV1Api,
              "list_cron_job_for_all_namespaces"),
+    # What the API server calls (webhooks, aggregated APIs), who may call it (RBAC), and
+    # where the cluster DNS forwards (see `read_dns_config_maps`).
+    Resource("ValidatingWebhookConfiguration", "validatingwebhookconfigurations",
+             "admissionregistration.k8s.io", client.AdmissionregistrationV1Api,
+             "list_validating_webhook_configuration"),
+    Resource("MutatingWebhookConfiguration", "mutatingwebhookconfigurations",
+             "admissionregistration.k8s.io", client.AdmissionregistrationV1Api,
+             "list_mutating_webhook_configuration"),
+    Resource("APIService", "apiservices", "apiregistration.k8s.io", client.ApiregistrationV1Api,
+             "list_api_service"),
+    Resource("RoleBinding", "rolebindings", "rbac.authorization.k8s.io",
+             client.RbacAuthorizationV1Api, "list_role_binding_for_all_namespaces"),
+    Resource("ClusterRoleBinding", "clusterrolebindings", "rbac.authorization.k8s.io",
+             client.RbacAuthorizationV1Api, "list_cluster_role_binding"),
 )
+RBAC_RESOURCES = ("RoleBinding", "ClusterRoleBinding")
 POD_RESOURCE = RESOURCES[2]
 
 
@@ -171,6 +187,7 @@ def load_inventory_live(
     pods_version = ""
     denied = 0
     refusal = ""
+    rbac_listed = False
     try:
         for resource in RESOURCES:
             try:
@@ -190,11 +207,13 @@ def load_inventory_live(
                                      f"{error.status} {error.reason}") from None
             if on_progress is not None:
                 on_progress(f"listed {len(items)} {resource.plural}")
+            rbac_listed = rbac_listed or resource.kind in RBAC_RESOURCES
             if resource is POD_RESOURCE:
                 pods, pods_version = items, resource_version
             else:
                 raw.extend(RawObject(f"{server}: {resource.plural}[{i}]", item)
                            for i, item in enumerate(items))
+        raw.extend(read_dns_config_maps(api, timeout, server, notes))
         if denied == len(RESOURCES):
             raise InventoryError(f"{server}: every resource was refused: {refusal}")
         watcher = PodWatcher(pods, started=datetime.now(UTC))
@@ -208,7 +227,31 @@ def load_inventory_live(
     current, history = watcher.snapshot()
     raw.extend(RawObject(f"{server}: pods[{i}]", item) for i, item in enumerate(current))
     raw.extend(RawObject(f"{server}: watched pods[{i}]", item) for i, item in enumerate(history))
-    return build_inventory(raw, sources=(server,), collected_at=datetime.now(UTC), notes=notes)
+    return build_inventory(raw, sources=(server,), collected_at=datetime.now(UTC), notes=notes,
+                           rbac_listed=rbac_listed)
+
+
+def read_dns_config_maps(api: client.ApiClient, timeout: float, server: str,
+                         notes: list[str]) -> list[RawObject]:
+    """The cluster DNS's ConfigMaps (kube-system/coredns, ...) by name: the Corefile says
+    where DNS forwards. Read one by one with `get`, never `list`: other ConfigMaps hold
+    applications' settings the tool has no business reading. Missing ones are skipped."""
+    core = client.CoreV1Api(api)
+    found: list[RawObject] = []
+    for name in DNS_CONFIG_MAPS:
+        try:
+            response = core.read_namespaced_config_map(
+                name, DNS_CONFIG_NAMESPACE, _preload_content=False, _request_timeout=timeout)
+        except ApiException as error:
+            if error.status in (401, 403):
+                notes.append(f"forbidden: cannot get configmap {DNS_CONFIG_NAMESPACE}/{name}: "
+                             "the DNS upstreams come from observed traffic only")
+                return found
+            continue  # 404: this cluster has no such ConfigMap
+        data: Any = response  # an HTTP response: _preload_content=False
+        item = {"kind": "ConfigMap", "apiVersion": "v1", **json.loads(data.data)}
+        found.append(RawObject(f"{server}: configmaps/{DNS_CONFIG_NAMESPACE}/{name}", item))
+    return found
 
 
 def _watch(api: client.ApiClient, watcher: PodWatcher, resource_version: str,

@@ -70,6 +70,20 @@ class Pod:
     finished: datetime | None = None
     phase: str | None = None
     images: tuple[str, ...] = ()  # container images: CNI detection reads them
+    service_account: str = "default"
+    # automountServiceAccountToken is not false: the pod holds an API-server token
+    token_mounted: bool = True
+    probes: tuple[ProbePort, ...] = ()  # the kubelet's liveness/readiness/startup probes
+
+
+@dataclass(frozen=True, slots=True)
+class ProbePort:
+    """A port the kubelet probes (httpGet, tcpSocket or grpc), resolved to a number when
+    the container names it; `port` stays the name when no container port has it."""
+
+    kind: str  # liveness | readiness | startup
+    port: int | str
+    container: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +155,49 @@ class NetworkPolicy:
     spec: Mapping[str, Any]
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class CalledService:
+    """A Service the API server calls: a webhook's or an aggregated API's backend.
+    `port` is the Service port (a webhook's clientConfig.service.port, 443 by default)."""
+
+    namespace: str
+    name: str
+    port: int = 443
+
+
+@dataclass(frozen=True, slots=True)
+class ApiCallback:
+    """A ValidatingWebhookConfiguration, MutatingWebhookConfiguration or APIService, and
+    the in-cluster Services it makes the API server call (a webhook by URL names none)."""
+
+    kind: str
+    name: str
+    services: tuple[CalledService, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RoleBinding:
+    """A RoleBinding (namespace set) or ClusterRoleBinding (namespace None) and the
+    ServiceAccounts ((namespace, name)) and groups it grants its role to."""
+
+    namespace: str | None
+    name: str
+    role: str  # "ClusterRole/view", "Role/leader-election"
+    service_accounts: tuple[tuple[str, str], ...] = ()
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DnsForwarding:
+    """What the cluster DNS forwards to, from its ConfigMap's Corefile (`forward . ADDR...`).
+    `to_resolv_conf`: it forwards to the node's /etc/resolv.conf (addresses unknown here)."""
+
+    config_map: str  # "kube-system/coredns"
+    upstreams: tuple[IPAddress, ...] = ()
+    ports: tuple[int, ...] = ()  # the upstreams' ports (53 unless given, 853 for tls://)
+    to_resolv_conf: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class WorkloadTemplate:
     """A controller object (Deployment, StatefulSet, ...) when the inventory has it: its
@@ -161,6 +218,11 @@ class Inventory:
     ingresses: tuple[Ingress, ...] = ()
     network_policies: tuple[NetworkPolicy, ...] = ()
     workloads: tuple[WorkloadTemplate, ...] = ()
+    api_callbacks: tuple[ApiCallback, ...] = ()
+    role_bindings: tuple[RoleBinding, ...] = ()
+    # the inventory listed RoleBindings/ClusterRoleBindings (even none): RBAC is known
+    has_rbac: bool = False
+    dns_forwarding: tuple[DnsForwarding, ...] = ()
     collected_at: datetime | None = None  # when a snapshot was taken (None: unknown)
     sources: tuple[str, ...] = ()  # files or API server the objects came from
     notes: tuple[str, ...] = ()  # ignored kinds, partial reads: shown in the report

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from discover.inventory import fields as f
+from discover.inventory.cluster_objects import probe_ports, service_account
 from discover.inventory.model import (
     ContainerPort,
     Endpoint,
@@ -140,6 +141,7 @@ def parse_pod(obj: Raw, owners: OwnerResolver) -> Pod:
     name = str(m.get("name", ""))
     pod_labels = f.labels(m, "labels", "metadata")
     ports, images = _container_ports(spec)
+    account, token_mounted = service_account(spec)
     return Pod(
         namespace=namespace,
         name=name,
@@ -155,6 +157,9 @@ def parse_pod(obj: Raw, owners: OwnerResolver) -> Pod:
         finished=finished_at(status),
         phase=f.string(status, "phase", "status"),
         images=images,
+        service_account=account,
+        token_mounted=token_mounted,
+        probes=probe_ports(spec, ports),
     )
 
 
