@@ -21,6 +21,7 @@ from discover.synthesis.fqdn import dns_observations
 from discover.synthesis.options import SynthesisOptions
 from discover.synthesis.proposal import Finding, Proposal, Severity
 from discover.synthesis.synthesize import propose
+from discover.verification.changes import Changes, compute_changes
 from discover.verification.verify import FlowVerdict, verify_flows
 
 # The rule id of the finding that an input missed traffic.
@@ -47,6 +48,7 @@ class Analysis:
     graph: WorkloadGraph
     proposal: Proposal
     verdicts: tuple[FlowVerdict, ...]
+    changes: Changes  # what the proposal newly denies (both reports show it)
 
 
 def analyze(
@@ -69,7 +71,8 @@ def analyze(
         proposal = replace(proposal, findings=tuple(findings))
     verdicts = tuple(verify_flows(flows, PolicyEvaluator(proposal.policies), inventory))
     _check_denials(verdicts, proposal)
-    return Analysis(graph=graph, proposal=proposal, verdicts=verdicts)
+    return Analysis(graph=graph, proposal=proposal, verdicts=verdicts,
+                    changes=compute_changes(inventory, proposal))
 
 
 def _reading_findings(

@@ -50,6 +50,7 @@ def write_outputs(
         sources=tuple(f.path for f in loaded.files),
         counters={"packets": loaded.packets, "dns_answers": loaded.dns_answers,
                   "flows": len(flows), "edges": len(analysis.graph.edges)},
+        changes=analysis.changes,
         warnings=tuple(loaded.warnings) + tuple(inventory.notes),
     )
     texts = {

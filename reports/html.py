@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from discover.flows.flowtable import utc_time
 from discover.synthesis.proposal import Finding, Proposal, Severity, format_time
-from reports.changes import compute_changes
 from reports.graph_model import (
     ServiceGraph,
     build_service_graph,
@@ -51,7 +50,6 @@ FQDN_ADVICE = {
 
 def render_html(report: ReportInput) -> str:
     summary = summarize(report)
-    changes = compute_changes(report.inventory, report.proposal)
     nav = [("summary", "Summary"), ("graph", "Service graph"), ("findings", "Findings"),
            ("namespaces", "Policies"), ("fqdn", "FQDN dependencies"), ("flows", "Flows"),
            ("notes", "Notes")]
@@ -71,7 +69,7 @@ def render_html(report: ReportInput) -> str:
         _summary_section(summary, report.proposal),
         _graph_section(report),
         _findings_section(report.proposal),
-        namespaces_section(report, changes),
+        namespaces_section(report, report.changes),
         _fqdn_section(report.proposal),
         _flows_section(report),
         _notes_section(report, summary),

@@ -12,7 +12,8 @@ import yaml
 
 from discover.inventory.model import WorkloadRef
 from discover.synthesis.proposal import EdgeDecision, PolicyDocument, format_time
-from reports.changes import Changes, WorkloadChange, documents_by_workload, external_peers
+from discover.verification.changes import Changes, WorkloadChange
+from reports.changes import documents_by_workload, external_peers
 from reports.html_util import Cell, anchor, badge, code, data_table, esc, number, text
 from reports.model import ReportInput, inventory_workloads, observed_workloads
 
@@ -140,8 +141,8 @@ def namespaces_section(report: ReportInput, changes: Changes) -> str:
             flagged[finding.subject].append(finding.rule)
     namespaces = sorted({w.namespace for w in workloads} | set(proposal.namespaces))
     parts = ['<section id="namespaces"><h2>Policies per namespace and workload</h2>']
-    if changes.skipped:
-        parts.append(f'<p class="muted">{esc(changes.skipped)}</p>')
+    if changes.note:
+        parts.append(f'<p class="muted">{esc(changes.note)}</p>')
     parts.append(f'<p class="muted">Workload pairs that may connect: {changes.pairs_open_before}'
                  f" today, {changes.pairs_open_after} with the proposal applied (of "
                  "every ordered pair of workloads, on any port).</p>")
@@ -178,10 +179,10 @@ def namespaces_section(report: ReportInput, changes: Changes) -> str:
 def _namespace_changes(changes: list[WorkloadChange]) -> list[str]:
     if not changes:
         return []
-    lost = sum(1 for c in changes for pair in c.ingress if pair.lost_all)
-    limited = sum(1 for c in changes for pair in c.ingress if not pair.lost_all)
-    out_lost = sum(1 for c in changes for pair in c.egress if pair.lost_all)
-    out_limited = sum(1 for c in changes for pair in c.egress if not pair.lost_all)
+    lost = sum(c.ingress.lost for c in changes)
+    limited = sum(c.ingress.limited for c in changes)
+    out_lost = sum(c.egress.lost for c in changes)
+    out_limited = sum(c.egress.limited for c in changes)
     return [
         f"ingress to its workloads: {lost} workload pair(s) that may connect today are "
         f"denied, {limited} limited to the ports seen",

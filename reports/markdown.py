@@ -11,7 +11,8 @@ from discover.enrichment.peers import Peer, PeerKind
 from discover.escaping.markdown_text import md_code, md_text
 from discover.inventory.model import WorkloadRef
 from discover.synthesis.proposal import EdgeDecision, Proposal, Severity, format_time
-from reports.changes import Changes, compute_changes, documents_by_workload
+from discover.verification.changes import Changes
+from reports.changes import documents_by_workload
 from reports.model import ReportInput, sorted_findings, summarize
 
 WORKLOADS_LISTED = 12  # per namespace; the rest is counted
@@ -75,7 +76,7 @@ def _namespace_table(report: ReportInput, changes: Changes) -> list[str]:
                 denied[namespace] += 1
     namespaces = sorted(set(policies) | set(proposal.namespaces))
     for namespace in namespaces:
-        lost = sum(1 for c in changes.for_namespace(namespace) for p in c.ingress if p.lost_all)
+        lost = sum(c.ingress.lost for c in changes.for_namespace(namespace))
         lines.append(f"| {md(namespace)} | {'yes' if namespace in proposal.namespaces else 'no'}"
                      f" | {policies[namespace]} | {allowed[namespace]} | {denied[namespace]} | "
                      f"{lost} |")
@@ -123,7 +124,7 @@ def _workload_lines(proposal: Proposal) -> list[str]:
 def render_markdown(report: ReportInput) -> str:
     summary = summarize(report)
     proposal = report.proposal
-    changes = compute_changes(report.inventory, proposal)
+    changes = report.changes
     counts = summary.findings
     packets = f"{summary.packets:,} packets, " if summary.packets is not None else ""
     sources = ", ".join(md_code(s) for s in summary.sources)

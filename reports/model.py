@@ -12,6 +12,7 @@ from discover.enrichment.workload_graph import WorkloadGraph
 from discover.flows.flowtable import DnsRow, FlowRow
 from discover.inventory.model import Inventory, WorkloadRef
 from discover.synthesis.proposal import Finding, Proposal, Severity, format_time
+from discover.verification.changes import Changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,7 @@ class ReportInput:
     sources: tuple[str, ...]  # input files
     counters: Mapping[str, int]  # packets, records, parse errors, ...
     warnings: tuple[str, ...]  # reading/inventory warnings
+    changes: Changes  # what the proposal newly denies, computed by the analysis
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from discover.synthesis.proposal import (
     Severity,
     Window,
 )
+from discover.verification.changes import compute_changes
 from reports.model import ReportInput
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "shop"
@@ -45,7 +46,7 @@ def shop_report() -> ReportInput:
     return ReportInput(
         proposal=proposal, graph=graph, flows=flows, dns=dns, inventory=inventory,
         sources=("samples/shop/capture.pcap",), counters=counters,
-        warnings=tuple(loaded.warnings),
+        warnings=tuple(loaded.warnings), changes=compute_changes(inventory, proposal),
     )
 
 
@@ -122,7 +123,8 @@ def tiny_report(evil: str = EVIL) -> ReportInput:
         notes=(f"inventory note {evil}",),
     )
     return ReportInput(proposal, graph, flows, dns, inventory, (f"{evil}.pcap",),
-                       {"packets": 100}, (f"warning {evil}",))
+                       {"packets": 100}, (f"warning {evil}",),
+                       compute_changes(inventory, proposal))
 
 
 def big_report(namespaces: int = 20, per_namespace: int = 10) -> ReportInput:
@@ -171,11 +173,12 @@ def big_report(namespaces: int = 20, per_namespace: int = 10) -> ReportInput:
                 T1.timestamp(), DirectionEvidence.SYN)
         for e in edges for k in e.evidence)
     return ReportInput(proposal, graph, flows, (), inventory,
-                       ("synthetic",), {"packets": len(flows) * 40}, ())
+                       ("synthetic",), {"packets": len(flows) * 40}, (),
+                       compute_changes(inventory, proposal))
 
 
 def empty_report() -> ReportInput:
     """Nothing observed, nothing proposed."""
-    return ReportInput(Proposal((), (), (), (), (), Window(None, None)),
-                       WorkloadGraph((), None, None, ()),
-                       (), (), Inventory(), (), {}, ())
+    nothing = Proposal((), (), (), (), (), Window(None, None))
+    return ReportInput(nothing, WorkloadGraph((), None, None, ()), (), (), Inventory(), (),
+                       {}, (), compute_changes(Inventory(), nothing))

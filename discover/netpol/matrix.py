@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from discover.inventory.model import Inventory, Pod, WorkloadRef
 from discover.netpol.endpoints import namespace_labels, pod_endpoint
-from discover.netpol.evaluate import PolicyEvaluator
+from discover.netpol.evaluate import PodEndpoint, PolicyEvaluator
 from discover.netpol.ports import ConnectionSet
 
 
@@ -18,18 +18,25 @@ class MatrixCell:
     allowed: ConnectionSet
 
 
-def workload_matrix(evaluator: PolicyEvaluator, inventory: Inventory) -> list[MatrixCell]:
-    """Allowed connections between every ordered pair of workloads (one pod each; pods
-    of a workload share a template), self-pairs left out. Host-network pods are skipped:
-    policies don't apply to them."""
+def workload_endpoints(inventory: Inventory) -> dict[WorkloadRef, PodEndpoint]:
+    """One pod a workload (pods of a workload share a template: a live one, first by
+    name), as the evaluator sees it. Host-network pods are skipped: policies don't apply
+    to them."""
     labels = namespace_labels(inventory)
     representatives: dict[WorkloadRef, Pod] = {}
     for pod in sorted(inventory.pods, key=lambda p: (p.workload, p.deleted is not None, p.name)):
         if not pod.host_network:
             representatives.setdefault(pod.workload, pod)
-    endpoints = {
+    return {
         ref: pod_endpoint(pod, labels.get(pod.namespace)) for ref, pod in representatives.items()
     }
+
+
+def workload_matrix(evaluator: PolicyEvaluator, inventory: Inventory) -> list[MatrixCell]:
+    """Allowed connections between every ordered pair of workloads (see
+    `workload_endpoints`), self-pairs left out. Quadratic: for a table people read; the
+    counts of a whole cluster come from `netpol.classes`."""
+    endpoints = workload_endpoints(inventory)
     ordered = sorted(endpoints)
     return [
         MatrixCell(src, dst, evaluator.connections(endpoints[src], endpoints[dst]))
