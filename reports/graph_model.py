@@ -13,14 +13,22 @@ import enum
 from collections import defaultdict
 from dataclasses import dataclass
 
-from discover.enrichment.peers import GraphEdge, Peer, PeerKind
+from discover.enrichment.peers import (
+    ClusterUnknownPeer,
+    EarlierPodPeer,
+    ExternalPeer,
+    GraphEdge,
+    LoadBalancerPeer,
+    NodePeer,
+    Peer,
+    WorkloadPeer,
+)
 from discover.enrichment.workload_graph import WorkloadGraph
 from discover.synthesis.proposal import Proposal, Severity
 
 MAX_PORTS_IN_LABEL = 3
 HUB_DEGREE = 8  # a node linked to this many others (and 30 % of all) is a hub
 HUB_LINKS_UP_TO = 60  # nodes: bigger pictures leave hub links out (see `drawable`)
-UNRESOLVED_KINDS = (PeerKind.EARLIER_POD, PeerKind.CLUSTER_UNKNOWN)
 
 
 class NodeKind(enum.StrEnum):
@@ -89,20 +97,20 @@ class _Shape:
 
 
 def _shape(peer: Peer) -> _Shape:
-    if peer.kind is PeerKind.WORKLOAD and peer.workload is not None:
-        ref = peer.workload
-        return _Shape(str(ref), NodeKind.WORKLOAD, ref.name, ref.kind.lower(), ref.namespace)
-    address = str(peer.ip) if peer.ip is not None else peer.kind.value
-    if peer.kind is PeerKind.EXTERNAL and peer.fqdn:
-        return _Shape(f"fqdn:{peer.fqdn}", NodeKind.FQDN, peer.fqdn, "external name", None)
-    if peer.kind is PeerKind.LOAD_BALANCER:
-        return _Shape(f"lb:{address}", NodeKind.LOAD_BALANCER, address, "load balancer", None)
-    if peer.kind is PeerKind.NODE:
-        name = peer.node_name or address
-        return _Shape(f"node:{name}", NodeKind.NODE, name, "node", None)
-    if peer.kind in UNRESOLVED_KINDS:
-        return _Shape(f"ip:{address}", NodeKind.UNRESOLVED, address, peer.kind.value, None)
-    return _Shape(f"ip:{address}", NodeKind.EXTERNAL_IP, address, "external IP", None)
+    match peer:
+        case WorkloadPeer(workload=ref):
+            return _Shape(str(ref), NodeKind.WORKLOAD, ref.name, ref.kind.lower(), ref.namespace)
+        case ExternalPeer(fqdn=str(fqdn)) if fqdn:
+            return _Shape(f"fqdn:{fqdn}", NodeKind.FQDN, fqdn, "external name", None)
+        case LoadBalancerPeer(ip=ip):
+            return _Shape(f"lb:{ip}", NodeKind.LOAD_BALANCER, str(ip), "load balancer", None)
+        case NodePeer(ip=ip, node_name=node_name):  # a host-network pod is drawn as its node
+            name = node_name or str(ip)
+            return _Shape(f"node:{name}", NodeKind.NODE, name, "node", None)
+        case ClusterUnknownPeer(ip=ip) | EarlierPodPeer(ip=ip):
+            return _Shape(f"ip:{ip}", NodeKind.UNRESOLVED, str(ip), peer.kind, None)
+        case ExternalPeer(ip=ip):
+            return _Shape(f"ip:{ip}", NodeKind.EXTERNAL_IP, str(ip), "external IP", None)
 
 
 def edge_key(edge: GraphEdge) -> tuple[str, str, str, int]:

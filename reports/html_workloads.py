@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from discover.enrichment.peers import workload_of
 from discover.inventory.model import WorkloadRef
 from discover.synthesis.proposal import EdgeDecision, PolicyDocument, format_time
 from discover.verification.changes import Changes, WorkloadChange
@@ -48,8 +49,9 @@ def decisions_by_workload(decisions: tuple[EdgeDecision, ...]
     for decision in decisions:
         end = decision.edge.destination if decision.direction == "ingress" else \
             decision.edge.source
-        if end.workload is not None:
-            out[end.workload].append(decision)
+        workload = workload_of(end)
+        if workload is not None:
+            out[workload].append(decision)
     return out
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from discover.enrichment.peers import Peer, PeerKind
+from discover.enrichment.peers import ExternalPeer, Peer, workload_of
 from discover.escaping.markdown_text import md_code, md_text
 from discover.inventory.model import WorkloadRef
 from discover.synthesis.proposal import EdgeDecision, Proposal, Severity, format_time
@@ -24,10 +24,10 @@ md = md_text  # every name from the cluster or DNS goes through it
 def _peer_name(peer: Peer, home: str) -> str:
     if peer.is_cluster_dns:
         return "DNS"
-    if peer.workload is not None:
-        ref = peer.workload
+    ref = workload_of(peer)
+    if ref is not None:
         return ref.name if ref.namespace == home else f"{ref.namespace}/{ref.name}"
-    if peer.kind is PeerKind.EXTERNAL and peer.fqdn:
+    if isinstance(peer, ExternalPeer) and peer.fqdn:
         return peer.fqdn
     return peer.label()
 
@@ -103,8 +103,9 @@ def _workload_lines(proposal: Proposal) -> list[str]:
     for decision in proposal.decisions:
         end = decision.edge.destination if decision.direction == "ingress" else \
             decision.edge.source
-        if end.workload is not None:
-            decisions[str(end.workload)].append(decision)
+        workload = workload_of(end)
+        if workload is not None:
+            decisions[str(workload)].append(decision)
     refs = sorted((_ref(label) for label in documents if label),
                   key=lambda r: (r.namespace, r.name, r.kind))
     lines: list[str] = []

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from discover.enrichment.peers import PeerKind
+from discover.enrichment.peers import WorkloadPeer
 from discover.enrichment.workload_graph import WorkloadGraph
 from discover.flows.flowtable import DnsRow, FlowRow
 from discover.inventory.model import Inventory, WorkloadRef
@@ -82,7 +82,7 @@ def observed_workloads(graph: WorkloadGraph) -> tuple[WorkloadRef, ...]:
         peer.workload
         for edge in graph.edges
         for peer in (edge.source, edge.destination)
-        if peer.kind is PeerKind.WORKLOAD and peer.workload is not None
+        if isinstance(peer, WorkloadPeer)
     }
     return tuple(sorted(found))
 

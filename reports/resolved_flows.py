@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from discover.enrichment.peers import FlowKey
+from discover.enrichment.peers import ExternalPeer, FlowKey
 from discover.enrichment.workload_graph import WorkloadGraph
 from discover.flows.flowtable import FlowRow
 
@@ -37,7 +37,8 @@ def resolve_flows(flows: Sequence[FlowRow], graph: WorkloadGraph) -> list[Resolv
             row["destination"].add(edge.destination.label())
             if service is not None:
                 row["service"].add(f"{service.namespace}/{service.name}:{service.port}")
-            row["fqdn"].add(edge.destination.fqdn or "")
+            named = edge.destination if isinstance(edge.destination, ExternalPeer) else None
+            row["fqdn"].add((named.fqdn or "") if named else "")
     out = []
     for flow in flows:
         row = found.get(FlowKey(flow.src_ip, flow.dst_ip, flow.protocol, flow.dst_port), {})

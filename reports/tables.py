@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from discover.enrichment.peers import Peer
+from discover.enrichment.peers import ExternalPeer, Peer, workload_of
 from discover.enrichment.workload_graph import WorkloadGraph
 from discover.errors import ConfigurationError
 from discover.flows.flowfiles import write_table
@@ -68,8 +68,8 @@ def flows_with_verdicts(flows: Sequence[FlowRow], verdicts: Sequence[FlowVerdict
 
 
 def _peer_columns(peer: Peer) -> tuple[str, str, str, str, str]:
-    workload = peer.workload
-    return (peer.label(), peer.kind.value, workload.namespace if workload else "",
+    workload = workload_of(peer)
+    return (peer.label(), peer.kind, workload.namespace if workload else "",
             f"{workload.kind}/{workload.name}" if workload else "",
             str(peer.ip) if peer.ip is not None else "")
 
@@ -81,14 +81,15 @@ def graph_frame(graph: WorkloadGraph) -> pd.DataFrame:
         s_label, s_kind, s_ns, s_wl, s_ip = _peer_columns(edge.source)
         d_label, d_kind, d_ns, d_wl, d_ip = _peer_columns(edge.destination)
         svc = edge.destination.via_service
+        named = edge.destination if isinstance(edge.destination, ExternalPeer) else None
         records.append({
             "source": s_label, "destination": d_label, "source_kind": s_kind,
             "destination_kind": d_kind, "source_namespace": s_ns, "destination_namespace": d_ns,
             "source_workload": s_wl, "destination_workload": d_wl, "source_ip": s_ip,
             "destination_ip": d_ip,
             "service": f"{svc.namespace}/{svc.name}:{svc.port}" if svc else "",
-            "fqdn": edge.destination.fqdn or "",
-            "cname_chain": " > ".join(edge.destination.cname_chain),
+            "fqdn": (named.fqdn or "") if named else "",
+            "cname_chain": " > ".join(named.cname_chain) if named else "",
             "protocol": str(edge.protocol), "port": edge.port,
             "port_name": edge.port_name or "",
             "connections": edge.connections, "packets": edge.packets,

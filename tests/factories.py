@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
 
-from discover.enrichment.peers import GraphEdge, Peer, PeerKind
+from discover.enrichment.peers import ExternalPeer, GraphEdge, NodePeer, Peer, WorkloadPeer
 from discover.enrichment.workload_graph import UndeclaredPort, WorkloadGraph
 from discover.inventory.model import (
     ContainerPort,
@@ -86,13 +86,17 @@ def make_inventory(
 
 
 def workload_peer(namespace: str, name: str, kind: str = "Deployment",
-                  *, dns: bool = False) -> Peer:
-    return Peer(PeerKind.WORKLOAD, workload=ref(namespace, name, kind), is_cluster_dns=dns)
+                  *, dns: bool = False) -> WorkloadPeer:
+    return WorkloadPeer(ref(namespace, name, kind), is_cluster_dns=dns)
 
 
-def ip_peer(kind: PeerKind, ip: str, *, fqdn: str | None = None, node: str | None = None,
-            chain: tuple[str, ...] = ()) -> Peer:
-    return Peer(kind, ip=ip_address(ip), fqdn=fqdn, node_name=node, cname_chain=chain)
+def external_peer(ip: str, *, fqdn: str | None = None,
+                  chain: tuple[str, ...] = ()) -> ExternalPeer:
+    return ExternalPeer(ip_address(ip), fqdn, chain)
+
+
+def node_peer(ip: str, node: str | None = None) -> NodePeer:
+    return NodePeer(ip_address(ip), node)
 
 
 def make_edge(

@@ -7,7 +7,7 @@ from functools import cache
 from ipaddress import ip_address
 from pathlib import Path
 
-from discover.enrichment.peers import FlowKey, GraphEdge, Peer, PeerKind
+from discover.enrichment.peers import ExternalPeer, FlowKey, GraphEdge, Peer, WorkloadPeer
 from discover.enrichment.workload_graph import WorkloadGraph, build_graph
 from discover.flows.events import DirectionEvidence, IPAddress, Protocol
 from discover.flows.flowtable import DnsRow, FlowRow
@@ -68,9 +68,9 @@ def _edge(source: Peer, destination: Peer, src_ip: IPAddress, dst_ip: IPAddress,
 def tiny_report(evil: str = EVIL) -> ReportInput:
     """Two workloads, an FQDN destination and a denied external client; `evil` is put
     into every free-text field a cluster or DNS could control."""
-    web, db = Peer(PeerKind.WORKLOAD, workload=WEB), Peer(PeerKind.WORKLOAD, workload=DB)
-    fqdn = Peer(PeerKind.EXTERNAL, ip=EXT_IP, fqdn=f"{evil}.example.com")
-    client = Peer(PeerKind.EXTERNAL, ip=CLIENT_IP)
+    web, db = WorkloadPeer(WEB), WorkloadPeer(DB)
+    fqdn = ExternalPeer(EXT_IP, f"{evil}.example.com")
+    client = ExternalPeer(CLIENT_IP)
     to_db = _edge(web, db, WEB_IP, DB_IP, 5432, 3)
     to_fqdn = _edge(web, fqdn, WEB_IP, EXT_IP, 443, 2)
     from_client = _edge(client, web, CLIENT_IP, WEB_IP, 8080, 5)
@@ -145,7 +145,7 @@ def big_report(namespaces: int = 20, per_namespace: int = 10) -> ReportInput:
     names = sorted({ref.namespace for ref in every})
     inventory = Inventory(namespaces=tuple(Namespace(n, {"kubernetes.io/metadata.name": n})
                                            for n in names), pods=pods)
-    peer = {ref: Peer(PeerKind.WORKLOAD, workload=ref, is_cluster_dns=ref == dns_ref)
+    peer = {ref: WorkloadPeer(ref, is_cluster_dns=ref == dns_ref)
             for ref in every}
     edges = []
 
@@ -162,8 +162,8 @@ def big_report(namespaces: int = 20, per_namespace: int = 10) -> ReportInput:
         if position == per_namespace - 1 and index + 1 < len(refs):
             add(ref, refs[index + 1], 8080)  # into the next namespace
         if position == 3:
-            fqdn = Peer(PeerKind.EXTERNAL, ip=ip_address(f"192.0.2.{index % 250}"),
-                        fqdn=f"api{index % 7}.example.com")
+            fqdn = ExternalPeer(ip_address(f"192.0.2.{index % 250}"),
+                                f"api{index % 7}.example.com")
             edges.append(GraphEdge(peer[ref], fqdn, "TCP", 443, None, 2, 20, T0, T1,
                                    (FlowKey(ips[ref], fqdn.ip, "TCP", 443),)))  # type: ignore[arg-type]
     graph = WorkloadGraph(tuple(edges), T0, T1, ())

@@ -8,7 +8,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from discover.enrichment.peers import PeerKind
+from discover.enrichment.peers import WorkloadPeer
 from reports import graph_dot
 from reports.graph_dot import GraphvizError
 from reports.graph_model import NodeKind, _shape, build_service_graph, namespace_overview
@@ -39,7 +39,7 @@ def test_every_workload_and_edge_of_the_sample_is_in_the_model() -> None:
     by_key = {node.key: node.id for node in service.nodes}
     for edge in report.graph.edges:
         for peer in (edge.source, edge.destination):
-            if peer.kind is PeerKind.WORKLOAD:
+            if isinstance(peer, WorkloadPeer):
                 assert str(peer.workload) in keys
     ports = {(link.source, link.target): link.ports for link in service.links}
     for edge in report.graph.edges:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from discover.enrichment.peers import PeerKind
+from discover.enrichment.peers import WorkloadPeer
 from reports import graph_dot
 from reports.html import render_html
 from reports.model import summarize
@@ -99,7 +99,7 @@ def test_graph_is_inline_svg_with_every_workload(parsed: _Collector) -> None:
     assert svgs
     node_classes = [attrs.get("class") or "" for tag, attrs in parsed.tags if tag == "g"]
     workloads = {str(p.workload) for e in report.graph.edges for p in (e.source, e.destination)
-                 if p.kind is PeerKind.WORKLOAD}
+                 if isinstance(p, WorkloadPeer)}
     assert sum("kind-workload" in c for c in node_classes) == len(workloads)
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from discover.enrichment.peers import PeerKind
 from discover.inventory.model import NetworkPolicy
 from discover.synthesis.audit import audit_existing
 from discover.synthesis.options import SynthesisOptions
 from tests.factories import (
-    ip_peer,
     make_edge,
     make_inventory,
+    node_peer,
     shop_pods,
     workload_peer,
 )
@@ -46,8 +45,8 @@ def test_a_default_deny_is_recognised_and_blocks_what_it_must() -> None:
 
 
 def test_traffic_from_the_pods_own_node_is_never_reported_blocked() -> None:
-    probe = make_edge(ip_peer(PeerKind.NODE, "10.0.0.1", node="node-1"), API, 9090)
-    other_node = make_edge(ip_peer(PeerKind.NODE, "10.0.0.2", node="node-2"), API, 9090)
+    probe = make_edge(node_peer("10.0.0.1", node="node-1"), API, 9090)
+    other_node = make_edge(node_peer("10.0.0.2", node="node-2"), API, 9090)
     found = _audit({"deny": DENY_ALL}, [probe, other_node])
     blocked = [subject for rule, subject, _ in found if rule == "audit-blocked-flow"]
     assert blocked == ["node/node-2 -> shop/deployment/api"]

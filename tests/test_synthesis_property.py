@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from discover.enrichment.peers import GraphEdge, PeerKind
+from discover.enrichment.peers import GraphEdge, workload_of
 from discover.inventory.model import Inventory, Pod
 from discover.netpol.evaluate import IpEndpoint, PolicyEvaluator
 from discover.synthesis import SynthesisOptions, propose, render_policies_yaml
 from discover.synthesis.selectors import choose_selector
 from discover.synthesis.selfcheck import EndpointFactory
 from tests.factories import (
-    ip_peer,
+    external_peer,
     make_edge,
     make_graph,
     make_inventory,
@@ -87,7 +87,7 @@ def worlds(draw: st.DrawFn) -> World:
     if draw(st.booleans()):
         first = representatives[0].workload
         edges.append(make_edge(workload_peer(first.namespace, first.name),
-                               ip_peer(PeerKind.EXTERNAL, "203.0.113.9"), 443))
+                               external_peer("203.0.113.9"), 443))
     return World(make_inventory(pods), tuple(representatives), tuple(edges),
                  frozenset(observed), frozenset(resolvers), dns)
 
@@ -107,7 +107,7 @@ def test_observed_allowed_unobserved_denied(world: World, data: st.DataObject) -
     for edge in world.edges:
         src, dst = endpoints.endpoint(edge.source), endpoints.endpoint(edge.destination)
         assert src is not None and dst is not None
-        blocked = {edge.source.workload, edge.destination.workload} & unselectable
+        blocked = {workload_of(edge.source), workload_of(edge.destination)} & unselectable
         assert evaluator.check(src, dst, edge.protocol, edge.port).allowed == (not blocked), edge
         assert (id(edge) in denied) == bool(blocked), edge
     critical = {f.subject for f in proposal.findings if f.rule == "selector-no-exact-label"}
@@ -147,7 +147,7 @@ def test_observed_allowed_unobserved_denied(world: World, data: st.DataObject) -
     src_pod = world.workloads[data.draw(st.integers(0, len(world.workloads) - 1))]
     src = endpoints.endpoint(workload_peer(src_pod.namespace, src_pod.workload.name))
     assert src is not None
-    outside = IpEndpoint(ip_peer(PeerKind.EXTERNAL, "198.51.100.77").ip)  # type: ignore[arg-type]
+    outside = IpEndpoint(external_peer("198.51.100.77").ip)
     assert not evaluator.check(src, outside, "TCP", 443).allowed
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import yaml
 
-from discover.enrichment.peers import PeerKind
 from discover.inventory.model import Pod
 from discover.synthesis import (
     SynthesisOptions,
@@ -14,7 +13,7 @@ from discover.synthesis import (
     render_policies_yaml,
 )
 from tests.factories import (
-    ip_peer,
+    external_peer,
     make_edge,
     make_graph,
     make_inventory,
@@ -28,7 +27,7 @@ EDGES = [
     make_edge(workload_peer("front", "ui"), workload_peer("shop", "web"), 8080, port_name="http"),
     make_edge(workload_peer("shop", "web"), workload_peer("shop", "api"), 9090),
     make_edge(workload_peer("shop", "api"),
-              ip_peer(PeerKind.EXTERNAL, "203.0.113.7", fqdn="pay.example.com"), 443),
+              external_peer("203.0.113.7", fqdn="pay.example.com"), 443),
 ]
 
 

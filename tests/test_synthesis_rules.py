@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from ipaddress import ip_network
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from discover.enrichment.peers import GraphEdge, PeerKind
+from discover.enrichment.peers import ClusterUnknownPeer, GraphEdge, NodePeer
 from discover.enrichment.workload_graph import UndeclaredPort
 from discover.inventory.model import (
     Ingress,
@@ -37,11 +37,12 @@ from discover.synthesis import (
     render_policies_yaml,
 )
 from tests.factories import (
-    ip_peer,
+    external_peer,
     make_edge,
     make_graph,
     make_inventory,
     make_pod,
+    node_peer,
     ref,
     shop_pods,
     workload_peer,
@@ -294,13 +295,13 @@ CONSUMERS = [
     make_edge(API, DB, 5432, port_name="pg"),
 ]
 FQDN_EDGES = [
-    make_edge(API, ip_peer(PeerKind.EXTERNAL, "203.0.113.7", fqdn="pay.example.com",
+    make_edge(API, external_peer("203.0.113.7", fqdn="pay.example.com",
                            chain=("edge.cdn.example.net",)), 443),
-    make_edge(API, ip_peer(PeerKind.EXTERNAL, "203.0.113.8", fqdn="pay.example.com",
+    make_edge(API, external_peer("203.0.113.8", fqdn="pay.example.com",
                            chain=("edge.cdn.example.net",)), 443),
 ]
 SQUID = make_pod("egress", "squid", {"app": "squid"}, "10.244.2.40", ports=[(3128, "TCP", None)])
-EXTERNAL = ip_peer(PeerKind.EXTERNAL, "192.0.2.50")
+EXTERNAL = external_peer("192.0.2.50")
 CASES = [
     Case("default-deny", CONSUMERS, check_default_deny),
     Case("consumers", CONSUMERS, check_consumers),
@@ -313,25 +314,25 @@ CASES = [
     Case("dns",
          [make_edge(WEB, DNS, 53, protocol="UDP", port_name="dns"),
           make_edge(WEB, DNS, 53, port_name="dns-tcp"),
-          make_edge(WEB, ip_peer(PeerKind.CLUSTER_UNKNOWN, "169.254.20.10"), 53, protocol="UDP"),
+          make_edge(WEB, ClusterUnknownPeer(ip_address("169.254.20.10")), 53, protocol="UDP"),
           make_edge(EXTERNAL, DNS, 53, protocol="UDP")],
          check_dns),
     Case("external-source", [make_edge(EXTERNAL, API, 9090)], check_external_source),
     Case("lb-gke",
-         [make_edge(ip_peer(PeerKind.EXTERNAL, "35.191.3.4"), WEB, 8080, port_name="http"),
+         [make_edge(external_peer("35.191.3.4"), WEB, 8080, port_name="http"),
           make_edge(EXTERNAL, WEB, 8080, port_name="http"),
-          make_edge(ip_peer(PeerKind.NODE, "10.0.0.2", node="node-2"), WEB, 8080)],
+          make_edge(node_peer("10.0.0.2", node="node-2"), WEB, 8080)],
          check_lb_gke,
          # web runs on node-1 only: node-2's address is another node's (kube-proxy SNAT)
          inventory=_with(make_inventory([p for p in shop_pods() if p.name != "web-5d8f7-00001"],
                                         provider="gke"), services=(LB,))),
-    Case("lb-aks", [make_edge(ip_peer(PeerKind.EXTERNAL, "168.63.129.16"), WEB, 8080)],
+    Case("lb-aks", [make_edge(external_peer("168.63.129.16"), WEB, 8080)],
          check_lb_aks, inventory=_with(make_inventory(shop_pods(), provider="aks"),
                                        services=(LB,))),
-    Case("lb-eks-local", [make_edge(ip_peer(PeerKind.EXTERNAL, "198.51.100.20"), WEB, 8080)],
+    Case("lb-eks-local", [make_edge(external_peer("198.51.100.20"), WEB, 8080)],
          check_lb_eks_local, inventory=_with(make_inventory(shop_pods(), provider="eks"),
                                              services=(LB_LOCAL,))),
-    Case("lb-eks-vpc", [make_edge(ip_peer(PeerKind.EXTERNAL, "10.20.1.5"), WEB, 8080)],
+    Case("lb-eks-vpc", [make_edge(external_peer("10.20.1.5"), WEB, 8080)],
          check_lb_eks_vpc, inventory=_with(make_inventory(shop_pods(), provider="eks"),
                                            services=(LB_LOCAL,)),
          options=SynthesisOptions(aws_vpc_cidrs=(ip_network("10.20.0.0/16"),))),
@@ -340,13 +341,13 @@ CASES = [
                          ingresses=(Ingress("shop", "web", "nginx",
                                             (IngressBackend("web", "http"),)),))),
     Case("node-sources",
-         [make_edge(ip_peer(PeerKind.NODE, "10.0.0.1", node="node-1"), WEB, 8080),
-          make_edge(ip_peer(PeerKind.NODE, "10.0.0.1", node="node-1"), API, 9090),
-          make_edge(ip_peer(PeerKind.NODE, "10.0.0.2", node="node-2"), API, 9090)],
+         [make_edge(node_peer("10.0.0.1", node="node-1"), WEB, 8080),
+          make_edge(node_peer("10.0.0.1", node="node-1"), API, 9090),
+          make_edge(node_peer("10.0.0.2", node="node-2"), API, 9090)],
          check_node_sources),
     Case("external-ip",
-         [make_edge(API, ip_peer(PeerKind.EXTERNAL, "198.51.100.9"), 5432),
-          make_edge(API, ip_peer(PeerKind.EXTERNAL, "2001:db8::7"), 443),
+         [make_edge(API, external_peer("198.51.100.9"), 5432),
+          make_edge(API, external_peer("2001:db8::7"), 443),
           make_edge(UI, WEB, 8080)],
          check_external_ip),
     Case("fqdn-any-ip", FQDN_EDGES, check_fqdn_any_ip,
@@ -356,7 +357,7 @@ CASES = [
          options=SynthesisOptions(fqdn_mode=FqdnMode.PIN)),
     Case("fqdn-proxy",
          [*FQDN_EDGES, make_edge(workload_peer("egress", "squid"),
-                                 ip_peer(PeerKind.EXTERNAL, "203.0.113.7",
+                                 external_peer("203.0.113.7",
                                          fqdn="pay.example.com"), 443)],
          check_fqdn_proxy, inventory=make_inventory([*shop_pods(), SQUID]),
          options=SynthesisOptions(egress_proxy=ProxyRef.parse("egress/squid"))),
@@ -449,11 +450,11 @@ def test_scope_limits_policies_to_the_namespaces_asked() -> None:
 
 def test_an_unknown_pod_reached_by_ip_keeps_its_ipblock_with_a_warning() -> None:
     from dataclasses import replace as with_ip
-    from ipaddress import ip_address
 
     gone = with_ip(workload_peer("shop", "gone"), ip=ip_address("10.244.1.99"))
-    node_pod = with_ip(workload_peer("kube-system", "calico-node", "DaemonSet"),
-                       ip=ip_address("10.0.0.1"), host_network=True)
+    # a host-network pod is a node address served by that pod
+    node_pod = NodePeer(ip_address("10.0.0.1"), "node-1",
+                        ref("kube-system", "calico-node", "DaemonSet"))
     proposal = propose(make_graph([make_edge(API, gone, 8080), make_edge(API, node_pod, 9099)]),
                        BASE, SynthesisOptions())
     assert rules(policy(proposal, "shop", "api-netpol"), "egress") == [

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from discover.enrichment.peers import PeerKind
+from discover.enrichment.peers import EarlierPodPeer, ExternalPeer, workload_of
 from discover.enrichment.workload_graph import UndeclaredPort, build_graph
 from discover.flows.events import DirectionEvidence, Protocol
 from discover.flows.flowtable import FlowRow
@@ -53,7 +53,7 @@ def test_dnat_duplicate_is_one_edge_with_max_counts(inventory: Inventory) -> Non
     ])
     graph = build_graph(flows, dns_rows([]), inventory)
     [edge] = graph.edges
-    assert edge.source.workload == DEBUG and edge.destination.workload == WEB
+    assert workload_of(edge.source) == DEBUG and workload_of(edge.destination) == WEB
     assert (edge.protocol, edge.port, edge.port_name) == ("TCP", 8080, "http")
     assert (edge.connections, edge.packets) == (5, 50)  # max, not 10 / 98
     assert (edge.first_seen, edge.last_seen) == (t(13), t(13, 6))
@@ -83,15 +83,15 @@ def test_same_ip_two_owners_over_time(inventory: Inventory) -> None:
     ])
     graph = build_graph(flows, None, inventory)
     sources = {e.port: e.source for e in graph.edges}
-    assert sources[5432].workload == WEB
-    assert sources[5433].workload == API
-    assert sources[5434].kind is PeerKind.EARLIER_POD and sources[5434].note
+    assert workload_of(sources[5432]) == WEB
+    assert workload_of(sources[5433]) == API
+    assert isinstance(sources[5434], EarlierPodPeer) and sources[5434].note
 
 
 def test_row_spanning_an_owner_change_goes_to_both_and_is_noted(inventory: Inventory) -> None:
     flows = flow_rows([("10.244.1.10", "10.244.2.20", "TCP", 5432, 4, 40, t(11), t(12, 5))])
     graph = build_graph(flows, None, inventory)
-    assert {e.source.workload for e in graph.edges} == {WEB, API}
+    assert {workload_of(e.source) for e in graph.edges} == {WEB, API}
     assert any("changed owner" in n for n in graph.notes)
 
 
@@ -102,7 +102,7 @@ def test_external_edge_carries_fqdn_and_cname_chain(inventory: Inventory) -> Non
                           t(13, 0, 2))])
     graph = build_graph(flows, dns, inventory)
     [edge] = graph.edges
-    assert edge.destination.kind is PeerKind.EXTERNAL
+    assert isinstance(edge.destination, ExternalPeer)
     assert edge.destination.fqdn == "cdn.example.com"
     frame = graph_frame(graph)
     assert frame.loc[0, "cname_chain"] == "cdn.example.com.edgekey.net > e1.a.akamaiedge.net"
@@ -152,7 +152,7 @@ def test_flows_without_times_resolve_against_the_inventory(inventory: Inventory)
     flows = (FlowRow(ip_address("10.244.1.10"), ip_address("10.96.10.10"), Protocol.TCP, 80),)
     graph = build_graph(flows, None, inventory)
     [edge] = graph.edges
-    assert edge.source.workload == API  # the IP's current holder
+    assert workload_of(edge.source) == API  # the IP's current holder
     assert edge.connections == 1
     assert any("without times" in n for n in graph.notes)
 
@@ -169,7 +169,7 @@ def test_row_resolving_to_the_same_edge_at_both_ends_counts_once(
     # 12:05 the api pod did: the same edge, which must not get the row twice.
     flows = flow_rows([("10.244.2.40", "10.96.10.20", "TCP", 80, 3, 30, t(11), t(12, 5))])
     [edge] = build_graph(flows, None, inventory).edges
-    assert edge.destination.workload == API and (edge.connections, edge.packets) == (3, 30)
+    assert workload_of(edge.destination) == API and (edge.connections, edge.packets) == (3, 30)
     assert "selector" in edge.destination.note
 
 
@@ -210,7 +210,7 @@ def test_rows_without_times_among_rows_with_times(inventory: Inventory) -> None:
     flows = flow_rows([("10.244.1.10", "10.244.2.20", "TCP", 5432, 1, 1, t(11), t(11)),
                          ("10.244.1.10", "10.244.2.20", "TCP", 5433, 1, 1, t(11), t(11))])
     flows = (flows[0], replace(flows[1], first_seen=None, last_seen=None))
-    sources = {e.port: e.source.workload for e in build_graph(flows, None, inventory).edges}
+    sources = {e.port: workload_of(e.source) for e in build_graph(flows, None, inventory).edges}
     assert sources == {5432: WEB, 5433: API}  # the untimed row: the IP's holder at the end
 
 
@@ -237,7 +237,7 @@ def test_every_pod_that_held_an_ip_during_a_row_gets_the_row(side: str) -> None:
     src, dst = (moving, fixed) if side == "source" else (fixed, moving)
     graph = build_graph(flow_rows([(src, dst, "TCP", 8080, 3, 30, first, last)]), None,
                         inventory)
-    ends = {(e.source if side == "source" else e.destination).workload: e for e in graph.edges}
+    ends = {workload_of(e.source if side == "source" else e.destination): e for e in graph.edges}
     assert set(ends) == set(owners)  # b held the IP only in the middle of the row
     assert all((e.connections, e.packets) == (3, 30) for e in ends.values())
     [note] = [n for n in graph.notes if "changed owner" in n]
@@ -251,5 +251,5 @@ def test_a_row_inside_one_holding_has_one_owner_and_no_note() -> None:
     graph = build_graph(flow_rows([("10.244.3.7", "10.244.3.50", "TCP", 8080, 1, 1,
                                       t0 + timedelta(minutes=11),
                                       t0 + timedelta(minutes=19))]), None, inventory)
-    assert [e.source.workload for e in graph.edges] == [owners[1]]
+    assert [workload_of(e.source) for e in graph.edges] == [owners[1]]
     assert not any("changed owner" in n for n in graph.notes)

@@ -14,7 +14,16 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from discover.enrichment.dns_names import NameIndex
-from discover.enrichment.peers import Peer, PeerKind, ServiceRef
+from discover.enrichment.peers import (
+    ClusterUnknownPeer,
+    EarlierPodPeer,
+    ExternalPeer,
+    LoadBalancerPeer,
+    NodePeer,
+    Peer,
+    ServiceRef,
+    WorkloadPeer,
+)
 from discover.flows.events import IPAddress
 from discover.flows.flowtable import DnsRow
 from discover.inventory.facts import NODELOCAL_DNS, facts_for
@@ -80,12 +89,12 @@ class Resolver:
             return self._node_peer(ip, node, None)
         service = self._services.get(ip)
         if service is not None:
-            return Peer(PeerKind.CLUSTER_UNKNOWN, ip=ip,
-                        note=f"ClusterIP of Service {service.namespace}/{service.name} as a source")
+            return ClusterUnknownPeer(
+                ip, note=f"ClusterIP of Service {service.namespace}/{service.name} as a source")
         lb = self._lb.get(ip)
         if lb is not None:
-            return Peer(PeerKind.LOAD_BALANCER, ip=ip,
-                        note=f"load balancer {ip} of Service {lb.namespace}/{lb.name}")
+            return LoadBalancerPeer(
+                ip, note=f"load balancer {ip} of Service {lb.namespace}/{lb.name}")
         return self._outside(ip, when, client=None)
 
     # ----------------------------------------------------------- destinations
@@ -126,9 +135,9 @@ class Resolver:
         return sorted({first, last} | starts)
 
     def pod_for(self, peer: Peer) -> Pod | None:
-        """The pod behind a WORKLOAD (or host-network NODE) peer: the very pod when the peer
-        names it, else the newest pod of its workload."""
-        if peer.workload is None:
+        """The pod behind a workload peer (or the pod serving a node address): the very pod
+        when the peer names it, else the newest pod of its workload."""
+        if not isinstance(peer, WorkloadPeer | NodePeer) or peer.workload is None:
             return None
         if peer.pod_name:
             found = self.facts.pods_by_name.get((peer.workload.namespace, peer.pod_name))
@@ -141,10 +150,11 @@ class Resolver:
 
     # ---------------------------------------------------------------- helpers
 
-    def _workload_peer(self, pod: Pod, ip: IPAddress | None, *, with_pod: bool = True) -> Peer:
-        return Peer(PeerKind.WORKLOAD, workload=pod.workload,
-                    pod_name=pod.name if with_pod else None, ip=ip, node_name=pod.node_name,
-                    is_cluster_dns=pod.workload in self._dns_workloads)
+    def _workload_peer(self, pod: Pod, ip: IPAddress | None, *,
+                       with_pod: bool = True) -> WorkloadPeer:
+        return WorkloadPeer(pod.workload, pod_name=pod.name if with_pod else None, ip=ip,
+                            node_name=pod.node_name,
+                            is_cluster_dns=pod.workload in self._dns_workloads)
 
     def _pod_peers(self, ip: IPAddress, when: datetime) -> list[Peer]:
         found = self.pods.lookup(ip, when)
@@ -152,10 +162,10 @@ class Resolver:
             return []
         if found.pod is not None:
             return [self._workload_peer(pod, ip) for pod in (found.pod, *found.also)]
-        return [Peer(PeerKind.EARLIER_POD, ip=ip, note=found.note)]
+        return [EarlierPodPeer(ip, note=found.note)]
 
     def _node_peer(self, ip: IPAddress, node: Node | None,
-                   serving: tuple[str, int] | None) -> Peer:
+                   serving: tuple[str, int] | None) -> NodePeer:
         name = node.name if node else None
         host_pods = self._host_pods.get(ip, [])
         if serving is not None:
@@ -164,14 +174,13 @@ class Resolver:
                             key=lambda p: p.name)
             if server:
                 pod = server[0]
-                return Peer(PeerKind.NODE, workload=pod.workload, pod_name=pod.name, ip=ip,
-                            node_name=name or pod.node_name, host_network=True,
-                            is_cluster_dns=pod.workload in self._dns_workloads,
-                            note=f"host-network pod {pod.namespace}/{pod.name} serves "
-                                 f"{port}/{protocol}")
+                return NodePeer(ip, name or pod.node_name, pod.workload, pod.name,
+                                is_cluster_dns=pod.workload in self._dns_workloads,
+                                note=f"host-network pod {pod.namespace}/{pod.name} serves "
+                                     f"{port}/{protocol}")
         if name is None and host_pods:
             name = host_pods[0].node_name
-        return Peer(PeerKind.NODE, ip=ip, node_name=name)
+        return NodePeer(ip, name)
 
     def _host_port_name(self, ip: IPAddress, protocol: str, port: int) -> str | None:
         for pod in sorted(self._host_pods.get(ip, []), key=lambda p: p.name):
@@ -189,27 +198,25 @@ class Resolver:
                        key=lambda p: (p.node_name != client_node, p.name))
         if cache:
             pod = cache[0]
-            return Peer(PeerKind.NODE, workload=pod.workload, pod_name=pod.name,
-                        ip=NODELOCAL_DNS, node_name=client_node or pod.node_name,
-                        host_network=pod.host_network, is_cluster_dns=True,
-                        note="NodeLocal DNSCache")
-        return Peer(PeerKind.CLUSTER_UNKNOWN, ip=NODELOCAL_DNS, is_cluster_dns=True,
-                    note="NodeLocal DNSCache address (its pods are not in the inventory)")
+            return NodePeer(NODELOCAL_DNS, client_node or pod.node_name, pod.workload,
+                            pod.name, is_cluster_dns=True, note="NodeLocal DNSCache")
+        return ClusterUnknownPeer(
+            NODELOCAL_DNS, is_cluster_dns=True,
+            note="NodeLocal DNSCache address (its pods are not in the inventory)")
 
     def _outside(self, ip: IPAddress, when: datetime, client: IPAddress | None) -> Peer:
         pod_range = self.ranges.in_pod_range(ip)
         if pod_range is not None:
-            return Peer(PeerKind.CLUSTER_UNKNOWN, ip=ip,
-                        note=f"in pod range {pod_range}, no pod in the inventory holds it")
+            return ClusterUnknownPeer(
+                ip, note=f"in pod range {pod_range}, no pod in the inventory holds it")
         service_range = self.ranges.in_service_range(ip)
         if service_range is not None:
-            return Peer(PeerKind.CLUSTER_UNKNOWN, ip=ip,
-                        note=f"in service range {service_range}, no Service has this ClusterIP")
+            return ClusterUnknownPeer(
+                ip, note=f"in service range {service_range}, no Service has this ClusterIP")
         match = self.names.lookup(client, ip, when)
         if match is None:
-            return Peer(PeerKind.EXTERNAL, ip=ip)
-        return Peer(PeerKind.EXTERNAL, ip=ip, fqdn=match.name, cname_chain=match.cname_chain,
-                    note=match.note)
+            return ExternalPeer(ip)
+        return ExternalPeer(ip, match.name, match.cname_chain, note=match.note)
 
     def _via_load_balancer(self, lb: Service, ip: IPAddress, protocol: str, port: int,
                            when: datetime) -> list[Resolved]:
@@ -219,11 +226,11 @@ class Resolver:
         peer."""
         label = f"load balancer {ip} of Service {lb.namespace}/{lb.name}"
         expanded = [r for r in self._via_service(lb, ip, protocol, port, when)
-                    if r[0].kind is not PeerKind.CLUSTER_UNKNOWN]
+                    if not isinstance(r[0], ClusterUnknownPeer)]
         if expanded:
             return [(replace(peer, note="; ".join(n for n in (label, peer.note) if n)), target,
                      name) for peer, target, name in expanded]
-        return [(Peer(PeerKind.LOAD_BALANCER, ip=ip, note=label), port, None)]
+        return [(LoadBalancerPeer(ip, note=label), port, None)]
 
     def _via_service(self, service: Service, ip: IPAddress, protocol: str, port: int,
                      when: datetime) -> list[Resolved]:
@@ -231,18 +238,20 @@ class Resolver:
         label = f"Service {service.namespace}/{service.name}"
         is_dns = self.facts.is_dns_service(service)
         if sport is None:
-            return [(Peer(PeerKind.CLUSTER_UNKNOWN, ip=ip, is_cluster_dns=is_dns,
-                          note=f"{label} has no port {port}/{protocol}"), port, None)]
+            return [(ClusterUnknownPeer(ip, is_cluster_dns=is_dns,
+                                        note=f"{label} has no port {port}/{protocol}"),
+                     port, None)]
         backends = self._backends(service, sport, protocol, when)
         if not backends:
-            return [(Peer(PeerKind.CLUSTER_UNKNOWN, ip=ip, is_cluster_dns=is_dns,
-                          via_service=ServiceRef(service.namespace, service.name, port,
-                                                 _numeric(sport.target_port, port)),
-                          note=f"{label} had no backend known to the inventory"), port, None)]
+            ref = ServiceRef(service.namespace, service.name, port,
+                             _numeric(sport.target_port, port))
+            return [(ClusterUnknownPeer(ip, is_cluster_dns=is_dns, via_service=ref,
+                                        note=f"{label} had no backend known to the inventory"),
+                     port, None)]
         out: dict[tuple[Peer, int], str | None] = {}
         for peer, target, name in backends:
             ref = ServiceRef(service.namespace, service.name, port, target, name)
-            if peer.kind is PeerKind.WORKLOAD:  # the workload, not one of its pods
+            if isinstance(peer, WorkloadPeer):  # the workload, not one of its pods
                 peer = replace(peer, pod_name=None, ip=None, node_name=None)
             peer = replace(peer, is_cluster_dns=peer.is_cluster_dns or is_dns, via_service=ref)
             out.setdefault((peer, target), name)
@@ -267,10 +276,8 @@ class Resolver:
                     continue
                 peer = self._workload_peer(pod, None, with_pod=False)
                 if not alive:
-                    peer = Peer(peer.kind, workload=peer.workload,
-                                is_cluster_dns=peer.is_cluster_dns,
-                                note="no backend pod of the time is in the inventory; "
-                                     "workload from the Service's selector")
+                    peer = replace(peer, note="no backend pod of the time is in the "
+                                              "inventory; workload from the Service's selector")
                 found.append((peer, *target))
             if found:
                 return found

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from discover.enrichment.peers import FlowKey, GraphEdge, Peer, PeerKind, ServiceRef
+from discover.enrichment.peers import (
+    EarlierPodPeer,
+    FlowKey,
+    GraphEdge,
+    Peer,
+    ServiceRef,
+    WorkloadPeer,
+)
 from discover.enrichment.resolver import Resolver, declared_port
 from discover.flows.events import OUTCOME_ORDER, IPAddress, Outcome, Protocol
 from discover.flows.flowtable import DnsRow, FlowRow, utc_time
@@ -22,7 +29,7 @@ from discover.inventory.model import Inventory, WorkloadRef
 
 T = TypeVar("T")
 _FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
-_POD_HELD = (PeerKind.WORKLOAD, PeerKind.EARLIER_POD)  # what a pod IP resolves to
+_POD_HELD = (WorkloadPeer, EarlierPodPeer)  # what a pod IP resolves to
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +77,9 @@ class _EdgeAcc:
 
 def _identity(peer: Peer) -> Peer:
     """What makes two peers the same graph node: a workload by its workload alone."""
-    if peer.kind is PeerKind.WORKLOAD:
-        return Peer(PeerKind.WORKLOAD, workload=peer.workload, is_cluster_dns=peer.is_cluster_dns)
-    return replace(peer, via_service=None, note="", pod_name=peer.pod_name
-                   if peer.kind is PeerKind.NODE else None)
+    if isinstance(peer, WorkloadPeer):
+        return WorkloadPeer(peer.workload, is_cluster_dns=peer.is_cluster_dns)
+    return replace(peer, via_service=None, note="")
 
 
 def build_graph(flows: Sequence[FlowRow], dns: Sequence[DnsRow] | None, inventory: Inventory,
@@ -101,7 +107,7 @@ def build_graph(flows: Sequence[FlowRow], dns: Sequence[DnsRow] | None, inventor
         if len(backends) > 1 and any(p.via_service for p, _, _ in destinations):
             notes.add(f"{dst_ip}/{protocol}/{dst_port} is served by {len(backends)} workloads: "
                       "each edge carries the flow's full counts")
-        elif len(backends) > 1 and all(p.kind in _POD_HELD for p in backends):
+        elif len(backends) > 1 and all(isinstance(p, _POD_HELD) for p in backends):
             notes.add(f"{dst_ip} changed owner {span}: the flow from {src_ip} to "
                       f"{protocol}/{dst_port} is counted for each of {_labels(backends)}")
         # Resolving at several instants may give the same edge twice (with other notes):
@@ -146,7 +152,7 @@ def build_graph(flows: Sequence[FlowRow], dns: Sequence[DnsRow] | None, inventor
 
 def edge_sort_key(edge: GraphEdge) -> tuple[str, str, str, int, str, str]:
     return (edge.source.label(), edge.destination.label(), edge.protocol, edge.port,
-            edge.source.kind.value, edge.destination.kind.value)
+            edge.source.kind, edge.destination.kind)
 
 
 def _finish(acc: _EdgeAcc, protocol: Protocol, port: int) -> GraphEdge:
@@ -178,12 +184,13 @@ def _flow_sort_key(flow: FlowKey) -> tuple[int, IPAddress, int, IPAddress, str, 
 def _undeclared(edges: Iterable[GraphEdge], resolver: Resolver) -> tuple[UndeclaredPort, ...]:
     found: set[UndeclaredPort] = set()
     for edge in edges:
-        if edge.destination.kind is not PeerKind.WORKLOAD or edge.destination.workload is None:
+        destination = edge.destination
+        if not isinstance(destination, WorkloadPeer):
             continue
-        pod = resolver.pod_for(edge.destination)
+        pod = resolver.pod_for(destination)
         if pod is None or declared_port(pod, edge.port, edge.protocol) is not None:
             continue
-        found.add(UndeclaredPort(edge.destination.workload, edge.protocol, edge.port,
+        found.add(UndeclaredPort(destination.workload, edge.protocol, edge.port,
                                  bool(pod.ports)))
     return tuple(sorted(found, key=lambda u: (u.workload, u.protocol, u.port)))
 

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import timedelta
 
-from discover.enrichment.peers import GraphEdge, PeerKind
+from discover.enrichment.peers import GraphEdge, WorkloadPeer
 from discover.flows.events import Outcome, Protocol
 from discover.synthesis.context import SynthesisContext
 from discover.synthesis.proposal import Direction, Severity, Window
@@ -59,7 +59,7 @@ def sustained(edge: GraphEdge, window: Window) -> bool:
 
 def _declared_udp(context: SynthesisContext, edge: GraphEdge) -> bool:
     destination = edge.destination
-    if destination.kind is not PeerKind.WORKLOAD or destination.workload is None:
+    if not isinstance(destination, WorkloadPeer):
         return False
     return any(p.port == edge.port and p.protocol == Protocol.UDP.value
                for p in context.declared_ports(destination.workload))
@@ -85,11 +85,10 @@ def deny_attempts(context: SynthesisContext, attempts: list[tuple[GraphEdge, str
     by_source: dict[str, list[tuple[GraphEdge, str]]] = defaultdict(list)
     for edge, reason in attempts:
         destination, source = edge.destination, edge.source
-        if (destination.kind is PeerKind.WORKLOAD and destination.workload is not None
-                and context.is_policy_target(destination.workload)):
+        if isinstance(destination, WorkloadPeer) and context.is_policy_target(
+                destination.workload):
             context.decide(edge, Direction.INGRESS, False, None, reason)
-        if (source.kind is PeerKind.WORKLOAD and source.workload is not None
-                and not source.host_network and context.is_policy_target(source.workload)):
+        if isinstance(source, WorkloadPeer) and context.is_policy_target(source.workload):
             context.decide(edge, Direction.EGRESS, False, None, reason)
         by_source[source.label()].append((edge, reason))
     for label, tried in sorted(by_source.items()):

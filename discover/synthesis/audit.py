@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 
-from discover.enrichment.peers import GraphEdge, PeerKind
+from discover.enrichment.peers import GraphEdge, NodePeer, workload_of
 from discover.inventory.model import Inventory, WorkloadRef
 from discover.netpol.evaluate import Endpoint, PodEndpoint, PolicyEvaluator
 from discover.netpol.policy import EGRESS, INGRESS, Policy, Rule, parse_policy
@@ -43,11 +43,12 @@ def _is_default_deny(policy: Policy, direction: str) -> bool:
 def _is_local_host_edge(edge: GraphEdge, nodes_of: dict[WorkloadRef, set[str | None]]) -> bool:
     """Traffic from the destination pod's own node: NetworkPolicy never blocks it."""
     source, destination = edge.source, edge.destination
-    if source.kind is not PeerKind.NODE and not source.host_network:
+    if not isinstance(source, NodePeer):  # a node, or a host-network pod
         return False
-    if destination.workload is None or source.node_name is None:
+    workload = workload_of(destination)
+    if workload is None or source.node_name is None:
         return False
-    return source.node_name in nodes_of.get(destination.workload, set())
+    return source.node_name in nodes_of.get(workload, set())
 
 
 def audit_existing(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ipaddress import ip_network
 from typing import Any
 
-from discover.enrichment.peers import GraphEdge, PeerKind
+from discover.enrichment.peers import GraphEdge, WorkloadPeer
 from discover.inventory.facts import DNS_POD_LABELS, NODELOCAL_DNS, facts_for
 from discover.inventory.model import Inventory, WorkloadRef
 from discover.synthesis.context import SynthesisContext, ip_peer, namespace_selector
@@ -52,7 +52,7 @@ def find_cluster_dns(edges: Sequence[GraphEdge], inventory: Inventory) -> Cluste
             continue
         if edge.destination.ip == NODELOCAL_DNS:
             node_local = True
-        elif edge.destination.kind is PeerKind.WORKLOAD and edge.destination.workload:
+        elif isinstance(edge.destination, WorkloadPeer):
             workloads.add(edge.destination.workload)
             ports.add(edge.port)
     for service in facts.dns_services:

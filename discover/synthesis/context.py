@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from discover.enrichment.peers import GraphEdge, Peer, PeerKind
+from discover.enrichment.peers import GraphEdge, NodePeer, Peer, WorkloadPeer, workload_of
 from discover.inventory.facts import facts_for
 from discover.inventory.model import ContainerPort, Inventory, Pod, WorkloadRef
 from discover.synthesis.drafts import PolicyDraft
@@ -103,12 +103,13 @@ class SynthesisContext:
                           policy: str | None) -> None:
         """Deny an edge on purpose because `workload` has no exact selector; the policy
         of the other side (if it gets one) says so in its header."""
-        other = edge.source if edge.destination.workload == workload else edge.destination
-        if other.workload is not None and other.workload in self.drafts:
+        other = workload_of(edge.source if workload_of(edge.destination) == workload
+                            else edge.destination)
+        if other is not None and other in self.drafts:
             note = (f"note: traffic with {workload} was observed but is denied until it "
                     "has a label of its own (selector-no-exact-label)")
-            if note not in self.drafts[other.workload].notes:
-                self.drafts[other.workload].notes.append(note)
+            if note not in self.drafts[other].notes:
+                self.drafts[other].notes.append(note)
         self.report_unselectable(
             workload,
             f"{edge.source.label()} -> {edge.destination.label()} {edge.protocol} {edge.port}")
@@ -152,20 +153,13 @@ class SynthesisContext:
         return PortSpec(protocol, port, name)
 
     def pod_of(self, peer: Peer) -> Pod | None:
-        if peer.workload is None or peer.pod_name is None:
+        if not isinstance(peer, WorkloadPeer | NodePeer) or peer.workload is None \
+                or peer.pod_name is None:
             return None
         return self.pods_by_name.get((peer.workload.namespace, peer.pod_name))
 
-    def is_host_peer(self, peer: Peer) -> bool:
-        """Traffic from or to a node address: a node, or a host-network pod."""
-        return peer.kind is PeerKind.NODE or (
-            peer.kind is PeerKind.WORKLOAD and peer.host_network
-        )
-
-    def node_of_peer(self, peer: Peer) -> str | None:
-        if peer.node_name:
-            return peer.node_name
-        return self.node_names_by_ip.get(peer.ip) if peer.ip is not None else None
+    def node_of_peer(self, peer: NodePeer) -> str | None:
+        return peer.node_name or self.node_names_by_ip.get(peer.ip)
 
     # -- peers (NetworkPolicyPeer dicts) -------------------------------------------------
 

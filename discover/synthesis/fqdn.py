@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from discover.enrichment.peers import GraphEdge
+from discover.enrichment.peers import ExternalPeer, GraphEdge, WorkloadPeer, workload_of
 from discover.errors import ConfigurationError
 from discover.flows.flowtable import DnsRow, utc_time
 from discover.inventory.model import IPAddress, WorkloadRef
@@ -45,6 +45,25 @@ class DnsObservation:
     cname_chain: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class NamedEdge:
+    """An edge from `workload` to an external address it reached through the name `fqdn`."""
+
+    edge: GraphEdge
+    workload: WorkloadRef
+    destination: ExternalPeer
+    fqdn: str
+
+
+def reached_by_name(edge: GraphEdge) -> NamedEdge | None:
+    """The edge as reached by name, when a workload's pod reached an external name."""
+    source, destination = edge.source, edge.destination
+    if isinstance(source, WorkloadPeer) and isinstance(destination, ExternalPeer) \
+            and destination.fqdn:
+        return NamedEdge(edge, source.workload, destination, destination.fqdn)
+    return None
+
+
 def dns_observations(rows: Iterable[DnsRow]) -> tuple[DnsObservation, ...]:
     """The flow table's DNS rows as synthesis reads them (aware times)."""
     return tuple(
@@ -69,36 +88,36 @@ def _addresses_changed(rows: Sequence[DnsObservation]) -> bool | None:
 
 
 def collect_dependencies(
-    edges: Sequence[GraphEdge], dns: Sequence[DnsObservation],
+    edges: Sequence[NamedEdge], dns: Sequence[DnsObservation],
     handling: Mapping[WorkloadRef, FqdnHandling],
 ) -> tuple[FqdnDependency, ...]:
     """One dependency per (workload, FQDN) from the edges reached by name."""
     by_name: dict[str, list[DnsObservation]] = defaultdict(list)
     for row in dns:
         by_name[row.name].append(row)
-    grouped: dict[tuple[WorkloadRef, str], list[GraphEdge]] = defaultdict(list)
-    for edge in edges:
-        assert edge.source.workload is not None and edge.destination.fqdn is not None
-        grouped[(edge.source.workload, edge.destination.fqdn)].append(edge)
+    grouped: dict[tuple[WorkloadRef, str], list[NamedEdge]] = defaultdict(list)
+    for named in edges:
+        grouped[(named.workload, named.fqdn)].append(named)
     dependencies = []
     for (workload, fqdn), group in sorted(grouped.items()):
         rows = by_name.get(fqdn, [])
-        chain = max((e.destination.cname_chain for e in group), key=len, default=())
-        addresses = {e.destination.ip for e in group if e.destination.ip is not None}
+        chain = max((n.destination.cname_chain for n in group), key=len, default=())
+        addresses = {n.destination.ip for n in group}
         addresses.update(row.address for row in rows)
+        group_edges = [n.edge for n in group]
         dependencies.append(
             FqdnDependency(
                 workload=workload,
                 fqdn=fqdn,
                 cname_chain=chain,
-                ports=tuple(sorted({PortUse(e.protocol, e.port) for e in group},
+                ports=tuple(sorted({PortUse(e.protocol, e.port) for e in group_edges},
                                    key=lambda p: (p.port, p.protocol))),
                 addresses=tuple(sorted(addresses, key=lambda a: (a.version, a))),
                 ttls=tuple(sorted({row.ttl for row in rows})),
                 addresses_changed=_addresses_changed(rows),
-                connections=sum(e.connections for e in group),
-                first_seen=min(e.first_seen for e in group),
-                last_seen=max(e.last_seen for e in group),
+                connections=sum(e.connections for e in group_edges),
+                first_seen=min(e.first_seen for e in group_edges),
+                last_seen=max(e.last_seen for e in group_edges),
                 how=handling[workload],
             )
         )
@@ -120,7 +139,7 @@ def proxy_ports(context: SynthesisContext, proxy: ProxyRef, workload: WorkloadRe
     if proxy.port is not None:
         return {PortSpec("TCP", proxy.port)}
     seen = {PortSpec(e.protocol, e.port, e.port_name) for e in edges
-            if e.destination.workload == workload and e.protocol == "TCP"}
+            if workload_of(e.destination) == workload and e.protocol == "TCP"}
     if seen:
         return seen
     declared = {PortSpec(p.protocol, p.port, p.name) for p in context.declared_ports(workload)
@@ -131,7 +150,7 @@ def proxy_ports(context: SynthesisContext, proxy: ProxyRef, workload: WorkloadRe
 
 
 def plan_fqdn_edges(
-    context: SynthesisContext, edges: Sequence[GraphEdge], cidrs: ClusterCidrs,
+    context: SynthesisContext, edges: Sequence[NamedEdge], cidrs: ClusterCidrs,
     all_edges: Sequence[GraphEdge], dns: Sequence[DnsObservation] = (),
 ) -> dict[WorkloadRef, FqdnMode]:
     """Write the rules for edges reached by name; returns the mode applied per workload.
@@ -147,36 +166,32 @@ def plan_fqdn_edges(
     applied: dict[WorkloadRef, FqdnMode] = {}
     # what each workload's names resolved to: an any-IP rule must not except those
     reached: dict[WorkloadRef, set[IPAddress]] = defaultdict(set)
-    for edge in edges:
-        assert edge.source.workload is not None and edge.destination.fqdn is not None
-        if edge.destination.ip is not None:
-            reached[edge.source.workload].add(edge.destination.ip)
-        reached[edge.source.workload].update(answered.get(edge.destination.fqdn, ()))
-    for edge in sorted(edges, key=_edge_key):
-        source = edge.source.workload
-        assert source is not None and edge.destination.fqdn is not None
+    for named in edges:
+        reached[named.workload].add(named.destination.ip)
+        reached[named.workload].update(answered.get(named.fqdn, ()))
+    for named in sorted(edges, key=_edge_key):
+        source = named.workload
         workload_mode = mode
         if mode is FqdnMode.PROXY and source == proxy_ref:
             workload_mode = FqdnMode.ANY_IP  # the proxy itself filters by name
         applied[source] = workload_mode
         if workload_mode is FqdnMode.PROXY:
             assert proxy is not None and proxy_ref is not None
-            _plan_proxy(context, edge, proxy, proxy_ref, all_edges)
+            _plan_proxy(context, named, proxy, proxy_ref, all_edges)
         elif workload_mode is FqdnMode.PIN:
-            _plan_pin(context, edge, answered.get(edge.destination.fqdn, set()))
+            _plan_pin(context, named, answered.get(named.fqdn, set()))
         else:
-            _plan_any_ip(context, edge, cidrs, reached[source])
+            _plan_any_ip(context, named, cidrs, reached[source])
     return applied
 
 
-def _edge_key(edge: GraphEdge) -> tuple[str, str, str, int]:
-    return (str(edge.source.workload), edge.destination.fqdn or "", edge.protocol, edge.port)
+def _edge_key(named: NamedEdge) -> tuple[str, str, str, int]:
+    return (str(named.workload), named.fqdn, named.edge.protocol, named.edge.port)
 
 
-def _plan_proxy(context: SynthesisContext, edge: GraphEdge, proxy: ProxyRef,
+def _plan_proxy(context: SynthesisContext, named: NamedEdge, proxy: ProxyRef,
                 proxy_ref: WorkloadRef, all_edges: Sequence[GraphEdge]) -> None:
-    source = edge.source.workload
-    assert source is not None
+    source, edge = named.workload, named.edge
     if not context.selectable(proxy_ref):
         context.deny_unselectable(edge, Direction.EGRESS, proxy_ref, context.policy_id(source))
         return
@@ -199,21 +214,20 @@ def _plan_proxy(context: SynthesisContext, edge: GraphEdge, proxy: ProxyRef,
         f"{edge.destination.label()} {edge.protocol} {edge.port}",
     )
     context.decide(edge, Direction.EGRESS, False, context.policy_id(source),
-                   f"{edge.destination.fqdn}: through the egress proxy {proxy}")
+                   f"{named.fqdn}: through the egress proxy {proxy}")
 
 
-def _plan_pin(context: SynthesisContext, edge: GraphEdge, answered: set[IPAddress]) -> None:
-    source = edge.source.workload
-    assert source is not None and edge.destination.ip is not None
+def _plan_pin(context: SynthesisContext, named: NamedEdge, answered: set[IPAddress]) -> None:
+    source, edge, address_seen = named.workload, named.edge, named.destination.ip
     draft = context.draft(source)
     draft.flags.add("fqdn-pin")
     port = PortSpec(edge.protocol, edge.port)
-    draft.rule("egress", f"ip:{edge.destination.ip}", [ip_peer(edge.destination.ip)],
-               use_names=False, reason=f"addresses seen for {edge.destination.fqdn} (pinned)"
+    draft.rule("egress", f"ip:{address_seen}", [ip_peer(address_seen)],
+               use_names=False, reason=f"addresses seen for {named.fqdn} (pinned)"
                ).observe(edge.destination.label(), port, edge)
-    for address in sorted(answered - {edge.destination.ip}, key=lambda a: (a.version, a)):
+    for address in sorted(answered - {address_seen}, key=lambda a: (a.version, a)):
         draft.rule("egress", f"ip:{address}", [ip_peer(address)], use_names=False,
-                   reason=f"answered by DNS for {edge.destination.fqdn} (pinned, not "
+                   reason=f"answered by DNS for {named.fqdn} (pinned, not "
                           "connected to in the window)").ports.add(port)
     context.report(
         Severity.WARNING, "egress-fqdn-pin", str(source),
@@ -223,11 +237,10 @@ def _plan_pin(context: SynthesisContext, edge: GraphEdge, answered: set[IPAddres
     context.decide(edge, Direction.EGRESS, True, context.policy_id(source), "pinned address")
 
 
-def _plan_any_ip(context: SynthesisContext, edge: GraphEdge, cidrs: ClusterCidrs,
+def _plan_any_ip(context: SynthesisContext, named: NamedEdge, cidrs: ClusterCidrs,
                  reached: set[IPAddress]) -> None:
-    source = edge.source.workload
-    assert source is not None and edge.destination.ip is not None
-    version = edge.destination.ip.version
+    source, edge = named.workload, named.edge
+    version = named.destination.ip.version
     everything = "0.0.0.0/0" if version == 4 else "::/0"
     block: dict[str, object] = {"cidr": everything}
     excepts = cidrs.excepts(version, reached)

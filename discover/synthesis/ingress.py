@@ -10,7 +10,13 @@ address, on the port seen, with a warning."""
 
 from __future__ import annotations
 
-from discover.enrichment.peers import GraphEdge, PeerKind
+from discover.enrichment.peers import (
+    ExternalPeer,
+    GraphEdge,
+    LoadBalancerPeer,
+    NodePeer,
+    WorkloadPeer,
+)
 from discover.inventory.model import IPNetwork, WorkloadRef
 from discover.synthesis.cluster_dns import ClusterDns, dns_ingress_peers, is_dns_edge
 from discover.synthesis.context import SynthesisContext, ip_peer
@@ -107,13 +113,10 @@ def plan_dns_server(context: SynthesisContext, dns: ClusterDns) -> None:
 
 
 def plan_ingress_edge(
-    context: SynthesisContext, edge: GraphEdge, dns: ClusterDns, exposures: Exposures,
-    cloud: Cloud,
+    context: SynthesisContext, edge: GraphEdge, workload: WorkloadRef, dns: ClusterDns,
+    exposures: Exposures, cloud: Cloud,
 ) -> None:
-    """Decide one edge into a policy-target workload."""
-    destination = edge.destination
-    assert destination.workload is not None
-    workload = destination.workload
+    """Decide one edge into `workload`, a policy target (the edge's destination)."""
     draft = context.draft(workload)
     policy = context.policy_id(workload)
     source = edge.source
@@ -121,8 +124,7 @@ def plan_ingress_edge(
     subject = str(workload)
     evidence = f"{source.label()} -> {subject} {edge.protocol} {edge.port}"
 
-    if (source.kind is PeerKind.WORKLOAD and not source.host_network and source.workload
-            and context.known(source.workload)):
+    if isinstance(source, WorkloadPeer) and context.known(source.workload):
         if workload in dns.workloads and is_dns_edge(edge):
             draft.rule("ingress", "dns-clients", dns_ingress_peers(), use_names=False).observe(
                 source.label(), PortSpec(edge.protocol, edge.port), edge)
@@ -137,11 +139,11 @@ def plan_ingress_edge(
         context.decide(edge, Direction.INGRESS, True, policy, "observed consumer")
         return
 
-    if context.is_host_peer(source):
-        _plan_host_source(context, edge, port, policy)
+    if isinstance(source, NodePeer):  # a node address: a node, or a host-network pod
+        _plan_host_source(context, edge, source, workload, policy)
         return
 
-    if source.kind in (PeerKind.EXTERNAL, PeerKind.LOAD_BALANCER):
+    if isinstance(source, ExternalPeer | LoadBalancerPeer):
         if workload in dns.workloads and is_dns_edge(edge):
             context.report(
                 Severity.CRITICAL, "ingress-6-dns-external", subject,
@@ -150,52 +152,46 @@ def plan_ingress_edge(
             )
             context.decide(edge, Direction.INGRESS, False, policy, "external source to cluster DNS")
             return
-        _plan_external_source(context, edge, port, policy, exposures, cloud)
+        _plan_external_source(context, edge, source, workload, policy, exposures, cloud)
         return
 
     context.report(
         Severity.WARNING, "ingress-unresolved-source", subject,
-        f"a source that no inventory object explains ({source.kind.value}"
+        f"a source that no inventory object explains ({source.kind}"
         f"{': ' + source.note if source.note else ''}) is not allowed", evidence,
     )
     context.decide(edge, Direction.INGRESS, False, policy,
-                   f"unresolved source ({source.kind.value})")
+                   f"unresolved source ({source.kind})")
 
 
-def _plan_host_source(context: SynthesisContext, edge: GraphEdge, port: PortSpec,
-                      policy: str) -> None:
-    destination = edge.destination
-    assert destination.workload is not None
-    source = edge.source
+def _plan_host_source(context: SynthesisContext, edge: GraphEdge, source: NodePeer,
+                      workload: WorkloadRef, policy: str) -> None:
     node = context.node_of_peer(source)
-    pod = context.pod_of(destination)
+    pod = context.pod_of(edge.destination)
     if pod is not None:
         local_nodes = {pod.node_name}
     else:
-        local_nodes = {p.node_name for p in context.pods_by_workload.get(destination.workload, [])}
+        local_nodes = {p.node_name for p in context.pods_by_workload.get(workload, [])}
     if node is not None and node in local_nodes:
         context.report(
-            Severity.INFO, "ingress-node-local", str(destination.workload),
+            Severity.INFO, "ingress-node-local", str(workload),
             "traffic from the pod's own node (kubelet probes, host-network processes) is "
             "always allowed by NetworkPolicy; no rule is written for it",
             f"{source.label()} -> {edge.protocol} {edge.port}",
         )
         note = ("note: traffic from the pod's own node (kubelet probes) was seen; "
                 "NetworkPolicy always allows it, so no rule opens node addresses")
-        notes = context.draft(destination.workload).notes
+        notes = context.draft(workload).notes
         if note not in notes:
             notes.append(note)
         context.decide(edge, Direction.INGRESS, None, None, "from the pod's own node")
         return
-    if source.ip is None:
-        context.decide(edge, Direction.INGRESS, False, policy, "host source without an address")
-        return
-    context.draft(destination.workload).rule(
+    context.draft(workload).rule(
         "ingress", f"ip:{source.ip}", [ip_peer(source.ip)], use_names=False,
         reason="another node's address",
     ).observe(source.label(), PortSpec(edge.protocol, edge.port), edge)
     context.report(
-        Severity.WARNING, "ingress-node-source", str(destination.workload),
+        Severity.WARNING, "ingress-node-source", str(workload),
         "traffic from another node's address (a host-network pod, or kube-proxy SNAT of "
         "NodePort/LoadBalancer traffic) is allowed from that address only",
         f"{source.label()} -> {edge.protocol} {edge.port}",
@@ -204,18 +200,14 @@ def _plan_host_source(context: SynthesisContext, edge: GraphEdge, port: PortSpec
 
 
 def _plan_external_source(
-    context: SynthesisContext, edge: GraphEdge, port: PortSpec, policy: str,
-    exposures: Exposures, cloud: Cloud,
+    context: SynthesisContext, edge: GraphEdge, source: ExternalPeer | LoadBalancerPeer,
+    workload: WorkloadRef, policy: str, exposures: Exposures, cloud: Cloud,
 ) -> None:
-    destination = edge.destination
-    assert destination.workload is not None
-    workload = destination.workload
-    source = edge.source
     evidence = f"{source.label()} -> {workload} {edge.protocol} {edge.port}"
     lb_ports = exposures.load_balancer_ports(workload)
     exposure = lb_ports.get((edge.protocol, edge.port))
     draft = context.draft(workload)
-    if exposure is not None and source.ip is not None:
+    if exposure is not None:
         service = f"{exposure.service.namespace}/{exposure.service.name}"
         ranges = lb_ranges(context, cloud)
         if any(source.ip in net for net in ranges if net.version == source.ip.version):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 
-from discover.enrichment.peers import GraphEdge, Peer, PeerKind
+from discover.enrichment.peers import GraphEdge, Peer, WorkloadPeer
 from discover.errors import SynthesisError
 from discover.inventory.model import Inventory, Pod
 from discover.netpol.evaluate import Endpoint, IpEndpoint, PodEndpoint, PolicyEvaluator
@@ -43,7 +43,7 @@ class EndpointFactory:
         return labels
 
     def endpoint(self, peer: Peer) -> Endpoint | None:
-        if peer.kind is PeerKind.WORKLOAD and peer.workload is not None and not peer.host_network:
+        if isinstance(peer, WorkloadPeer):
             pods = self._pods.get(peer.workload)
             if not pods:
                 return None

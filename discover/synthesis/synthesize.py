@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from discover.enrichment.peers import GraphEdge, PeerKind
+from discover.enrichment.peers import GraphEdge, WorkloadPeer, workload_of
 from discover.enrichment.workload_graph import WorkloadGraph
 from discover.inventory.model import Inventory
 from discover.synthesis.attempts import deny_attempts, split_attempts
@@ -18,7 +18,13 @@ from discover.synthesis.context import SynthesisContext
 from discover.synthesis.documents import default_deny_document, workload_document
 from discover.synthesis.egress import ensure_dns_rule, plan_egress_edge
 from discover.synthesis.external import Exposures, detect_cloud
-from discover.synthesis.fqdn import DnsObservation, collect_dependencies, plan_fqdn_edges
+from discover.synthesis.fqdn import (
+    DnsObservation,
+    NamedEdge,
+    collect_dependencies,
+    plan_fqdn_edges,
+    reached_by_name,
+)
 from discover.synthesis.ingress import plan_dns_server, plan_exposure, plan_ingress_edge
 from discover.synthesis.ip_conflicts import report_ip_conflicts
 from discover.synthesis.options import Cloud, FqdnMode, SynthesisOptions
@@ -28,7 +34,7 @@ from discover.synthesis.selfcheck import check_proposal
 
 def _edge_key(edge: GraphEdge) -> tuple[str, ...]:
     return (edge.source.label(), edge.destination.label(), edge.protocol, f"{edge.port:05d}",
-            edge.source.kind.value, edge.destination.kind.value, str(edge.source.ip),
+            edge.source.kind, edge.destination.kind, str(edge.source.ip),
             str(edge.destination.ip))
 
 
@@ -73,26 +79,28 @@ def propose(
     plan_dns_server(context, cluster_dns)
     deny_attempts(context, attempts)
 
-    by_name: list[GraphEdge] = []
+    by_name: list[NamedEdge] = []
     # reached by name from a workload that gets no policy: listed, never allowed
-    unlisted_by_name: list[GraphEdge] = []
+    unlisted_by_name: list[NamedEdge] = []
     for edge in edges:
         destination = edge.destination
-        if (destination.kind is PeerKind.WORKLOAD and destination.workload is not None
-                and context.is_policy_target(destination.workload)):
+        if isinstance(destination, WorkloadPeer) and context.is_policy_target(
+                destination.workload):
             if context.selectable(destination.workload):
-                plan_ingress_edge(context, edge, cluster_dns, exposures, cloud)
+                plan_ingress_edge(context, edge, destination.workload, cluster_dns, exposures,
+                                  cloud)
             else:
                 context.deny_unselectable(edge, Direction.INGRESS, destination.workload, None)
         source = edge.source
-        if (source.kind is PeerKind.WORKLOAD and source.workload is not None
-                and not source.host_network and context.is_policy_target(source.workload)):
+        if isinstance(source, WorkloadPeer) and context.is_policy_target(source.workload):
             if not context.selectable(source.workload):
                 context.deny_unselectable(edge, Direction.EGRESS, source.workload, None)
-                if edge.destination.kind is PeerKind.EXTERNAL and edge.destination.fqdn:
-                    unlisted_by_name.append(edge)
-            elif not plan_egress_edge(context, edge, cluster_dns):
-                by_name.append(edge)
+                named = reached_by_name(edge)
+                if named is not None:
+                    unlisted_by_name.append(named)
+            elif (named := plan_egress_edge(context, edge, source.workload,
+                                            cluster_dns)) is not None:
+                by_name.append(named)
                 # it resolved the name, even when its lookup wasn't captured
                 ensure_dns_rule(context, source.workload, cluster_dns)
     _report_undeclared_ports(context, graph, edges)
@@ -103,9 +111,8 @@ def propose(
         for note in cidrs.notes:
             context.report(Severity.INFO, "egress-fqdn-cidrs", "cluster/cidrs", note)
     handling = {workload: FqdnHandling(mode) for workload, mode in mode_of.items()}
-    for edge in unlisted_by_name:
-        assert edge.source.workload is not None
-        handling[edge.source.workload] = FqdnHandling(
+    for named in unlisted_by_name:
+        handling[named.workload] = FqdnHandling(
             None, "no label selects exactly its pods, see selector-no-exact-label; denied "
             "by the default deny")
     dependencies = collect_dependencies([*by_name, *unlisted_by_name], dns, handling)
@@ -154,7 +161,7 @@ def propose(
 def _report_undeclared_ports(
     context: SynthesisContext, graph: WorkloadGraph, allowed: Sequence[GraphEdge]
 ) -> None:
-    reached = {(e.destination.workload, e.protocol, e.port) for e in allowed}
+    reached = {(workload_of(e.destination), e.protocol, e.port) for e in allowed}
     for item in graph.undeclared_ports:
         if not context.writes_policy(item.workload):
             continue

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from discover.enrichment.peers import Peer, PeerKind
+from discover.enrichment.peers import (
+    UNRESOLVED,
+    ExternalPeer,
+    NodePeer,
+    Peer,
+    WorkloadPeer,
+    node_name_of,
+)
 from discover.flows.events import IPAddress, Protocol
 from discover.flows.flowtable import FlowRow, utc_time
 from discover.inventory.model import Inventory, Pod
@@ -118,7 +125,7 @@ def _verify_one(
     source = endpoints.endpoint(source_peer, source_ip)
     targets = resolver.resolve_destination(dst_ip, protocol, port, when, client_ip=src_ip)
     checks: list[tuple[str, Verdict]] = []
-    for peer, target_port, _name in targets or [(Peer(PeerKind.EXTERNAL, ip=dst_ip), port, None)]:
+    for peer, target_port, _name in targets or [(ExternalPeer(dst_ip), port, None)]:
         destination = endpoints.endpoint(peer, peer.ip if peer.ip is not None else dst_ip)
         exempt = _node_local(source_peer, source, peer, destination)
         verdict = exempt or evaluator.check(source, destination, protocol, target_port)
@@ -164,28 +171,25 @@ def _combine(checks: list[tuple[str, Verdict]], first: Peer | None, allowed: boo
 def _unresolved_notes(peers: Sequence[Peer]) -> str:
     """Why an address in the cluster was evaluated as a bare IP (no pod holds it)."""
     notes = sorted(
-        {f"{peer.ip}: {peer.note}" for peer in peers if peer.kind in _UNRESOLVED and peer.note}
+        {f"{peer.ip}: {peer.note}" for peer in peers if isinstance(peer, UNRESOLVED) and peer.note}
     )
     return f" (note: {'; '.join(notes)})" if notes else ""
-
-
-_UNRESOLVED = (PeerKind.CLUSTER_UNKNOWN, PeerKind.EARLIER_POD)
 
 
 def _node_local(
     source_peer: Peer, source: Endpoint, destination_peer: Peer, destination: Endpoint
 ) -> Verdict | None:
     """The Kubernetes exemption: a pod and its own node may always talk."""
-    if isinstance(destination, PodEndpoint) and source_peer.kind is PeerKind.NODE:
-        node, pod_node = source_peer.node_name, destination_peer.node_name
+    if isinstance(destination, PodEndpoint) and isinstance(source_peer, NodePeer):
+        node, pod_node = source_peer.node_name, node_name_of(destination_peer)
         if node and node == pod_node:
             return Verdict(
                 True,
                 f"allowed: from node {node}, the node {destination.label()} "
                 "runs on (always allowed)",
             )
-    if isinstance(source, PodEndpoint) and destination_peer.kind is PeerKind.NODE:
-        node, pod_node = destination_peer.node_name, source_peer.node_name
+    if isinstance(source, PodEndpoint) and isinstance(destination_peer, NodePeer):
+        node, pod_node = destination_peer.node_name, node_name_of(source_peer)
         if node and node == pod_node:
             return Verdict(
                 True, f"allowed: to node {node}, the node {source.label()} runs on (always allowed)"
@@ -199,7 +203,7 @@ class _EndpointBuilder:
         self.namespace_labels = namespace_labels(inventory)
 
     def endpoint(self, peer: Peer, ip: IPAddress) -> Endpoint:
-        if peer.kind is not PeerKind.WORKLOAD or peer.host_network:
+        if not isinstance(peer, WorkloadPeer):
             return IpEndpoint(ip)  # nodes, host-network pods, external and unknown addresses
         pod = self.resolver.pod_for(peer)
         if pod is None or pod.host_network:
