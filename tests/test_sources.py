@@ -91,8 +91,8 @@ def test_sniffing_goes_by_content_not_name(tmp_path: Path) -> None:
     text.write_text("hello")
     with pytest.raises(
         ReadError,
-        match=r"notes\.pcap: not a pcap, pcapng or netpol-discover "
-        r"summary \(starts with 68656c6c\)",
+        match=r"notes\.pcap: not a pcap, pcapng, netpol-discover "
+        r"summary or Hubble flow file \(starts with 68656c6c\)",
     ):
         sniff_format(text)
     empty = tmp_path / "empty.pcap"
@@ -189,7 +189,8 @@ def test_one_bad_input_among_good_ones_is_a_warning(tmp_path: Path) -> None:
     loaded = load_inputs([write_capture(tmp_path / "a.pcap"), notes], jobs=1)
     assert len(loaded.files) == 1
     assert loaded.warnings == [
-        f"{notes}: not a pcap, pcapng or netpol-discover summary (starts with 6e6f7420)"
+        f"{notes}: not a pcap, pcapng, netpol-discover summary or Hubble flow file "
+        "(starts with 6e6f7420)"
     ]
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+import gc
 import json
+import weakref
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from ipaddress import ip_address
 from pathlib import Path
@@ -34,6 +37,7 @@ from discover.flows.summary import (
     migrate,
     read_summary,
     summary_from_dict,
+    summary_text,
     summary_to_dict,
     write_summary,
 )
@@ -375,3 +379,48 @@ def test_the_documented_example_is_a_valid_summary() -> None:
     assert summary_to_dict(table, meta) == doc  # also: the doc lists rows in written order
     assert meta.agent_name == "netpol-discover-agent-x7k2p"
     assert table.edge_count == 2
+
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 65535), st.floats(0, 4e9)),
+        max_size=5,
+    ),
+    st.lists(st.text(max_size=12), max_size=3),
+    st.text(max_size=12),
+)
+def test_summary_text_is_the_bytes_of_the_whole_document(
+    edges: list[tuple[int, int, float]], chain: list[str], node: str
+) -> None:
+    # Any rows (none at all too) and any text, line breaks and quotes included.
+    table = FlowTable()
+    for address, port, time in edges:
+        table.add(ConnectionOpen(time, ip_address(address), 1, ip_address("10.0.0.1"), port,
+                                 Protocol.TCP, DirectionEvidence.SYN))  # fmt: skip
+        table.add(DnsAnswer(time, ip_address(address), ip_address("10.96.0.10"), "a.example",
+                            tuple(chain), (DnsRecordAddress(ip_address("192.0.2.1"), port),),
+                            Protocol.UDP))  # fmt: skip
+    meta = sample_meta(node_name=node, counters={"packets": len(edges), node: 1})
+    whole = dumps_summary(summary_to_dict(table, meta))
+    assert "".join(summary_text(table, meta)) == whole
+    assert "".join(summary_text(sample_table(), sample_meta())) == dumps_summary(sample_doc())
+
+
+def test_merge_summaries_folds_each_part_before_the_next_is_made() -> None:
+    # A generator reading one agent at a time: the tables already merged are gone.
+    made: list[weakref.ref[FlowTable]] = []
+
+    def parts() -> Iterator[tuple[FlowTable, SummaryMeta]]:
+        for index in range(5):
+            gc.collect()
+            assert [ref() is None for ref in made[:-1]] == [True] * len(made[:-1])
+            table = sample_table()
+            made.append(weakref.ref(table))
+            yield table, sample_meta(node_name=f"node-{index}")
+
+    table, meta = merge_summaries(parts())
+    assert len(made) == 5
+    assert [r.connections for r in table.flow_rows()] == [10, 5, 0]
+    assert meta.node_name == ",".join(f"node-{i}" for i in range(5))

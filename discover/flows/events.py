@@ -35,6 +35,9 @@ class DirectionEvidence(enum.StrEnum):
     # before its window, or a set-up the capture missed): the end a listening socket
     # covers is the server (sidecar/established.py).
     ESTABLISHED = "established"
+    # A flow log (Hubble) marked which packets were replies, from its datapath's connection
+    # tracking (`is_reply`), or an L7 request/response named them; no set-up was seen.
+    FLOW_LOG = "flow-log"
     UDP_FIRST = "udp-first"  # first datagram of a UDP flow: its sender is the client
     INFERRED = "inferred"  # mid-connection capture: decided from ports and later packets
 

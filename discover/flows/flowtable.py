@@ -67,6 +67,7 @@ EVIDENCE_ORDER = (
     DirectionEvidence.SYN_ACK,
     DirectionEvidence.INIT_ACK,
     DirectionEvidence.ESTABLISHED,
+    DirectionEvidence.FLOW_LOG,
     DirectionEvidence.UDP_FIRST,
     DirectionEvidence.INFERRED,
 )

@@ -21,7 +21,9 @@ from pathlib import Path
 
 from discover.errors import ConfigurationError, ReadError
 from discover.flows.flowtable import FlowTable
+from discover.flows.hubble_facts import HubbleFacts
 from discover.flows.progress import ByteProgress
+from discover.reading.hubble import gzip_head, looks_like_hubble
 
 PCAP_MAGICS = {bytes.fromhex(m) for m in ("a1b2c3d4", "d4c3b2a1", "a1b23c4d", "4d3cb2a1")}
 PCAPNG_MAGIC = bytes.fromhex("0a0d0d0a")
@@ -45,7 +47,7 @@ class FileStats:
     `dns_answers` the answers its DNS rows count."""
 
     path: str
-    format: str  # "pcap", "pcapng", "pcap.gz" or "summary"
+    format: str  # "pcap", "pcapng", "pcap.gz", "summary", "hubble" or "hubble.gz"
     bytes: int
     packets: int
     edges: int
@@ -61,6 +63,7 @@ class LoadedInputs:
     warnings: list[str]
     window_start: datetime | None
     window_end: datetime | None
+    hubble: HubbleFacts | None = None  # endpoints, drops, Services of Hubble inputs
 
     @property
     def packets(self) -> int:
@@ -80,10 +83,12 @@ class FileResult:
     stats: FileStats | None
     warnings: tuple[str, ...]
     window: tuple[float, float] | None
+    hubble: HubbleFacts | None = None
 
 
 def sniff_format(path: Path) -> str:
-    """ "pcap", "pcapng", "pcap.gz" or "summary", from the first bytes; ReadError otherwise."""
+    """ "pcap", "pcapng", "pcap.gz", "summary", "hubble" or "hubble.gz", from the first
+    (decompressed) bytes; ReadError otherwise."""
     try:
         with open(path, "rb") as stream:
             head = stream.read(SNIFF_BYTES)
@@ -94,13 +99,16 @@ def sniff_format(path: Path) -> str:
     if head[:4] == PCAPNG_MAGIC:
         return "pcapng"
     if head[:2] == GZIP_MAGIC:
-        return "pcap.gz"
+        return "hubble.gz" if looks_like_hubble(gzip_head(path, SNIFF_BYTES)) else "pcap.gz"
+    if looks_like_hubble(head):
+        return "hubble"  # one JSON flow a line, as `hubble observe -o json` writes
     text = head.removeprefix(UTF8_BOM).lstrip(JSON_WHITESPACE)
     if text[:1] == b"{":
         return "summary"
     shown = head[:4].hex() or "nothing (empty file)"
     raise ReadError(
-        str(path), f"not a pcap, pcapng or netpol-discover summary (starts with {shown})"
+        str(path),
+        f"not a pcap, pcapng, netpol-discover summary or Hubble flow file (starts with {shown})",
     )
 
 
@@ -148,6 +156,8 @@ def read_input(
         kind = sniff_format(path)
         if kind == "summary":
             return _read_summary(path)
+        if kind.startswith("hubble"):
+            return _read_hubble(path, kind, on_progress)
         return _read_capture(path, kind, on_progress, dns)
     except ReadError as error:
         return FileResult(None, None, (str(error),), None)
@@ -225,6 +235,27 @@ def _read_summary(path: Path) -> FileResult:
     return FileResult(table, stats, (), window)
 
 
+def _read_hubble(
+    path: Path, kind: str, on_progress: Callable[[int, int], None] | None
+) -> FileResult:
+    from discover.flows.hubble_source import read_hubble_file
+
+    read = read_hubble_file(path, on_progress)
+    if read.flows == 0:
+        return FileResult(None, None, (*read.warnings, f"{path}: no Hubble flow in it"), None)
+    stats = FileStats(
+        path=str(path),
+        format=kind,
+        bytes=path.stat().st_size,
+        packets=read.flows,
+        edges=read.table.edge_count,
+        dns_answers=read.dns_answers,
+        complete=read.complete,
+        counters=read.counters,
+    )
+    return FileResult(read.table, stats, read.warnings, read.table.time_range(), read.facts)
+
+
 # -- parallel reading --------------------------------------------------------------------
 
 _progress_queue: Queue[tuple[int, int]] | None = None
@@ -277,12 +308,15 @@ def _combine(paths: list[Path], results: list[FileResult]) -> LoadedInputs:
     warnings: list[str] = []
     starts: list[float] = []
     ends: list[float] = []
+    hubble: HubbleFacts | None = None
     for result in results:
         warnings.extend(result.warnings)
         if result.table is None or result.stats is None:
             continue
         table.merge(result.table)
         files.append(result.stats)
+        if result.hubble is not None:
+            hubble = result.hubble if hubble is None else hubble.merge(result.hubble)
         if result.window is not None:
             starts.append(result.window[0])
             ends.append(result.window[1])
@@ -299,4 +333,5 @@ def _combine(paths: list[Path], results: list[FileResult]) -> LoadedInputs:
         warnings=warnings,
         window_start=datetime.fromtimestamp(min(starts), UTC) if starts else None,
         window_end=datetime.fromtimestamp(max(ends), UTC) if ends else None,
+        hubble=hubble,
     )
