@@ -12,7 +12,7 @@ describes every field.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from ipaddress import ip_address
@@ -86,6 +86,15 @@ class SummaryMeta:
 
 def summary_to_dict(table: FlowTable, meta: SummaryMeta) -> dict[str, Any]:
     """The current-version document; rows sorted, so equal tables give equal documents."""
+    return {
+        **_summary_head(table, meta),
+        "flows": [_flow_dict(row) for row in table.flow_rows()],
+        "dns": [_dns_dict(row) for row in table.dns_rows()],
+    }
+
+
+def _summary_head(table: FlowTable, meta: SummaryMeta) -> dict[str, Any]:
+    """Everything of the document but its rows."""
     counters = {key: int(value) for key, value in meta.counters.items()}
     drops = table.drop_counters()
     counters.setdefault("dns_rows_dropped", drops.pop("dns_rows_dropped"))
@@ -109,35 +118,35 @@ def summary_to_dict(table: FlowTable, meta: SummaryMeta) -> dict[str, Any]:
             "end": _datetime_text(meta.window_end),
         },
         "counters": dict(sorted(counters.items())),
-        "flows": [
-            {
-                "src_ip": str(row.src_ip),
-                "dst_ip": str(row.dst_ip),
-                "protocol": row.protocol.value,
-                "dst_port": row.dst_port,
-                "connections": row.connections,
-                "packets": row.packets,
-                "first_seen": time_text(row.first_seen),
-                "last_seen": time_text(row.last_seen),
-                "direction": row.direction.value,
-                "outcome": row.outcome.value,
-            }
-            for row in table.flow_rows()
-        ],
-        "dns": [
-            {
-                "client_ip": str(row.client_ip),
-                "name": row.name,
-                "address": str(row.address),
-                "cname_chain": list(row.cname_chain),
-                "server_ip": str(row.server_ip),
-                "ttl": row.ttl,
-                "answers": row.answers,
-                "first_seen": time_text(row.first_seen),
-                "last_seen": time_text(row.last_seen),
-            }
-            for row in table.dns_rows()
-        ],
+    }
+
+
+def _flow_dict(row: FlowRow) -> dict[str, Any]:
+    return {
+        "src_ip": str(row.src_ip),
+        "dst_ip": str(row.dst_ip),
+        "protocol": row.protocol.value,
+        "dst_port": row.dst_port,
+        "connections": row.connections,
+        "packets": row.packets,
+        "first_seen": time_text(row.first_seen),
+        "last_seen": time_text(row.last_seen),
+        "direction": row.direction.value,
+        "outcome": row.outcome.value,
+    }
+
+
+def _dns_dict(row: DnsRow) -> dict[str, Any]:
+    return {
+        "client_ip": str(row.client_ip),
+        "name": row.name,
+        "address": str(row.address),
+        "cname_chain": list(row.cname_chain),
+        "server_ip": str(row.server_ip),
+        "ttl": row.ttl,
+        "answers": row.answers,
+        "first_seen": time_text(row.first_seen),
+        "last_seen": time_text(row.last_seen),
     }
 
 
@@ -202,9 +211,10 @@ def read_summary(path: Path | str) -> tuple[FlowTable, SummaryMeta]:
 
 
 def write_summary(table: FlowTable, meta: SummaryMeta, path: Path | str) -> None:
-    """Write a summary as deterministic JSON (sorted keys, indented)."""
+    """Write a summary as deterministic JSON (sorted keys, indented), row by row."""
     try:
-        Path(path).write_text(dumps_summary(summary_to_dict(table, meta)))
+        with open(path, "w", encoding="utf-8") as stream:
+            stream.writelines(summary_text(table, meta))
     except OSError as error:
         raise OutputError(str(path), f"cannot write: {error.strerror or error}") from error
 
@@ -213,11 +223,42 @@ def dumps_summary(doc: Mapping[str, Any]) -> str:
     return json.dumps(doc, indent=1, sort_keys=True) + "\n"
 
 
+def summary_text(table: FlowTable, meta: SummaryMeta) -> Iterator[str]:
+    """`dumps_summary(summary_to_dict(table, meta))` in pieces, one row at a time: a merged
+    summary of a million edges is written without its document (about 1 KB of Python
+    objects per row) or its text being held whole. Same bytes: json's indentation of a
+    value nested `level` deep is its own dump with each line break followed by `level`
+    indents, and the dump of a string never holds a raw line break."""
+    head = _summary_head(table, meta)
+    rows: dict[str, Iterator[dict[str, Any]]] = {
+        "flows": map(_flow_dict, table.flow_rows()),
+        "dns": map(_dns_dict, table.dns_rows()),
+    }
+    yield "{"
+    for index, key in enumerate(sorted([*head, *rows])):
+        yield ("\n " if index == 0 else ",\n ") + json.dumps(key) + ": "
+        if key in head:
+            yield _nested_dump(head[key], 1)
+            continue
+        empty = True
+        for item in rows[key]:
+            yield ("[\n  " if empty else ",\n  ") + _nested_dump(item, 2)
+            empty = False
+        yield "[]" if empty else "\n ]"
+    yield "\n}\n"
+
+
+def _nested_dump(value: object, level: int) -> str:
+    return json.dumps(value, indent=1, sort_keys=True).replace("\n", "\n" + " " * level)
+
+
 def merge_summaries(
     parts: Iterable[tuple[FlowTable, SummaryMeta]],
 ) -> tuple[FlowTable, SummaryMeta]:
     """One table and meta for several agents: tables merged, the window spanning them all,
-    counters summed, node/interface/agent names listed (sorted, comma-separated)."""
+    counters summed, node/interface/agent names listed (sorted, comma-separated). Each
+    part is folded in as `parts` yields it, so a generator that reads one agent's summary
+    at a time keeps memory to the distinct edges, not to all the agents' documents."""
     table = FlowTable()
     metas: list[SummaryMeta] = []
     for part_table, part_meta in parts:
