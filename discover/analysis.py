@@ -69,10 +69,11 @@ def analyze(
     if extra:
         findings = sorted((*proposal.findings, *extra), key=Finding.sort_key)
         proposal = replace(proposal, findings=tuple(findings))
-    verdicts = tuple(verify_flows(flows, PolicyEvaluator(proposal.policies), inventory))
+    evaluator = PolicyEvaluator(proposal.policies)
+    verdicts = tuple(verify_flows(flows, evaluator, inventory))
     _check_denials(verdicts, proposal)
     return Analysis(graph=graph, proposal=proposal, verdicts=verdicts,
-                    changes=compute_changes(inventory, proposal))
+                    changes=compute_changes(inventory, proposal, evaluator.policies))
 
 
 def _reading_findings(

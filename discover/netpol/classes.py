@@ -32,12 +32,17 @@ from discover.netpol.ports import ConnectionSet, PortRanges, RulePort
 from discover.netpol.selectors import LabelSelector
 
 ClassPair = tuple[int, int]  # (source class, destination class)
+_ALL = ConnectionSet.all()  # shared, so that `is` tells the common answers apart cheaply
+_NONE = ConnectionSet.none()
 
 
 @dataclass(frozen=True, slots=True)
 class _RuleRef:
     policy: int  # index into the policies: active when below the prefix
     rule: Rule
+    matches: tuple[int, ...] | None  # ids of its peer specs; None: every peer
+    ports: int  # id of its `ports` (rules with equal ports share it)
+    named: bool  # some port is a name, resolved on the destination
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +75,8 @@ class WorkloadClasses:
                         selected[direction][item].append(number)
         spec_ids: dict[tuple[PeerSpec, str], int] = {}
         matched_by: dict[int, list[int]] = defaultdict(list)
-        self._rule_specs: dict[tuple[int, str, int], tuple[int, ...] | None] = {}
+        self._rules: dict[tuple[int, str], list[_RuleRef]] = defaultdict(list)
+        port_ids: dict[tuple[RulePort, ...], int] = {}
         for number, policy in enumerate(self.policies):
             for direction in (INGRESS, EGRESS):
                 for rule in policy.rules(direction):
@@ -86,8 +92,10 @@ class WorkloadClasses:
                             for item in self._match(spec, policy.namespace):
                                 matched_by[item].append(spec_ids[key])
                         ids.append(spec_ids[key])
-                    self._rule_specs[(number, direction, rule.number)] = (
-                        tuple(ids) if rule.peers else None)
+                    self._rules[(number, direction)].append(_RuleRef(
+                        number, rule, tuple(ids) if rule.peers else None,
+                        port_ids.setdefault(rule.ports, len(port_ids)),
+                        any(isinstance(p.port, str) for p in rule.ports)))
         shared: dict[tuple[str, object], int] = defaultdict(int)
         for endpoint in self._endpoints:
             if endpoint.ip is not None:
@@ -114,7 +122,7 @@ class WorkloadClasses:
         for number, signature in enumerate(self._signatures):
             for spec_id in signature.matched_by:
                 self._classes_matched[spec_id].append(number)
-        self._connections: dict[tuple[int, str, int, int], ConnectionSet] = {}
+        self._connections: dict[tuple[int, tuple[PortRanges, ...]], ConnectionSet] = {}
 
     # -- per class -------------------------------------------------------------------
 
@@ -137,13 +145,12 @@ class WorkloadClasses:
                                    (1, signature.ingress_policies)):
                 direction = EGRESS if side == 0 else INGRESS
                 for policy in policies:
-                    for rule in self.policies[policy].rules(direction):
-                        specs = self._rule_specs[(policy, direction, rule.number)]
-                        others: Iterable[int] = everyone if specs is None else sorted(
-                            {c for spec in specs for c in self._classes_matched.get(spec, ())})
+                    for ref in self._rules.get((policy, direction), ()):
+                        others: Iterable[int] = everyone if ref.matches is None else {
+                            c for spec in ref.matches for c in self._classes_matched.get(spec, ())}
                         for other in others:
                             pair = (number, other) if side == 0 else (other, number)
-                            out[pair][side].append(_RuleRef(policy, rule))
+                            out[pair][side].append(ref)
         same_pod: dict[tuple[str, object], list[int]] = defaultdict(list)
         for number, signature in enumerate(self._signatures):
             if signature.alone is not None:  # another workload has its namespace and IP
@@ -163,39 +170,49 @@ class WorkloadClasses:
         rules."""
         source, destination = pair
         if source != destination and self._same_pod(source, destination):
-            return ConnectionSet.all()
+            return _ALL
         egress = self._side(source, destination, EGRESS, rules[0], active)
-        if egress.is_empty:
+        if egress is _NONE:
             return egress
-        return egress.intersection(self._side(destination, destination, INGRESS, rules[1],
-                                              active))
+        ingress = self._side(destination, destination, INGRESS, rules[1], active)
+        if egress is _ALL or ingress is _NONE:
+            return ingress
+        if ingress is _ALL:
+            return egress
+        return egress.intersection(ingress)
 
     def default(self, pair: ClassPair, active: int) -> ConnectionSet:
         """A pair that no rule matches: all when neither end is isolated, else none."""
         if self.isolated(pair[0], EGRESS, active) or self.isolated(pair[1], INGRESS, active):
-            return ConnectionSet.none()
-        return ConnectionSet.all()
+            return _NONE
+        return _ALL
 
     # -- helpers ---------------------------------------------------------------------
 
     def _side(self, own: int, destination: int, direction: str, rules: list[_RuleRef],
               active: int) -> ConnectionSet:
         if not self.isolated(own, direction, active):
-            return ConnectionSet.all()
-        allowed = ConnectionSet.none()
-        for ref in rules:
-            if ref.policy < active:
-                allowed = allowed.union(self._rule_connections(ref, direction, destination))
+            return _ALL
+        # Most pairs are matched by one rule: its cached set, no union to build.
+        matching = [self._rule_connections(ref, direction, destination)
+                    for ref in rules if ref.policy < active]
+        if not matching:
+            return _NONE
+        allowed = matching[0]
+        for more in matching[1:]:
+            allowed = allowed.union(more)
         return allowed
 
     def _rule_connections(self, ref: _RuleRef, direction: str,
                           destination: int) -> ConnectionSet:
-        key = (ref.policy, direction, ref.rule.number, destination)
+        # Many rules share their ports; the destination matters only through how it
+        # resolves the named ones.
+        key = (ref.ports, self._signatures[destination].named_ports if ref.named else ())
         cached = self._connections.get(key)
         if cached is None:
             ports = self._representative[destination].ports
             cached = (ConnectionSet.of((p.protocol, p.resolve(ports)) for p in ref.rule.ports)
-                      if ref.rule.ports else ConnectionSet.all())
+                      if ref.rule.ports else _ALL)
             self._connections[key] = cached
         return cached
 

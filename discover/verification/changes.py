@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 
@@ -21,7 +21,7 @@ from discover.inventory.model import Inventory, WorkloadRef
 from discover.netpol.classes import ClassPair, WorkloadClasses
 from discover.netpol.evaluate import PolicyEvaluator
 from discover.netpol.matrix import workload_endpoints
-from discover.netpol.policy import EGRESS, INGRESS
+from discover.netpol.policy import EGRESS, INGRESS, Policy
 from discover.netpol.ports import ConnectionSet
 from discover.netpol.selectors import InvalidPolicyError
 from discover.synthesis.proposal import Proposal
@@ -84,8 +84,12 @@ class Changes:
         return [c for ref, c in sorted(self.by_workload.items()) if ref.namespace == namespace]
 
 
-def compute_changes(inventory: Inventory, proposal: Proposal) -> Changes:
-    """Existing policies the evaluator can't read are a finding of the audit; then both
+def compute_changes(inventory: Inventory, proposal: Proposal,
+                    parsed: Sequence[Policy] | None = None) -> Changes:
+    """`parsed`: the proposal's policies already read (the analysis has them for the
+    self-check; reading thousands of them again costs seconds).
+
+    Existing policies the evaluator can't read are a finding of the audit; then both
     sides are compared without them (before: no policies; after: the proposal alone)."""
     note: str | None = None
     try:
@@ -93,7 +97,8 @@ def compute_changes(inventory: Inventory, proposal: Proposal) -> Changes:
     except InvalidPolicyError as error:
         existing = ()
         note = f"existing policies unreadable ({error}); compared with no policies"
-    proposed = PolicyEvaluator(proposal.policies).policies
+    proposed = tuple(parsed) if parsed is not None else PolicyEvaluator(
+        proposal.policies).policies
     view = _Comparison(WorkloadClasses(workload_endpoints(inventory), (*existing, *proposed)),
                        before=len(existing), after=len(existing) + len(proposed))
     by_workload: dict[WorkloadRef, WorkloadChange] = {}
