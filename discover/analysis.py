@@ -22,6 +22,7 @@ from discover.synthesis.options import SynthesisOptions
 from discover.synthesis.proposal import Finding, Proposal, Severity
 from discover.synthesis.synthesize import propose
 from discover.verification.changes import Changes, compute_changes
+from discover.verification.invariants import check_invariants
 from discover.verification.verify import FlowVerdict, verify_flows
 
 # The rule id of the finding that an input missed traffic.
@@ -41,6 +42,20 @@ class ProposalDeniesObservedFlowError(SynthesisError):
             f"the proposal denies {len(verdicts)} observed flow(s) it should allow "
             f"(a bug, please report it): {shown}{more}"
         )
+
+
+class InvariantBrokenError(SynthesisError):
+    """The proposal would cut what keeps the cluster running (DNS, the API server, webhooks);
+    `findings` name each broken invariant."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        self.findings = findings
+        first = findings[0]
+        more = f"; and {len(findings) - 1} more" if len(findings) > 1 else ""
+        super().__init__(
+            f"nothing written: the proposal breaks {len(findings)} cluster invariant(s): "
+            f"{first.message}{more} (--accept-broken-invariants writes it anyway, with "
+            "critical findings)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +83,13 @@ def analyze(
     extra = _reading_findings(reading_counters or {}, input_counters or {})
     if extra:
         findings = sorted((*proposal.findings, *extra), key=Finding.sort_key)
+        proposal = replace(proposal, findings=tuple(findings))
+    broken = check_invariants(proposal, inventory,
+                              api_server_egress=options.api_server_egress)
+    if broken and not options.accept_broken_invariants:
+        raise InvariantBrokenError(broken)
+    if broken:
+        findings = sorted((*proposal.findings, *broken), key=Finding.sort_key)
         proposal = replace(proposal, findings=tuple(findings))
     evaluator = PolicyEvaluator(proposal.policies)
     verdicts = tuple(verify_flows(flows, evaluator, inventory))

@@ -45,7 +45,8 @@ def test_policies_validate_against_the_kubernetes_schema(proposal: Path) -> None
     deny = {
         d["metadata"]["namespace"] for d in documents if d["metadata"]["name"] == "default-deny"
     }
-    assert deny == {"shop", "payments", "monitoring", "ingress-nginx", "kube-system"}
+    # kube-system is held back by default (issue 16): the report shows its policies
+    assert deny == {"shop", "payments", "monitoring", "ingress-nginx"}
 
 
 def test_flows_csv_keeps_wire_addresses_and_says_who(proposal: Path) -> None:

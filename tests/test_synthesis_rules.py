@@ -140,8 +140,11 @@ def check_dns(p: Proposal) -> None:
     ]
     assert dns_rule["ports"] == [{"protocol": "TCP", "port": 53}, {"protocol": "UDP", "port": 53}]
     coredns = policy(p, "kube-system", "coredns-netpol")
-    assert rules(coredns, "ingress") == [{"from": [{"namespaceSelector": {}}],
-                                          "ports": dns_rule["ports"]}]
+    # every pod, and the nodes' addresses (host-network clients), never an external IP
+    assert rules(coredns, "ingress") == [
+        {"from": [{"ipBlock": {"cidr": "10.0.0.1/32"}}, {"ipBlock": {"cidr": "10.0.0.2/32"}}],
+         "ports": dns_rule["ports"]},
+        {"from": [{"namespaceSelector": {}}], "ports": dns_rule["ports"]}]
     assert "ingress-6-dns-external" in rule_ids(p)
     assert "egress" not in policy(p, "shop", "api-netpol")  # resolved nothing
 
@@ -414,7 +417,9 @@ def validate_cilium(text: str) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_rule(case: Case) -> None:
-    options = case.options
+    # these cases test the other rules on kube-system's CoreDNS too: write its policy
+    # (system namespaces are held back by default, see test_synthesis_control_plane.py)
+    options = replace(case.options, include_system=True)
     if case.name.startswith("lb-"):
         options = replace(options, cloud=Cloud.AUTO)
     proposal = propose(make_graph(case.edges, case.undeclared), case.inventory, options)

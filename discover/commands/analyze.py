@@ -117,6 +117,39 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "UDP burst to an undeclared port), as before outcomes were recorded; by default "
         "they are reported as 'attempted, not allowed'",
     )
+    parser.add_argument(
+        "--include-system-namespaces",
+        action="store_true",
+        help="also write policies for kube-system, kube-public, kube-node-lease and the "
+        "--system-namespace ones (default: the report shows them, held back)",
+    )
+    parser.add_argument(
+        "--system-namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="treat this namespace as a system one too: held back unless included "
+        "(repeatable)",
+    )
+    parser.add_argument(
+        "--no-api-server-egress",
+        action="store_true",
+        help="don't give components known to watch the API server (ingress controllers, "
+        "Prometheus, operators) egress to it unless it was observed",
+    )
+    parser.add_argument(
+        "--probe-rules",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="ingress from the nodes on the pods' probe ports: where the CNI filters node "
+        "traffic (auto: not Calico or Cilium), always, or never",
+    )
+    parser.add_argument(
+        "--accept-broken-invariants",
+        action="store_true",
+        help="write a proposal even if it cuts cluster DNS, its upstreams, the API server's "
+        "watchers or webhook backends (critical findings say which)",
+    )
     add_reading_options(parser)
     parser.set_defaults(run=run, usage_error=parser.error)
 
@@ -165,7 +198,13 @@ def _options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from ipaddress import ip_network
 
     from discover.errors import ConfigurationError
-    from discover.synthesis.options import Cloud, FqdnMode, ProxyRef, SynthesisOptions
+    from discover.synthesis.options import (
+        Cloud,
+        FqdnMode,
+        ProbeRules,
+        ProxyRef,
+        SynthesisOptions,
+    )
 
     def networks(values: list[str], option: str) -> tuple:  # type: ignore[type-arg]
         try:
@@ -182,4 +221,9 @@ def _options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         namespaces=tuple(args.namespace),
         aws_vpc_cidrs=networks(args.aws_vpc_cidr, "--aws-vpc-cidr"),
         allow_attempts=args.allow_attempts,
+        include_system=args.include_system_namespaces,
+        system_namespaces=tuple(args.system_namespace),
+        api_server_egress=not args.no_api_server_egress,
+        probe_rules=ProbeRules(args.probe_rules),
+        accept_broken_invariants=args.accept_broken_invariants,
     )

@@ -11,6 +11,7 @@ stage and not for the other).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from ipaddress import ip_address
 
 from discover.inventory.index import PodIndex
@@ -34,6 +35,88 @@ DNS_POD_LABELS = (
 DNS_IMAGE_MARKERS = ("coredns", "kube-dns")
 DNS_SERVICE_NAMES = ("kube-dns", "coredns", "rke2-coredns-rke2-coredns")
 DNS_SERVICE_APPS = ("kube-dns", "coredns", "node-local-dns")  # values of k8s-app
+
+
+# The API server: the default/kubernetes Service, whose EndpointSlice holds its real
+# addresses (what a NetworkPolicy sees after kube-proxy's DNAT), on or off the nodes.
+API_SERVER_SERVICE = ("default", "kubernetes")
+# Components that watch the API server all the time, by label or image: cutting them off
+# breaks routing (ingress controllers), scraping (Prometheus's service discovery), every
+# operator, and cluster DNS (CoreDNS's kubernetes plugin).
+API_WATCHER_LABELS = (
+    (("app.kubernetes.io/name", "ingress-nginx"), "the ingress-nginx controller"),
+    (("app.kubernetes.io/name", "traefik"), "the Traefik ingress controller"),
+    (("app.kubernetes.io/name", "prometheus"), "Prometheus (service discovery)"),
+    (("app", "prometheus"), "Prometheus (service discovery)"),
+    (("app.kubernetes.io/component", "operator"), "an operator"),
+    (("control-plane", "controller-manager"), "an operator (controller-manager)"),
+)
+API_WATCHER_IMAGES = (
+    ("ingress-nginx/controller", "the ingress-nginx controller"),
+    ("traefik", "the Traefik ingress controller"),
+    ("prometheus/prometheus", "Prometheus (service discovery)"),
+    ("operator", "an operator"),
+    ("cert-manager-controller", "cert-manager"),
+    ("external-dns", "external-dns"),
+)
+SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiServer:
+    """Where the API server answers: `addresses` and `ports` are its endpoints (after
+    DNAT), `service_ips` the default/kubernetes ClusterIPs clients dial."""
+
+    addresses: tuple[IPAddress, ...] = ()
+    ports: tuple[int, ...] = ()
+    service_ips: tuple[IPAddress, ...] = ()
+    on_nodes: bool = False  # every endpoint address is a node's (kubeadm, kind, k3s)
+
+    @property
+    def known(self) -> bool:
+        return bool(self.addresses and self.ports)
+
+    def serves(self, address: IPAddress | None) -> bool:
+        return address is not None and (address in self.addresses
+                                        or address in self.service_ips)
+
+
+def find_api_server(inventory: Inventory) -> ApiServer:
+    namespace, name = API_SERVER_SERVICE
+    service = next((s for s in inventory.services
+                    if (s.namespace, s.name) == API_SERVER_SERVICE), None)
+    addresses: list[IPAddress] = []
+    ports: set[int] = set()
+    for piece in inventory.endpoint_slices:
+        if piece.namespace != namespace or piece.service_name != name:
+            continue
+        ports.update(p.port for p in piece.ports if p.protocol == "TCP")
+        for endpoint in piece.endpoints:
+            addresses.extend(a for a in endpoint.addresses if a not in addresses)
+    if service is not None and not ports:
+        # no slice: the Service's targetPort is the endpoint port when it is a number
+        ports.update(p.target_port if isinstance(p.target_port, int) else p.port
+                     for p in service.ports)
+    node_addresses = {a for node in inventory.nodes for a in node.addresses}
+    return ApiServer(
+        addresses=tuple(sorted(addresses, key=lambda a: (a.version, a))),
+        ports=tuple(sorted(ports)),
+        service_ips=service.cluster_ips if service is not None else (),
+        on_nodes=bool(addresses) and all(a in node_addresses for a in addresses),
+    )
+
+
+def api_watcher_reason(pod: Pod, dns_services: Iterable[Service] = ()) -> str | None:
+    """Why this pod keeps a watch on the API server (None: not known to)."""
+    if is_dns_pod(pod, dns_services) and not selects((NODELOCAL_DNS_LABEL,), pod.labels):
+        return "cluster DNS (CoreDNS's kubernetes plugin)"
+    for pair, reason in API_WATCHER_LABELS:
+        if selects((pair,), pod.labels):
+            return reason
+    for marker, reason in API_WATCHER_IMAGES:
+        if any(marker in image.rsplit("@", 1)[0] for image in pod.images):
+            return reason
+    return None
 
 
 def selects(match_labels: Iterable[tuple[str, str]], labels: Mapping[str, str]) -> bool:
@@ -87,6 +170,13 @@ class ClusterFacts:
         self.dns_services = tuple(s for s in inventory.services if is_dns_service(s))
         self.dns_workloads = frozenset(
             p.workload for p in inventory.pods if is_dns_pod(p, self.dns_services))
+        self.api_server = find_api_server(inventory)
+        self.api_watchers: dict[WorkloadRef, str] = {}
+        for pod in inventory.pods:
+            reason = api_watcher_reason(pod, self.dns_services)
+            if reason is not None:
+                self.api_watchers.setdefault(pod.workload, reason)
+        self.node_addresses = tuple(sorted(self.nodes_by_ip, key=lambda a: (a.version, a)))
         self.nodelocal_pods = tuple(
             p for p in inventory.pods if selects((NODELOCAL_DNS_LABEL,), p.labels))
         self._selected: dict[tuple[str, str], list[Pod]] = {}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from discover.errors import ConfigurationError
+from discover.inventory.facts import SYSTEM_NAMESPACES
 from discover.inventory.model import IPNetwork
 
 
@@ -22,6 +23,15 @@ class FqdnMode(enum.StrEnum):
     PROXY = "proxy"  # egress only to the egress proxy; the proxy filters by name
     ANY_IP = "any-ip"  # any address except pod/service CIDRs, on the port only
     PIN = "pin"  # the addresses seen, as ipBlocks (brittle)
+
+
+class ProbeRules(enum.StrEnum):
+    """Kubelet probes come from the node: rules for them where the CNI filters node
+    traffic (auto: by the detected CNI), always, or never."""
+
+    AUTO = "auto"
+    ALWAYS = "always"
+    NEVER = "never"
 
 
 class InvalidOptionError(ConfigurationError):
@@ -78,6 +88,16 @@ class SynthesisOptions:
     # Allow attempts too (refused, unanswered, brief one-way edges), as before outcomes
     # were recorded (--allow-attempts).
     allow_attempts: bool = False
+    # System namespaces (kube-system, kube-public, kube-node-lease and `system_namespaces`)
+    # get no policy unless asked (--include-system-namespaces, or named with -n): the
+    # report shows what would be proposed for them instead.
+    include_system: bool = False
+    system_namespaces: tuple[str, ...] = ()
+    # components known to watch the API server get egress to it (off: --no-api-server-egress)
+    api_server_egress: bool = True
+    probe_rules: ProbeRules = ProbeRules.AUTO
+    # write a proposal that breaks a cluster invariant anyway (--accept-broken-invariants)
+    accept_broken_invariants: bool = False
 
     def __post_init__(self) -> None:
         if self.fqdn_mode is FqdnMode.PROXY and self.egress_proxy is None:
@@ -98,6 +118,12 @@ class SynthesisOptions:
         if self.fqdn_mode is not None:
             return self.fqdn_mode
         return FqdnMode.PROXY if self.egress_proxy is not None else FqdnMode.ANY_IP
+
+    def held_back(self, namespace: str) -> bool:
+        """A system namespace the user did not opt into: its policies are shown, not
+        written."""
+        return (not self.include_system and namespace not in self.namespaces
+                and (namespace in SYSTEM_NAMESPACES or namespace in self.system_namespaces))
 
     def in_scope(self, namespace: str) -> bool:
         return not self.namespaces or namespace in self.namespaces

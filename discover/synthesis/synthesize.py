@@ -15,6 +15,12 @@ from discover.synthesis.cilium import cilium_documents
 from discover.synthesis.cluster_dns import find_cluster_dns
 from discover.synthesis.cni import cni_findings, detect_cni
 from discover.synthesis.context import SynthesisContext
+from discover.synthesis.control_plane import (
+    plan_api_callbacks,
+    plan_api_server_egress,
+    plan_dns_control_plane,
+    report_unseen_api_clients,
+)
 from discover.synthesis.documents import default_deny_document, workload_document
 from discover.synthesis.egress import ensure_dns_rule, plan_egress_edge
 from discover.synthesis.external import Exposures, detect_cloud
@@ -28,8 +34,10 @@ from discover.synthesis.fqdn import (
 from discover.synthesis.ingress import plan_dns_server, plan_exposure, plan_ingress_edge
 from discover.synthesis.ip_conflicts import report_ip_conflicts
 from discover.synthesis.options import Cloud, FqdnMode, SynthesisOptions
+from discover.synthesis.probes import plan_probes
 from discover.synthesis.proposal import Direction, FqdnHandling, Proposal, Severity, Window
 from discover.synthesis.selfcheck import check_proposal
+from discover.synthesis.system_scope import hold_back_system
 
 
 def _edge_key(edge: GraphEdge) -> tuple[str, ...]:
@@ -77,6 +85,13 @@ def propose(
                 Severity.INFO, "host-network-workload", str(workload),
                 "host-network pods: NetworkPolicy does not apply to them; no policy written")
     plan_dns_server(context, cluster_dns)
+    # what keeps the cluster running, seen in the window or not
+    plan_dns_control_plane(context, cluster_dns, edges)
+    plan_api_callbacks(context)
+    for workload in writers:
+        plan_api_server_egress(context, workload)
+    detection = detect_cni(inventory)
+    plan_probes(context, writers, detection)
     deny_attempts(context, attempts)
 
     by_name: list[NamedEdge] = []
@@ -104,6 +119,7 @@ def propose(
                 # it resolved the name, even when its lookup wasn't captured
                 ensure_dns_rule(context, source.workload, cluster_dns)
     _report_undeclared_ports(context, graph, edges)
+    report_unseen_api_clients(context, writers, edges)
 
     cidrs = cluster_cidrs(inventory, options)
     mode_of = plan_fqdn_edges(context, by_name, cidrs, edges, dns)
@@ -130,8 +146,9 @@ def propose(
             workload_document(context.drafts[workload], context.policy_name(workload), window)
         )
     documents.sort(key=lambda d: (d.namespace, d.name != "default-deny", d.name))
+    documents = hold_back_system(context, documents)
+    namespaces = [n for n in namespaces if not options.held_back(n)]
 
-    detection = detect_cni(inventory)
     findings = context.collected_findings()
     findings.extend(cni_findings(detection))
     findings.extend(audit_existing(inventory, observed, namespaces, options))
