@@ -393,3 +393,36 @@ def test_dns_answers_match_zeek_logs(corpora: Path) -> None:
         answers += len(expected)
     assert compared >= 20
     assert answers >= 10
+
+
+def test_many_summaries_fold_in_input_order_whichever_worker_finishes_first(
+    tmp_path: Path,
+) -> None:
+    # More files than are read ahead (READ_AHEAD x 2 workers); each answer for the same
+    # name at the same time comes from another server: the last input's must win.
+    from discover.flows.events import ConnectionOpen, DnsAnswer, DnsRecordAddress, Protocol
+    from discover.flows.flowtable import FlowTable
+    from discover.flows.sources import READ_AHEAD
+
+    count = READ_AHEAD * 2 * 3 + 1
+    paths = []
+    for index in range(count):
+        table = FlowTable()
+        table.add(ConnectionOpen(T0 + index, ip_address(CLIENT), 40000,
+                                 ip_address(f"10.244.9.{index % 7}"), 8080, Protocol.TCP,
+                                 DirectionEvidence.SYN))  # fmt: skip
+        table.add(DnsAnswer(T0, ip_address(CLIENT), ip_address(f"10.96.0.{index + 1}"),
+                            "api.example.com", (), (DnsRecordAddress(ip_address(SERVER), index),),
+                            Protocol.UDP))  # fmt: skip
+        path = tmp_path / f"agent-{index:02d}.json"
+        write_summary(table, SummaryMeta(node_name=f"node-{index}"), path)
+        paths.append(path)
+    sequential = load_inputs(paths, jobs=1)
+    parallel = load_inputs(paths, jobs=2)
+    assert [f.path for f in parallel.files] == [str(p) for p in paths]
+    assert list(parallel.table.flow_rows()) == list(sequential.table.flow_rows())
+    assert list(parallel.table.dns_rows()) == list(sequential.table.dns_rows())
+    assert [r.connections for r in parallel.table.flow_rows()] == [4, 4, 4, 4, 3, 3, 3]
+    (answer,) = parallel.table.dns_rows()
+    assert (str(answer.server_ip), answer.ttl, answer.answers) == (f"10.96.0.{count}",
+                                                                    count - 1, count)  # fmt: skip

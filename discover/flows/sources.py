@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 import queue
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from multiprocessing import get_context
 from multiprocessing.queues import Queue
 from pathlib import Path
@@ -136,12 +138,11 @@ def load_inputs(
     workers = max(1, min(len(paths), jobs or os.cpu_count() or 1))
     if workers == 1:
         with ByteProgress(sum(sizes), enabled=progress) as bar:
-            results = [
-                read_input(path, _bar_updater(bar, i), dns=dns) for i, path in enumerate(paths)
-            ]
-    else:
-        results = _read_parallel(paths, sum(sizes), workers, progress, dns)
-    return _combine(paths, results)
+            return _combine(
+                paths,
+                (read_input(path, _bar_updater(bar, i), dns=dns) for i, path in enumerate(paths)),
+            )
+    return _combine(paths, _read_parallel(paths, sum(sizes), workers, progress, dns))
 
 
 def _bar_updater(bar: ByteProgress, index: int) -> Callable[[int, int], None]:
@@ -272,25 +273,37 @@ def _read_in_worker(index: int, path: Path, dns: bool) -> FileResult:
     return read_input(path, on_progress, dns=dns)
 
 
+# Files read ahead of the one the caller waits for, per worker: enough to keep the workers
+# busy behind a slow file, few enough that waiting tables don't pile up.
+READ_AHEAD = 4
+
+
 def _read_parallel(
     paths: list[Path], total: int, workers: int, progress: bool, dns: bool
-) -> list[FileResult]:
+) -> Iterator[FileResult]:
+    """Each file's result in input order, as soon as it and those before it are read: the
+    caller folds it in and lets it go, so a thousand agent summaries never sit in memory
+    together (at most READ_AHEAD x workers results wait)."""
     context = get_context()
     progress_queue: Queue[tuple[int, int]] | None = context.Queue() if progress else None
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_init_worker, initargs=(progress_queue,)
     ) as pool:
+        queued = iter(enumerate(paths))
         # Submitted before the progress bar starts its thread: workers fork a quiet process.
-        futures: dict[Future[FileResult], int] = {
-            pool.submit(_read_in_worker, i, path, dns): i for i, path in enumerate(paths)
-        }
+        waiting: deque[Future[FileResult]] = deque(
+            pool.submit(_read_in_worker, i, path, dns)
+            for i, path in islice(queued, READ_AHEAD * workers)
+        )
         with ByteProgress(total, enabled=progress) as bar:
-            pending = set(futures)
-            while pending:
-                _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            while waiting:
+                wait(waiting, timeout=0.2, return_when=FIRST_COMPLETED)
                 _drain(progress_queue, bar)
+                while waiting and waiting[0].done():
+                    for i, path in islice(queued, 1):
+                        waiting.append(pool.submit(_read_in_worker, i, path, dns))
+                    yield waiting.popleft().result()
             _drain(progress_queue, bar)
-        return [future.result() for future in futures]  # in input order
 
 
 def _drain(progress_queue: Queue[tuple[int, int]] | None, bar: ByteProgress) -> None:
@@ -302,7 +315,7 @@ def _drain(progress_queue: Queue[tuple[int, int]] | None, bar: ByteProgress) -> 
         bar.update(index, done)
 
 
-def _combine(paths: list[Path], results: list[FileResult]) -> LoadedInputs:
+def _combine(paths: list[Path], results: Iterable[FileResult]) -> LoadedInputs:
     table = FlowTable()
     files: list[FileStats] = []
     warnings: list[str] = []
