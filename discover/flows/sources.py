@@ -13,7 +13,7 @@ import os
 import queue
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
@@ -297,7 +297,7 @@ def _read_parallel(
         )
         with ByteProgress(total, enabled=progress) as bar:
             while waiting:
-                wait(waiting, timeout=0.2, return_when=FIRST_COMPLETED)
+                wait([waiting[0]], timeout=0.2)  # the next in order; later ones may be done
                 _drain(progress_queue, bar)
                 while waiting and waiting[0].done():
                     for i, path in islice(queued, 1):
