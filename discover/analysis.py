@@ -73,14 +73,16 @@ def analyze(
     options: SynthesisOptions,
     reading_counters: Mapping[str, int] | None = None,
     input_counters: Mapping[str, Mapping[str, int]] | None = None,
+    input_findings: Sequence[Finding] = (),
 ) -> Analysis:
     """`reading_counters` are the packet readers' counters summed over the inputs: traffic
     they saw but could not turn into flows becomes a finding. `input_counters` are each
     input's own (by its name): an input that says it missed traffic makes the proposal
-    incomplete, a critical finding."""
+    incomplete, a critical finding. `input_findings` are what the inputs themselves said
+    (Hubble's blocked flows, an inventory built from flows) and join the proposal's."""
     graph = build_graph(flows, dns, inventory)
     proposal = propose(graph, inventory, options, dns_observations(dns))
-    extra = _reading_findings(reading_counters or {}, input_counters or {})
+    extra = [*_reading_findings(reading_counters or {}, input_counters or {}), *input_findings]
     if extra:
         findings = sorted((*proposal.findings, *extra), key=Finding.sort_key)
         proposal = replace(proposal, findings=tuple(findings))

@@ -34,8 +34,11 @@ writes in DIR:
   cilium-policies.yaml     CiliumNetworkPolicy alternative with toFQDNs
   report.md, report.html   what a reviewer reads
 
-INPUT is a capture or an agent summary: the proposal needs DNS answers and times, which a
-flows CSV (from `flows`) does not carry; use that with `verify` and `graph`.
+INPUT is a capture, an agent summary or a Hubble flow file (`hubble observe -o json`, or
+Hubble's flow exporter; gzipped too): the proposal needs DNS answers and times, which a
+flows CSV (from `flows`) does not carry; use that with `verify` and `graph`. With Hubble
+flows only, the inventory may be left out: pods, namespaces and nodes then come from the
+flows' endpoints, and the findings say what an inventory would have added.
 
 examples:
   netpol-discover analyze samples/shop/capture.pcap --inventory samples/shop/inventory.json \\
@@ -43,6 +46,7 @@ examples:
   netpol-discover analyze node-*.pcap --inventory cluster.json --out out/ -n shop -n payments
   netpol-discover analyze summary.json --kubeconfig ~/.kube/config --out out/ \\
       --egress-proxy egress/squid --cloud gke
+  netpol-discover analyze hubble-flows.json.gz --out proposal/
 """
 
 CLOUDS = ("auto", "gke", "eks", "aks", "none")
@@ -160,21 +164,39 @@ def run(args: argparse.Namespace) -> int:
     from discover.analysis import INPUT_INCOMPLETE, analyze
     from discover.flows.progress import progress_wanted
     from discover.flows.sources import load_inputs
+    from discover.inventory.from_flows import inventory_from_flows, merge_with_inventory
     from discover.outputs import write_outputs
+    from discover.synthesis.hubble_findings import hubble_findings
+    from discover.synthesis.proposal import Finding
 
     options = _options(args)
-    inventory = load_inventory_from_args(args)
-    warn_inventory_problems(inventory)
+    # Hubble flows name their endpoints: with only those, the inventory comes from them.
+    from_flows = not (args.inventory or args.kubeconfig or args.context) and any(
+        _is_hubble(path) for path in args.inputs
+    )
+    inventory = None if from_flows else load_inventory_from_args(args)
+    if inventory is not None:
+        warn_inventory_problems(inventory)
     loaded = load_inputs(args.inputs, jobs=args.jobs, progress=progress_wanted(args.quiet))
     for warning in loaded.warnings:
         warn(warning)
     flows = tuple(loaded.table.flow_rows())
     dns = tuple(loaded.table.dns_rows())
+    input_findings: tuple[Finding, ...] = ()
+    if loaded.hubble is not None:
+        built = (inventory_from_flows(loaded.hubble, flows) if inventory is None
+                 else merge_with_inventory(inventory, loaded.hubble, flows))
+        inventory = built.inventory
+        input_findings = built.findings + hubble_findings(loaded.hubble)
+    if inventory is None:
+        args.usage_error("an inventory is needed: --inventory FILE (repeatable) or "
+                         "--kubeconfig/--context for the live cluster")
+        return 2  # usage_error exits
     counters: Counter[str] = Counter()
     for stats in loaded.files:
         counters.update(stats.counters)
     by_input = {stats.path: stats.counters for stats in loaded.files}
-    result = analyze(flows, dns, inventory, options, counters, by_input)
+    result = analyze(flows, dns, inventory, options, counters, by_input, input_findings)
     written = write_outputs(args.out, result, loaded, inventory, flows, dns)
     if not args.quiet:
         proposal = result.proposal
@@ -192,6 +214,16 @@ def run(args: argparse.Namespace) -> int:
         if finding.rule == INPUT_INCOMPLETE:  # said even with --quiet: don't apply blindly
             print(f"netpol-discover: critical: {finding.message}", file=sys.stderr)
     return 0
+
+
+def _is_hubble(path: Path) -> bool:
+    from discover.errors import ReadError
+    from discover.flows.sources import sniff_format
+
+    try:
+        return sniff_format(path).startswith("hubble")
+    except ReadError:
+        return False  # said when the inputs are read
 
 
 def _options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
