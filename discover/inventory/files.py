@@ -19,6 +19,7 @@ from discover.errors import InventoryError
 from discover.inventory.build import RawObject, build_inventory
 from discover.inventory.fields import FieldError, timestamp
 from discover.inventory.model import Inventory
+from discover.reading.yaml_documents import load_yaml_documents
 
 # `inventory --out` writes the time of the snapshot here (ListMeta ignores unknown keys).
 COLLECTED_AT_KEY = "netpol-discover.io/collected-at"
@@ -76,14 +77,16 @@ def read_documents(path: Path) -> list[tuple[str, Any]]:
     if stripped[0] in "{[":
         try:
             return [("", json.loads(text))]
+        except RecursionError:
+            if path.suffix.lower() == ".json":
+                raise InventoryFileError(path.name, "invalid JSON: nested too deep") from None
         except json.JSONDecodeError as error:
             if path.suffix.lower() == ".json":
                 raise InventoryFileError(
                     path.name, f"invalid JSON: {error.msg}",
                     f"line {error.lineno} column {error.colno}") from None
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        docs = [d for d in yaml.load_all(text, Loader=loader) if d is not None]
+        docs = [d for d in load_yaml_documents(text) if d is not None]
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}" if mark else None

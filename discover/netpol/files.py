@@ -18,6 +18,7 @@ import yaml
 from discover.errors import ReadError
 from discover.netpol.policy import Policy, parse_policy
 from discover.netpol.selectors import InvalidPolicyError
+from discover.reading.yaml_documents import load_yaml_documents
 
 
 class PolicyFileError(ReadError):
@@ -81,7 +82,7 @@ def parse_policy_text(text: str, source: str) -> PolicyFile:
 
 def _documents(text: str, source: str) -> Iterator[tuple[int, Any]]:
     number = 0
-    loader = yaml.safe_load_all(text)
+    loader = load_yaml_documents(text)
     while True:
         try:
             document = next(loader)
@@ -89,7 +90,7 @@ def _documents(text: str, source: str) -> Iterator[tuple[int, Any]]:
             return
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
-            line = f" at line {mark.line + 1}" if mark is not None else ""
+            line = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
             problem = getattr(error, "problem", None) or str(error).splitlines()[0]
             raise PolicyFileError(
                 source, f"invalid YAML{line}: {problem}", document=number + 1
