@@ -3,7 +3,9 @@
 `CaptureFile(path)` reads the file chunk by chunk (`pcap_format`), decodes each chunk
 with one `PacketDecoder` and yields its events. A bad file header raises `ReadError` when
 iteration starts; damage later in the file ends the stream with a warning that names the
-record and byte, and `complete` False; everything read before it is kept.
+record and byte, and `complete` False; everything read before it is kept. A record whose
+timestamp is out of range (before 1970, after 9999) is skipped with such a warning, and the
+rest of the file read.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ class CaptureFile:
         self.decoder = PacketDecoder()
         self.warnings: list[str] = []
         self.complete = True
-        self.records = 0
+        self.records = 0  # packet records read, skipped ones included
+        self.skipped = 0  # records skipped for a timestamp out of range
         self.format = ""
         self.linktypes: set[int] = set()
 
@@ -72,6 +75,15 @@ class CaptureFile:
             self.warnings.append(
                 f"{name}: record {p.record} at byte {p.offset}: {p.message}; "
                 f"kept the {p.record - 1} records before it"
+            )
+        if walker.skipped is not None:
+            first, count = walker.skipped.first, walker.skipped.count
+            self.skipped = count
+            more = f" (and {count - 1} more such records, skipped too)" if count > 1 else ""
+            self.complete = False  # damaged records, as a cut or a bad length is
+            self.warnings.append(
+                f"{name}: record {first.record} at byte {first.offset}: {first.message}; "
+                f"record skipped{more}"
             )
         unknown = sorted(self.linktypes - SUPPORTED)
         if unknown and self.stats.unsupported_link:

@@ -35,6 +35,10 @@ PCAP_MAGICS = {
     0xA1B2CD34: ("<", 1e6, 24),
     0x34CDB2A1: (">", 1e6, 24),
 }
+# Times a record may carry: from the epoch to the end of year 9999, the range of datetime
+# (a pcapng timestamp whose high word is 0xFFFFFFFF says year 586524; a negative if_tsoffset
+# can go below the epoch). Out of range is a damaged record: skipped, with a warning.
+MAX_TIME = 253402300799.0
 PCAPNG_SHB = 0x0A0D0D0A
 PCAPNG_BOM = 0x1A2B3C4D
 _IDB, _OPB, _SPB, _EPB = 1, 2, 3, 6
@@ -56,6 +60,14 @@ class FormatProblem:
     record: int  # 1-based number of the record that could not be read
     offset: int  # byte offset of that record in the file
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedRecords:
+    """Records skipped for a timestamp out of range: the first one, and how many in all."""
+
+    first: FormatProblem
+    count: int
 
 
 @dataclass(slots=True)
@@ -98,6 +110,7 @@ class RecordWalker:
         self.records = 0  # packet records read so far
         self.bytes_done = 0
         self.problem: FormatProblem | None = None
+        self.skipped: SkippedRecords | None = None
         self.format = ""
         self.linktypes_seen: set[int] = set()
         self._stream_error = ""
@@ -147,9 +160,38 @@ class RecordWalker:
         else:
             yield from self._pcapng(head)
 
-    def _fail(self, offset: int, message: str) -> None:
+    def _fail(self, offset: int, message: str, pending: int = 0) -> None:
+        """Reading stops at `offset`; `pending` records before it are not counted yet."""
         if self.problem is None:
-            self.problem = FormatProblem(self.records + 1, offset, message)
+            self.problem = FormatProblem(self.records + pending + 1, offset, message)
+
+    def _in_range(self, batch: RecordBatch, base: int, hlen: int) -> RecordBatch | None:
+        """The batch without records whose time is out of range (counted from
+        `self.records`, which includes the batch); None when none is left."""
+        times = batch.times
+        bad = ~((times >= 0.0) & (times <= MAX_TIME))  # NaN is bad too
+        if not bad.any():
+            return batch
+        first = int(np.argmax(bad))
+        count = int(bad.sum())
+        if self.skipped is None:
+            record = self.records - len(times) + first + 1
+            offset = base + int(batch.starts[first]) - hlen
+            shown = f"{int(times[first])} s" if np.isfinite(times[first]) else "no time"
+            problem = FormatProblem(
+                record, offset, f"timestamp {shown} since the epoch is out of range (past 9999)"
+                if times[first] > 0 else f"timestamp {shown} is before 1970"
+            )
+            self.skipped = SkippedRecords(problem, count)
+        else:
+            self.skipped = SkippedRecords(self.skipped.first, self.skipped.count + count)
+        keep = ~bad
+        if not keep.any():
+            return None
+        return RecordBatch(
+            batch.raw, batch.data, batch.starts[keep], batch.caplens[keep],
+            batch.linktypes[keep], times[keep],
+        )
 
     def _eof_leftover(self, leftover: int, base: int) -> None:
         """The file ended inside a record."""
@@ -201,7 +243,11 @@ class RecordWalker:
             if positions and positions[-1] + hlen + incl_at(buf, positions[-1])[0] > size:
                 pos = positions.pop()
             if positions:
-                yield self._pcap_batch(buf, positions, order, divisor, hlen, linktype)
+                batch = self._in_range(
+                    self._pcap_batch(buf, positions, order, divisor, hlen, linktype), base, hlen
+                )
+                if batch is not None:
+                    yield batch
             if bad:
                 self._fail(base + pos, f"record length {incl} is larger than any packet")
                 return
@@ -243,6 +289,9 @@ class RecordWalker:
             extra: list[tuple[int, int, int, float]] = []  # start, caplen, linktype, time
             pos, status = self._pcapng_walk(buf, section, epbs, extra)
             batch, bad = self._pcapng_batch(buf, section, epbs, extra)
+            if batch is not None:
+                # A packet block's data starts 28 bytes into it (simple ones carry no time).
+                batch = self._in_range(batch, self._base, 28)
             if batch is not None:
                 yield batch
             if bad or status == "bad":
@@ -286,10 +335,10 @@ class RecordWalker:
             opt += 4 + olen + (-olen % 4)
         return _Section(order, length)
 
-    def _header_or_fail(self, offset: int, message: str) -> None:
+    def _header_or_fail(self, offset: int, message: str, pending: int = 0) -> None:
         if offset == 0:
             raise CaptureHeaderError(self.path, message, offset=0)
-        self._fail(offset, message)
+        self._fail(offset, message, pending)
 
     def _pcapng_walk(
         self, buf: bytes, section: _Section, epbs: list[int],
@@ -323,44 +372,56 @@ class RecordWalker:
                 bom = int.from_bytes(buf[pos + 8 : pos + 12], "little")
                 if bom not in (PCAPNG_BOM, 0x4D3C2B1A):
                     self._header_or_fail(
-                        self._base + pos, "pcapng section header has a bad byte-order magic"
+                        self._base + pos,
+                        "pcapng section header has a bad byte-order magic",
+                        len(epbs) + len(extra),
                     )
                     return pos, "bad"
                 order = "<" if bom == PCAPNG_BOM else ">"
                 blen = struct.unpack_from(order + "I", buf, pos + 4)[0]
                 if blen < 28 or blen & 3 or blen > (1 << 24):
                     self._header_or_fail(
-                        self._base + pos, f"pcapng section header length {blen} is invalid"
+                        self._base + pos,
+                        f"pcapng section header length {blen} is invalid",
+                        len(epbs) + len(extra),
                     )
                     return pos, "bad"
                 if pos + blen > size:
                     return pos, "more"
                 return pos, "section"
             if blen < 12 or blen & 3 or blen > (1 << 26):
-                self._fail(self._base + pos, f"block length {blen} is invalid")
+                self._fail(
+                    self._base + pos, f"block length {blen} is invalid", len(epbs) + len(extra)
+                )
                 return pos, "bad"
             if pos + blen > size:
                 return pos, "more"
             if btype == _EPB:
-                self._fail(self._base + pos, f"enhanced packet block length {blen} is invalid")
+                self._fail(
+                    self._base + pos,
+                    f"enhanced packet block length {blen} is invalid",
+                    len(epbs) + len(extra),
+                )
                 return pos, "bad"
             if btype == _IDB:
                 section.add_interface(buf, pos, blen)
             elif btype in (_SPB, _OPB):
-                if not self._other_packet(buf, pos, blen, btype, section, extra):
+                if not self._other_packet(buf, pos, blen, btype, section, extra, len(epbs)):
                     return pos, "bad"
             pos += blen
 
     def _other_packet(
         self, buf: bytes, pos: int, blen: int, btype: int, section: _Section,
-        extra: list[tuple[int, int, int, float]],
+        extra: list[tuple[int, int, int, float]], epbs: int,
     ) -> bool:
-        """Simple and obsolete packet blocks: rare, parsed one at a time."""
+        """Simple and obsolete packet blocks: rare, parsed one at a time; `epbs` enhanced
+        packet blocks of this walk come before."""
         order = section.order
         where = self._base + pos
+        pending = epbs + len(extra)
         if btype == _SPB:
             if blen < 16 or not section.interfaces:
-                self._fail(where, "simple packet block without an interface")
+                self._fail(where, "simple packet block without an interface", pending)
                 return False
             origlen = struct.unpack_from(order + "I", buf, pos + 8)[0]
             caplen = min(origlen, blen - 16)
@@ -368,11 +429,11 @@ class RecordWalker:
             extra.append((pos + 12, caplen, lt, float("nan")))
             return True
         if blen < 32:
-            self._fail(where, "packet block too short")
+            self._fail(where, "packet block too short", pending)
             return False
         ifid, _drops, hi, lo, caplen = struct.unpack_from(order + "HHIII", buf, pos + 8)
         if ifid >= len(section.interfaces) or caplen > blen - 32:
-            self._fail(where, "packet block names no interface or overflows its block")
+            self._fail(where, "packet block names no interface or overflows its block", pending)
             return False
         lt, divisor, offset = section.interfaces[ifid]
         ticks = (hi << 32) | lo
@@ -402,9 +463,7 @@ class RecordWalker:
             limit = int(pos[cut])
             extra = [e for e in extra if e[0] < limit]
             pos, fields, ifid, caplen = pos[:cut], fields[:cut], ifid[:cut], caplen[:cut]
-            self.records += cut + len(extra)
-            self._fail(self._base + limit, f"enhanced packet block {why}")
-            self.records -= cut + len(extra)
+            self._fail(self._base + limit, f"enhanced packet block {why}", cut + len(extra))
         if nif:
             lts, divisors, offsets = section.table()
             ticks = (fields[:, 3].astype(np.uint64) << np.uint64(32)) | fields[:, 4].astype(
