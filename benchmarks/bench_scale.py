@@ -207,6 +207,12 @@ def run_stages(size_dir: Path) -> int:
 
     verdicts = stage("verify flows", verification)
 
+    def newly_denied() -> Any:
+        from discover.verification.changes import compute_changes
+        return compute_changes(inventory, proposal)
+
+    changes = stage("changes", newly_denied)
+
     def yaml_policies() -> str:
         from discover.synthesis.render import render_policies_yaml
         return render_policies_yaml(proposal)
@@ -224,15 +230,16 @@ def run_stages(size_dir: Path) -> int:
         sources=tuple(f.path for f in loaded.files),
         counters={"packets": loaded.packets, "dns_answers": loaded.dns_answers,
                   "flows": len(flows), "edges": len(graph.edges)},
-        warnings=tuple(loaded.warnings) + tuple(inventory.notes))
+        warnings=tuple(loaded.warnings) + tuple(inventory.notes), changes=changes)
 
     def markdown() -> str:
         from reports.markdown import render_markdown
         return render_markdown(report)
 
     def html() -> str:
+        from reports.graph_svg import choose_layout
         from reports.html import render_html
-        return render_html(report)
+        return render_html(report, choose_layout("auto"))
 
     def flows_csv() -> None:
         from discover.flows.flowfiles import write_table

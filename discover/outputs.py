@@ -18,6 +18,7 @@ from discover.flows.flowtable import DnsRow, FlowRow
 from discover.flows.sources import LoadedInputs
 from discover.inventory.model import Inventory
 from discover.synthesis.render import render_cilium_yaml, render_fqdn_yaml, render_policies_yaml
+from reports.graph_svg import BUILTIN_LAYOUT, GraphLayout
 from reports.html import render_html
 from reports.markdown import render_markdown
 from reports.model import ReportInput
@@ -35,8 +36,10 @@ def write_outputs(
     inventory: Inventory,
     flows: Sequence[FlowRow],
     dns: Sequence[DnsRow],
+    layout: GraphLayout = BUILTIN_LAYOUT,
 ) -> list[Path]:
     """Write the contract's six files into `out_dir`; the paths, in a stable order.
+    `layout` draws report.html's service graph (`analyze` passes the one it chose).
 
     All six are written into a new directory beside `out_dir`, synced, and swapped in
     together: `out_dir` holds either the old set or the new one, never a mix."""
@@ -58,7 +61,7 @@ def write_outputs(
         "fqdn-dependencies.yaml": render_fqdn_yaml(proposal),
         "cilium-policies.yaml": render_cilium_yaml(proposal),
         "report.md": render_markdown(report),
-        "report.html": render_html(report),
+        "report.html": render_html(report, layout),
     }
     table = flows_with_verdicts(flows, analysis.verdicts)
 

@@ -13,7 +13,7 @@ from reports.graph_model import (
     namespace_overview,
 )
 from reports.graph_style import token
-from reports.graph_svg import render_service_svg
+from reports.graph_svg import GraphLayout, render_service_svg
 from reports.html_util import (
     Cell,
     asset,
@@ -48,7 +48,8 @@ FQDN_ADVICE = {
 }
 
 
-def render_html(report: ReportInput) -> str:
+def render_html(report: ReportInput, layout: GraphLayout) -> str:
+    """`layout`: the service graph's engine, chosen by the command."""
     summary = summarize(report)
     nav = [("summary", "Summary"), ("graph", "Service graph"), ("findings", "Findings"),
            ("namespaces", "Policies"), ("fqdn", "FQDN dependencies"), ("flows", "Flows"),
@@ -67,7 +68,7 @@ def render_html(report: ReportInput) -> str:
         "".join(f'<a href="#{key}">{esc(title)}</a>' for key, title in nav),
         '</nav></div></header><main class="wrap">',
         _summary_section(summary, report.proposal),
-        _graph_section(report),
+        _graph_section(report, layout),
         _findings_section(report.proposal),
         namespaces_section(report, report.changes),
         _fqdn_section(report.proposal),
@@ -184,7 +185,7 @@ def _legend() -> str:
                                             for sw, label in items) + "</div>"
 
 
-def _graph_section(report: ReportInput) -> str:
+def _graph_section(report: ReportInput, layout: GraphLayout) -> str:
     service = build_service_graph(report.graph, report.proposal)
     # Workloads no traffic touched have no place in a layered picture: listed below it.
     drawn = {node.key for node in service.nodes}
@@ -198,13 +199,13 @@ def _graph_section(report: ReportInput) -> str:
         # Hub links (every namespace to kube-system's DNS, the scraper to every namespace)
         # say nothing at this level.
         overview, _ = drawable(namespace_overview(service), max_nodes=0)
-        rendered = render_service_svg(overview)
+        rendered = render_service_svg(overview, layout)
         parts.append("<h3>Namespaces</h3>")
         parts.append(_graph_controls("graph-overview", overview, False))
         parts.append(f'<div class="graph-box" id="graph-overview">{rendered.svg}</div>')
         parts.append("<h3>Workloads</h3>")
     service, omitted = drawable(service)
-    rendered = render_service_svg(service)
+    rendered = render_service_svg(service, layout)
     parts.append(_graph_controls("graph-workloads", service, True))
     parts.append(_legend())
     parts.append(f'<div class="graph-box" id="graph-workloads">{rendered.svg}</div>')

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from reports.graph_svg import choose_layout
 from reports.html import render_html
 from tests.reports_sample import big_report, shop_report
 
@@ -36,6 +37,7 @@ ARTIFACTS = REPO / "tests" / "artifacts"
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
                              shutil.which("google-chrome")) if p), None)
 WIDTH, HEIGHT = 1400, 2000
+LAYOUT = choose_layout("auto")  # as `analyze` chooses on this machine
 TIMEOUT_S = 60.0
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None,
@@ -188,7 +190,7 @@ def _problems(browser: DevTools, page_url: str) -> list[str]:
 def test_sample_report_in_chromium(browser: DevTools, tmp_path: Path) -> None:
     report = shop_report()
     page = tmp_path / "report.html"
-    page.write_text(render_html(report), encoding="utf-8")
+    page.write_text(render_html(report, LAYOUT), encoding="utf-8")
     url = page.as_uri()
     session = _open(browser, url)
 
@@ -289,7 +291,7 @@ def test_the_checks_catch_errors_and_requests(browser: DevTools, tmp_path: Path)
 
 def test_two_hundred_workloads_in_chromium(browser: DevTools, tmp_path: Path) -> None:
     page = tmp_path / "big.html"
-    page.write_text(render_html(big_report()), encoding="utf-8")
+    page.write_text(render_html(big_report(), LAYOUT), encoding="utf-8")
     url = page.as_uri()
     session = _open(browser, url)
     state = browser.evaluate(session, """(() => {

@@ -9,12 +9,25 @@ from xml.etree import ElementTree
 import pytest
 
 from discover.enrichment.peers import WorkloadPeer
-from reports import graph_dot
+from reports import graph_dot, graph_svg
 from reports.graph_dot import GraphvizError
 from reports.graph_model import NodeKind, _shape, build_service_graph, namespace_overview
 from reports.graph_render import RenderFormatError, render_graph
-from reports.graph_svg import BUILTIN, render_service_svg, render_svg
+from reports.graph_svg import (
+    BUILTIN,
+    BUILTIN_LAYOUT,
+    GraphLayout,
+    LayoutEngine,
+    choose_layout,
+    render_service_svg,
+    render_svg,
+)
 from tests.reports_sample import EVIL, shop_report, tiny_report
+
+
+def _layout(engine: str) -> GraphLayout:
+    return choose_layout("graphviz" if engine == "dot" else "builtin")
+
 
 needs_dot = pytest.mark.skipif(graph_dot.dot_path() is None,
                                reason="Graphviz dot not installed (Debian package graphviz)")
@@ -113,7 +126,7 @@ def test_namespace_overview_aggregates_links() -> None:
 def test_svg_has_every_node_and_link(engine: str) -> None:
     report = shop_report()
     service = build_service_graph(report.graph, report.proposal)
-    rendered = render_service_svg(service, engine)
+    rendered = render_service_svg(service, _layout(engine))
     groups = _groups(rendered.svg)
     for node in service.nodes:
         cls, title = groups[node.id]
@@ -135,7 +148,8 @@ def test_svg_has_every_node_and_link(engine: str) -> None:
 @pytest.mark.parametrize("engine", [pytest.param("dot", marks=needs_dot), "builtin"])
 def test_svg_escapes_names(engine: str) -> None:
     report = tiny_report()
-    svg = render_service_svg(build_service_graph(report.graph, report.proposal), engine).svg
+    svg = render_service_svg(build_service_graph(report.graph, report.proposal),
+                             _layout(engine)).svg
     assert "<script" not in svg and "<i-evil>" not in svg
     root = ElementTree.fromstring(svg)  # still well-formed XML
     assert any(EVIL in (t.text or "") for t in root.iter(f"{SVG}title"))
@@ -144,55 +158,79 @@ def test_svg_escapes_names(engine: str) -> None:
 def test_without_dot_the_builtin_layout_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(graph_dot.shutil, "which", lambda name: None)
     report = tiny_report()
-    rendered = render_service_svg(build_service_graph(report.graph, report.proposal))
+    layout = choose_layout("auto")  # the command's choice, made once
+    rendered = render_service_svg(build_service_graph(report.graph, report.proposal), layout)
     assert rendered.engine.startswith(BUILTIN) and "not installed" in rendered.engine
     with pytest.raises(GraphvizError, match="not installed"):
-        render_service_svg(build_service_graph(report.graph, report.proposal), "dot")
+        choose_layout("graphviz")
+
+
+@needs_dot
+def test_the_chosen_layout_is_used_whatever_is_installed() -> None:
+    report = tiny_report()
+    service = build_service_graph(report.graph, report.proposal)
+    assert choose_layout("auto") == choose_layout("graphviz")
+    assert render_service_svg(service, BUILTIN_LAYOUT).engine == BUILTIN
+    assert render_service_svg(service, choose_layout("builtin")) == render_service_svg(
+        service, BUILTIN_LAYOUT)
+
+
+def test_a_failing_dot_falls_back_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(source: str, fmt: str) -> bytes:
+        raise GraphvizError("dot took longer than 60 s")
+
+    monkeypatch.setattr(graph_svg, "svg_by_dot", lambda service: fail("", "svg").decode())
+    report = tiny_report()
+    layout = GraphLayout(LayoutEngine.GRAPHVIZ, "graphviz version 0")
+    rendered = render_service_svg(build_service_graph(report.graph, report.proposal), layout)
+    assert rendered.engine == f"{BUILTIN} (dot took longer than 60 s)"
 
 
 def test_png_without_dot_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(graph_dot.shutil, "which", lambda name: None)
     report = tiny_report()
     with pytest.raises(GraphvizError, match="not installed"):
-        render_graph(report.graph, report.proposal, "png")
+        render_graph(report.graph, report.proposal, "png", BUILTIN_LAYOUT)
 
 
 def test_render_svg_public_entry() -> None:
     report = tiny_report()
-    svg = render_svg(report.graph)
+    svg = render_svg(report.graph, BUILTIN_LAYOUT)
     assert svg.startswith("<svg") and "web" in svg and "db" in svg
 
 
 @needs_dot
 def test_render_graph_svg_and_png() -> None:
     report = shop_report()
-    svg = render_graph(report.graph, report.proposal, "svg")
+    svg = render_graph(report.graph, report.proposal, "svg", choose_layout("graphviz"))
     assert svg.startswith(b"<?xml") and b"<!-- layout: graphviz" in svg
     ElementTree.fromstring(svg)
-    png = render_graph(report.graph, report.proposal, "png")
+    png = render_graph(report.graph, report.proposal, "png", BUILTIN_LAYOUT)
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
 
 
 def test_render_graph_rejects_other_formats() -> None:
     report = tiny_report()
     with pytest.raises(RenderFormatError, match="svg, png"):
-        render_graph(report.graph, report.proposal, "pdf")
+        render_graph(report.graph, report.proposal, "pdf", BUILTIN_LAYOUT)
 
 
 @needs_dot
 def test_dot_output_is_deterministic() -> None:
     report = shop_report()
     service = build_service_graph(report.graph, report.proposal)
-    assert render_service_svg(service, "dot").svg == render_service_svg(service, "dot").svg
-    assert not re.search(r"<!--", render_service_svg(service, "dot").svg)
+    dot = choose_layout("graphviz")
+    assert render_service_svg(service, dot).svg == render_service_svg(service, dot).svg
+    assert not re.search(r"<!--", render_service_svg(service, dot).svg)
 
 
 @needs_dot
 def test_control_characters_keep_dot_and_xml_working() -> None:
     report = tiny_report("bad\x00\x1f\x7fname")
-    rendered = render_service_svg(build_service_graph(report.graph, report.proposal))
+    rendered = render_service_svg(build_service_graph(report.graph, report.proposal),
+                                  choose_layout("graphviz"))
     assert rendered.engine.startswith("graphviz")  # dot accepted the labels
     root = ElementTree.fromstring(rendered.svg)
     assert any("bad\\x00\\x1f\\x7fname" in (t.text or "") for t in root.iter(f"{SVG}title"))
-    standalone = render_graph(report.graph, report.proposal, "svg")
+    standalone = render_graph(report.graph, report.proposal, "svg", choose_layout("graphviz"))
     ElementTree.fromstring(standalone)

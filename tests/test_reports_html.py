@@ -15,9 +15,12 @@ from hypothesis import strategies as st
 
 from discover.enrichment.peers import WorkloadPeer
 from reports import graph_dot
+from reports.graph_svg import choose_layout
 from reports.html import render_html
 from reports.model import summarize
 from tests.reports_sample import EVIL, big_report, empty_report, shop_report, tiny_report
+
+LAYOUT = choose_layout("auto")  # as `analyze` chooses on this machine
 
 
 class _Collector(HTMLParser):
@@ -37,7 +40,7 @@ class _Collector(HTMLParser):
 
 @pytest.fixture(scope="module")
 def page() -> str:
-    return render_html(shop_report())
+    return render_html(shop_report(), LAYOUT)
 
 
 @pytest.fixture(scope="module")
@@ -135,11 +138,11 @@ def test_policy_yaml_and_evidence_per_workload(page: str) -> None:
 
 
 def test_deterministic() -> None:
-    assert render_html(shop_report()) == render_html(shop_report())
+    assert render_html(shop_report(), LAYOUT) == render_html(shop_report(), LAYOUT)
 
 
 def test_everything_from_the_cluster_is_escaped() -> None:
-    page = render_html(tiny_report())
+    page = render_html(tiny_report(), LAYOUT)
     assert "<script>alert" not in page
     assert "<i-evil>" not in page
     assert page.count("<script>") == 1  # our own, at the end
@@ -151,7 +154,7 @@ def test_everything_from_the_cluster_is_escaped() -> None:
 
 def test_builtin_layout_named_when_dot_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(graph_dot.shutil, "which", lambda name: None)
-    page = render_html(tiny_report())
+    page = render_html(tiny_report(), choose_layout("auto"))
     assert "Layout: built-in layered layout (the dot command is not installed" in page
     assert 'id="graph-workloads"' in page
 
@@ -159,7 +162,7 @@ def test_builtin_layout_named_when_dot_is_missing(monkeypatch: pytest.MonkeyPatc
 def test_two_hundred_workloads_stay_legible() -> None:
     report = big_report(namespaces=20, per_namespace=10)
     started = time.monotonic()
-    page = render_html(report)
+    page = render_html(report, LAYOUT)
     assert time.monotonic() - started < 60  # hub links would make dot take minutes
     collector = _Collector()
     collector.feed(page)
@@ -172,7 +175,7 @@ def test_two_hundred_workloads_stay_legible() -> None:
 
 
 def test_an_empty_analysis_still_renders() -> None:
-    page = render_html(empty_report())
+    page = render_html(empty_report(), LAYOUT)
     assert "No findings." in page and "No workload reached an external name." in page
     assert "Learning window unknown" in page
     assert page.count("<svg") == 1
@@ -186,7 +189,7 @@ def _tag_names(page: str) -> list[str]:
 
 @cache
 def _plain_tags() -> tuple[str, ...]:
-    return tuple(_tag_names(render_html(tiny_report("plain"))))
+    return tuple(_tag_names(render_html(tiny_report("plain"), LAYOUT)))
 
 
 @settings(max_examples=20, deadline=None,
@@ -194,4 +197,4 @@ def _plain_tags() -> tuple[str, ...]:
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30))
 def test_no_name_changes_the_markup(name: str) -> None:
     """Whatever a cluster or a DNS answer calls things, the page has the same elements."""
-    assert tuple(_tag_names(render_html(tiny_report(name)))) == _plain_tags()
+    assert tuple(_tag_names(render_html(tiny_report(name), LAYOUT))) == _plain_tags()

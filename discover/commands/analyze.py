@@ -50,6 +50,7 @@ examples:
 """
 
 CLOUDS = ("auto", "gke", "eks", "aks", "none")
+GRAPH_LAYOUTS = ("auto", "graphviz", "builtin")  # reports.graph_svg.LAYOUT_CHOICES
 FQDN_MODES = ("proxy", "any-ip", "pin")
 
 
@@ -154,8 +155,19 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="write a proposal even if it cuts cluster DNS, its upstreams, the API server's "
         "watchers or webhook backends (critical findings say which)",
     )
+    add_graph_layout_argument(parser)
     add_reading_options(parser)
     parser.set_defaults(run=run, usage_error=parser.error)
+
+
+def add_graph_layout_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--graph-layout",
+        choices=GRAPH_LAYOUTS,
+        default="auto",
+        help="who lays out the service graph: Graphviz dot, the built-in layered layout, or "
+        "auto (dot when installed; decided once per run, and the report says which)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -168,8 +180,10 @@ def run(args: argparse.Namespace) -> int:
     from discover.outputs import write_outputs
     from discover.synthesis.hubble_findings import hubble_findings
     from discover.synthesis.proposal import Finding
+    from reports.graph_svg import choose_layout
 
     options = _options(args)
+    layout = choose_layout(args.graph_layout)  # before the work: no dot fails fast
     # Hubble flows name their endpoints: with only those, the inventory comes from them.
     from_flows = not (args.inventory or args.kubeconfig or args.context) and any(
         _is_hubble(path) for path in args.inputs
@@ -197,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
         counters.update(stats.counters)
     by_input = {stats.path: stats.counters for stats in loaded.files}
     result = analyze(flows, dns, inventory, options, counters, by_input, input_findings)
-    written = write_outputs(args.out, result, loaded, inventory, flows, dns)
+    written = write_outputs(args.out, result, loaded, inventory, flows, dns, layout)
     if not args.quiet:
         proposal = result.proposal
         print(

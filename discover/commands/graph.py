@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from discover.enrichment.workload_graph import WorkloadGraph
     from discover.flows.flowtable import DnsRow, FlowRow
     from discover.inventory.model import Inventory
+    from reports.graph_svg import GraphLayout
 
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".json", ".svg", ".png")
 PICTURE_SUFFIXES = (".svg", ".png")
@@ -66,6 +67,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--render", choices=("svg", "png"), metavar="svg|png",
                         help="write the service graph picture instead of the table "
                         "(default when -o ends in .svg or .png)")
+    from discover.commands.analyze import add_graph_layout_argument
+
+    add_graph_layout_argument(parser)
     add_reading_options(parser)
     parser.set_defaults(run=run, usage_error=parser.error)
 
@@ -200,12 +204,12 @@ def _picture_format(args: argparse.Namespace) -> str | None:
     return str(args.render)
 
 
-def write_picture(graph: WorkloadGraph, path: Path, fmt: str) -> None:
+def write_picture(graph: WorkloadGraph, path: Path, fmt: str, layout: GraphLayout) -> None:
     from discover.atomic import replace_file
     from discover.flows.flowfiles import OutputError
     from reports.graph_render import render_graph
 
-    picture = render_graph(graph, None, fmt)
+    picture = render_graph(graph, None, fmt, layout)
     try:
         replace_file(path, lambda temporary: _write_bytes(temporary, picture))
     except OSError as error:
@@ -214,8 +218,11 @@ def write_picture(graph: WorkloadGraph, path: Path, fmt: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from discover.enrichment.workload_graph import build_graph
+    from reports.graph_svg import choose_layout
 
     picture = _picture_format(args)
+    # PNG is always drawn by dot; an SVG by the engine chosen here, once.
+    layout = choose_layout(args.graph_layout if picture == "svg" else "builtin")
     inventory = load_inventory_from_args(args)
     flows, dns, warnings = read_flows(args)
     for warning in warnings:
@@ -223,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
     warn_inventory_problems(inventory)
     graph = build_graph(flows, dns, inventory)
     if picture:
-        write_picture(graph, args.output, picture)
+        write_picture(graph, args.output, picture, layout)
     else:
         write_graph(graph, args.output)
     if not args.quiet:
