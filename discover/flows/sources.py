@@ -197,6 +197,9 @@ def _read_capture(
         warnings.append(str(error))
         capture.complete = False
     warnings.extend(capture.warnings)
+    capped = decoder.cap_warning(str(path))
+    if capped is not None:
+        warnings.append(capped)
     packets = capture.stats.packets
     if not capture.complete and packets == 0:
         return FileResult(None, None, tuple(warnings), None)

