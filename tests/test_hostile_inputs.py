@@ -4,6 +4,7 @@ sized so the test stays fast (the limits are lowered by a parameter where needed
 
 from __future__ import annotations
 
+import gzip
 import struct
 from dataclasses import dataclass
 from ipaddress import IPv4Address, ip_address
@@ -91,3 +92,56 @@ def test_a_capture_of_huge_responses_is_read_capped_with_a_warning(tmp_path: Pat
         f"first {MAX_ANSWER_RECORDS} of each were read (300 records dropped)"
     ]
     assert len(list(loaded.table.dns_rows())) == 3 * MAX_ANSWER_RECORDS
+
+
+def _syn_frame(client_port: int) -> bytes:
+    tcp = struct.pack("!HHIIBBHHH", client_port, 80, 1, 0, 5 << 4, 0x02, 64240, 0, 0)
+    return (
+        struct.pack(
+            "!BBHHHBBH4s4s",
+            0x45,
+            0,
+            40,
+            0,
+            0,
+            64,
+            6,
+            0,
+            bytes([10, 244, 1, 5]),
+            bytes([10, 244, 2, 9]),
+        )
+        + tcp
+    )
+
+
+def _pcap(records: list[bytes]) -> bytes:
+    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 101)
+    return header + b"".join(
+        struct.pack("<IIII", 1_700_000_000, 0, len(r), len(r)) + r for r in records
+    )
+
+
+def test_a_gzip_bomb_stops_with_a_warning_and_keeps_what_came_before(tmp_path: Path) -> None:
+    from discover.reading.capture_file import CaptureFile
+
+    # Two SYNs, then identical empty records: 500x smaller compressed, as a bomb is.
+    data = _pcap([_syn_frame(40000), _syn_frame(40001)] + [b""] * 400_000)
+    path = tmp_path / "bomb.pcap.gz"
+    path.write_bytes(gzip.compress(data))
+    assert len(data) > 200 * path.stat().st_size
+    capture = CaptureFile(path, chunk_bytes=1 << 16, expansion_floor=1 << 20)
+    events = list(capture)
+    assert sorted(e.client_port for e in events if hasattr(e, "client_port")) == [40000, 40001]
+    assert not capture.complete
+    (warning,) = capture.warnings
+    assert warning.startswith(f"{path}: record ")
+    assert "more than 100 times (a decompression bomb?): reading stopped" in warning
+    assert capture.records < 400_000  # stopped early, not at the end
+    # A real capture compressed (about 5x) is no bomb, even checked from the first byte.
+    normal = tmp_path / "normal.pcap.gz"
+    normal.write_bytes(
+        gzip.compress((Path(__file__).parent.parent / "samples/shop/capture.pcap").read_bytes())
+    )
+    capture = CaptureFile(normal, expansion_floor=0)
+    list(capture)
+    assert capture.complete and capture.warnings == []

@@ -18,7 +18,12 @@ from typing import BinaryIO
 from discover.errors import ReadError
 from discover.reading.linklayer import SUPPORTED
 from discover.reading.packets import DecodeStats, Output, PacketDecoder
-from discover.reading.pcap_format import CHUNK_BYTES, RecordWalker
+from discover.reading.pcap_format import (
+    CHUNK_BYTES,
+    EXPANSION_FLOOR,
+    MAX_EXPANSION,
+    RecordWalker,
+)
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -28,11 +33,14 @@ class CaptureFile:
 
     def __init__(
         self, path: Path, on_progress: Callable[[int, int], None] | None = None,
-        *, chunk_bytes: int = CHUNK_BYTES,
+        *, chunk_bytes: int = CHUNK_BYTES, max_expansion: int = MAX_EXPANSION,
+        expansion_floor: int = EXPANSION_FLOOR,
     ) -> None:
         self.path = Path(path)
         self.on_progress = on_progress
         self.chunk_bytes = chunk_bytes
+        self.max_expansion = max_expansion  # gzip bombs: see pcap_format.MAX_EXPANSION
+        self.expansion_floor = expansion_floor
         self.decoder = PacketDecoder()
         self.warnings: list[str] = []
         self.complete = True
@@ -54,10 +62,15 @@ class CaptureFile:
             raise ReadError(name, f"cannot open: {error.strerror or error}") from error
         with raw_stream:
             stream: BinaryIO = raw_stream
-            if raw_stream.read(2) == GZIP_MAGIC:
+            compressed = raw_stream.read(2) == GZIP_MAGIC
+            if compressed:
                 stream = gzip.GzipFile(fileobj=raw_stream, mode="rb")  # type: ignore[assignment]
             raw_stream.seek(0)
-            walker = RecordWalker(name, stream, chunk_bytes=self.chunk_bytes)
+            walker = RecordWalker(
+                name, stream, chunk_bytes=self.chunk_bytes,
+                compressed=raw_stream if compressed else None,
+                max_expansion=self.max_expansion, expansion_floor=self.expansion_floor,
+            )
             for batch in walker.batches():
                 yield from self.decoder.decode_batch(
                     batch.raw, batch.data, batch.starts, batch.caplens, batch.linktypes,

@@ -25,6 +25,15 @@ CHUNK_BYTES = 4 << 20
 # libpcap refuses records larger than this (its MAXIMUM_SNAPLEN); bigger means corruption.
 MAX_RECORD = 262144
 
+# A gzip-compressed capture that inflates more than this many times its compressed size is
+# a decompression bomb (10 MB of identical empty records inflate to 10 GiB and kept the
+# reader busy for minutes): reading stops there with a warning. Real captures compress 4-5x
+# (samples/shop), and even records that differ only in their timestamps under 10x; only
+# identical records reach 500x. Checked once EXPANSION_FLOOR bytes came out, so a small
+# file of zeros is not a bomb.
+MAX_EXPANSION = 100
+EXPANSION_FLOOR = 64 << 20
+
 PCAP_MAGICS = {
     # magic as read little-endian -> (byte order, fraction divisor, record header length)
     0xA1B2C3D4: ("<", 1e6, 16),
@@ -103,10 +112,26 @@ def _gather(data: U8Array, positions: I64Array, width: int) -> U8Array:
 class RecordWalker:
     """Yields `RecordBatch`es; afterwards `problem` says why it stopped early, if it did."""
 
-    def __init__(self, path: str, stream: BinaryIO, *, chunk_bytes: int = CHUNK_BYTES) -> None:
+    def __init__(
+        self,
+        path: str,
+        stream: BinaryIO,
+        *,
+        chunk_bytes: int = CHUNK_BYTES,
+        compressed: BinaryIO | None = None,
+        max_expansion: int = MAX_EXPANSION,
+        expansion_floor: int = EXPANSION_FLOOR,
+    ) -> None:
+        """`compressed`: the file under a gzip `stream`, whose position tells how much of
+        it was inflated (for the bomb check)."""
         self.path = path
         self._stream = stream
         self._chunk_bytes = chunk_bytes
+        self._compressed = compressed
+        self._max_expansion = max_expansion
+        self._expansion_floor = expansion_floor
+        self._inflated = 0
+        self._bomb = ""
         self.records = 0  # packet records read so far
         self.bytes_done = 0
         self.problem: FormatProblem | None = None
@@ -141,6 +166,15 @@ class RecordWalker:
                 got += len(piece)
         except (OSError, EOFError, ValueError, zlib.error) as error:
             self._stream_error = str(error)
+        self._inflated += got
+        if self._compressed is not None and self._inflated > self._expansion_floor:
+            consumed = max(1, self._compressed.tell())
+            if self._inflated > self._max_expansion * consumed:
+                self._bomb = (
+                    f"the gzip stream inflated {consumed} bytes to {self._inflated}, more than "
+                    f"{self._max_expansion} times (a decompression bomb?): reading stopped"
+                )
+                self._stream_error = self._bomb
         return b"".join(pieces)
 
     def batches(self) -> Iterator[RecordBatch]:
@@ -195,6 +229,9 @@ class RecordWalker:
 
     def _eof_leftover(self, leftover: int, base: int) -> None:
         """The file ended inside a record."""
+        if self._bomb:
+            self._fail(base, self._bomb)
+            return
         why = f"read error ({self._stream_error})" if self._stream_error else "truncated record"
         self._fail(base, f"{why}: {leftover} bytes at the end do not form a complete record")
 
