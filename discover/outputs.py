@@ -17,7 +17,12 @@ from discover.flows.flowfiles import write_table
 from discover.flows.flowtable import DnsRow, FlowRow
 from discover.flows.sources import LoadedInputs
 from discover.inventory.model import Inventory
-from discover.synthesis.render import render_cilium_yaml, render_fqdn_yaml, render_policies_yaml
+from discover.synthesis.render import (
+    ManifestTexts,
+    render_cilium_yaml,
+    render_fqdn_yaml,
+    render_policies_yaml,
+)
 from reports.graph_svg import BUILTIN_LAYOUT, GraphLayout
 from reports.html import render_html
 from reports.markdown import render_markdown
@@ -44,6 +49,7 @@ def write_outputs(
     All six are written into a new directory beside `out_dir`, synced, and swapped in
     together: `out_dir` holds either the old set or the new one, never a mix."""
     proposal = analysis.proposal
+    manifests = ManifestTexts(proposal.documents)  # for policies.yaml and report.html
     report = ReportInput(
         proposal=proposal,
         graph=analysis.graph,
@@ -55,9 +61,10 @@ def write_outputs(
                   "flows": len(flows), "edges": len(analysis.graph.edges)},
         changes=analysis.changes,
         warnings=tuple(loaded.warnings) + tuple(inventory.notes),
+        manifests=manifests,
     )
     texts = {
-        "policies.yaml": render_policies_yaml(proposal),
+        "policies.yaml": render_policies_yaml(proposal, manifests),
         "fqdn-dependencies.yaml": render_fqdn_yaml(proposal),
         "cilium-policies.yaml": render_cilium_yaml(proposal),
         "report.md": render_markdown(report),

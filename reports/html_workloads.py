@@ -5,33 +5,19 @@ newly denies."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
-from typing import Any
-
-import yaml
 
 from discover.enrichment.peers import workload_of
 from discover.inventory.model import WorkloadRef
 from discover.synthesis.proposal import EdgeDecision, PolicyDocument, format_time
+from discover.synthesis.render import ManifestTexts
 from discover.verification.changes import Changes, WorkloadChange
 from reports.changes import documents_by_workload, external_peers
 from reports.html_util import Cell, anchor, badge, code, data_table, esc, number, text
 from reports.model import ReportInput, inventory_workloads, observed_workloads
 
 
-class _Dumper(yaml.SafeDumper):
-    """Lists indented under their key, as kubectl prints them."""
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        super().increase_indent(flow, False)
-
-
-def manifest_yaml(manifest: Mapping[str, Any]) -> str:
-    return yaml.dump(dict(manifest), Dumper=_Dumper, sort_keys=False,
-                     default_flow_style=False, allow_unicode=True, width=100)
-
-
-def _document_block(document: PolicyDocument, open_yaml: bool = False) -> str:
+def _document_block(document: PolicyDocument, manifests: ManifestTexts,
+                    open_yaml: bool = False) -> str:
     comments = "\n".join(document.comments)
     opened = " open" if open_yaml else ""
     return (
@@ -39,7 +25,7 @@ def _document_block(document: PolicyDocument, open_yaml: bool = False) -> str:
     ) + (
         f'<details class="yaml"{opened}><summary>YAML of NetworkPolicy '
         f"{esc(document.namespace)}/{esc(document.name)}</summary>"
-        f"<pre>{esc(manifest_yaml(document.manifest))}</pre></details>"
+        f"<pre>{esc(manifests.text(document))}</pre></details>"
     )
 
 
@@ -91,7 +77,7 @@ def _decision_table(table_id: str, decisions: list[EdgeDecision]) -> str:
 
 def _workload_block(ref: WorkloadRef, documents: list[PolicyDocument],
                     decisions: list[EdgeDecision], change: WorkloadChange | None,
-                    flagged: list[str], seen: bool) -> str:
+                    flagged: list[str], seen: bool, manifests: ManifestTexts) -> str:
     ingress = sum(1 for d in decisions if d.direction == "ingress")
     egress = len(decisions) - ingress
     denied = sum(1 for d in decisions if d.allowed is False)
@@ -125,7 +111,7 @@ def _workload_block(ref: WorkloadRef, documents: list[PolicyDocument],
         parts.append(_decision_table(anchor("edges", str(ref)), decisions))
     if documents:
         parts.append("<h4>Proposed policy, rules with evidence</h4>")
-        parts.extend(_document_block(document) for document in documents)
+        parts.extend(_document_block(document, manifests) for document in documents)
     parts.append("</details>")
     return "".join(parts)
 
@@ -135,6 +121,8 @@ def namespaces_section(report: ReportInput, changes: Changes) -> str:
     documents = documents_by_workload(proposal)
     decisions = decisions_by_workload(proposal.decisions)
     seen = set(observed_workloads(report.graph))
+    manifests = (report.manifests if report.manifests is not None
+                 else ManifestTexts(proposal.documents))
     workloads = sorted(set(inventory_workloads(report.inventory)) | seen,
                        key=lambda w: (w.namespace, w.name, w.kind))
     flagged: dict[str, list[str]] = defaultdict(list)
@@ -168,11 +156,11 @@ def namespaces_section(report: ReportInput, changes: Changes) -> str:
             parts.append('<ul class="changes">' + "".join(f"<li>{esc(s)}</li>"
                                                          for s in summary) + "</ul>")
         for document in ns_docs:
-            parts.append(_document_block(document))
+            parts.append(_document_block(document, manifests))
         for ref in in_ns:
             parts.append(_workload_block(ref, documents.get(str(ref), []),
                                          decisions.get(ref, []), changes.by_workload.get(ref),
-                                         flagged.get(str(ref), []), ref in seen))
+                                         flagged.get(str(ref), []), ref in seen, manifests))
         parts.append("</div>")
     parts.append("</section>")
     return "".join(parts)

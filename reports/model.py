@@ -12,6 +12,7 @@ from discover.enrichment.workload_graph import WorkloadGraph
 from discover.flows.flowtable import DnsRow, FlowRow
 from discover.inventory.model import Inventory, WorkloadRef
 from discover.synthesis.proposal import Finding, Proposal, Severity, format_time
+from discover.synthesis.render import ManifestTexts
 from discover.verification.changes import Changes
 
 
@@ -26,6 +27,8 @@ class ReportInput:
     counters: Mapping[str, int]  # packets, records, parse errors, ...
     warnings: tuple[str, ...]  # reading/inventory warnings
     changes: Changes  # what the proposal newly denies, computed by the analysis
+    # the documents' YAML as policies.yaml has it, written once (None: written on demand)
+    manifests: ManifestTexts | None = None
 
 
 @dataclass(frozen=True, slots=True)
