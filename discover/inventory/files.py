@@ -18,13 +18,19 @@ import yaml
 from discover.errors import InventoryError
 from discover.inventory.build import RawObject, build_inventory
 from discover.inventory.fields import FieldError, timestamp
+from discover.inventory.json_stream import NotStreamed, load_json
 from discover.inventory.model import Inventory
+from discover.inventory.trim import trim_object
 from discover.reading.yaml_documents import load_yaml_documents
 
 # `inventory --out` writes the time of the snapshot here (ListMeta ignores unknown keys).
 COLLECTED_AT_KEY = "netpol-discover.io/collected-at"
 # ... and here that RoleBindings/ClusterRoleBindings were listed (RBAC known, even if none)
 RBAC_LISTED_KEY = "netpol-discover.io/rbac-listed"
+# JSON files of this many bytes and up are read item by item, each object trimmed of the
+# fields no parser reads as it comes (json_stream.py, trim.py): 100,000 pods read whole
+# were several GB of Python objects. None: always whole (the benchmark's "before").
+STREAM_JSON_FROM: int | None = 0
 
 
 class InventoryFileError(InventoryError):
@@ -65,6 +71,12 @@ def load_inventory_files(paths: Sequence[Path]) -> Inventory:
 
 def read_documents(path: Path) -> list[tuple[str, Any]]:
     """The documents of a JSON or (multi-document) YAML file, each with its location."""
+    if STREAM_JSON_FROM is not None:
+        try:
+            if path.stat().st_size >= STREAM_JSON_FROM:
+                return [("", load_json(path, trim_object))]
+        except (OSError, NotStreamed):
+            pass  # not well-formed JSON: read whole below, which says what and where
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
