@@ -6,16 +6,34 @@ from __future__ import annotations
 
 import gzip
 import struct
+import time
 from dataclasses import dataclass
 from ipaddress import IPv4Address, ip_address
 from pathlib import Path
 
 import dns.message
 import dns.rrset
+import pytest
 
-from discover.flows.events import IPAddress, Protocol
+from discover.errors import ReadError
+from discover.flows.events import (
+    ConnectionOpen,
+    DirectionEvidence,
+    DnsAnswer,
+    DnsRecordAddress,
+    IPAddress,
+    Protocol,
+)
+from discover.flows.flowtable import FlowTable
 from discover.flows.sources import load_inputs
-from discover.reading.dns_wire import MAX_ANSWER_RECORDS, DnsDecoder
+from discover.flows.summary import (
+    LOOK_BEFORE_READING,
+    MAX_SUMMARY_BYTES,
+    SummaryMeta,
+    read_summary,
+    summary_text,
+)
+from discover.reading.dns_wire import MAX_ANSWER_RECORDS, MAX_CNAME_CHAIN, DnsDecoder
 
 
 @dataclass(frozen=True)
@@ -145,3 +163,69 @@ def test_a_gzip_bomb_stops_with_a_warning_and_keeps_what_came_before(tmp_path: P
     capture = CaptureFile(normal, expansion_floor=0)
     list(capture)
     assert capture.complete and capture.warnings == []
+
+
+def _summary_of(table: FlowTable) -> str:
+    return "".join(summary_text(table, SummaryMeta(node_name="n", interface="any")))
+
+
+def test_the_summary_size_bound_holds_for_the_largest_rows() -> None:
+    """MAX_SUMMARY_BYTES leaves room for an agent at its default caps (100,000 edges and
+    as many DNS rows) whose every row is as long as a row can be."""
+    empty = len(_summary_of(FlowTable()))
+    flow, dns = FlowTable(), FlowTable()
+    longest = "x" * 63 + "." + "y" * 63 + "." + "z" * 63 + "." + "w" * 61  # 253 characters
+    v6 = ip_address("fdff:ffff:ffff:ffff:ffff:ffff:ffff:fffe")
+    flow.add(ConnectionOpen(2e9, v6, 65535, v6, 65535, Protocol.SCTP, DirectionEvidence.SYN))
+    dns.add(
+        DnsAnswer(
+            2e9,
+            v6,
+            v6,
+            longest,
+            (longest,) * MAX_CNAME_CHAIN,
+            (DnsRecordAddress(v6, 2**31 - 1),),
+            Protocol.TCP,
+        )
+    )
+    per_flow = len(_summary_of(flow)) - empty
+    per_dns = len(_summary_of(dns)) - empty
+    assert 100_000 * (per_flow + per_dns) < 600_000_000 < MAX_SUMMARY_BYTES
+
+
+def test_a_file_too_large_for_a_summary_is_refused_before_reading(tmp_path: Path) -> None:
+    path = tmp_path / "summary.json"
+    table = FlowTable()
+    table.add(
+        ConnectionOpen(
+            1.7e9,
+            ip_address("10.0.0.1"),
+            1,
+            ip_address("10.0.0.2"),
+            80,
+            Protocol.TCP,
+            DirectionEvidence.SYN,
+        )
+    )
+    path.write_text(_summary_of(table))
+    size = path.stat().st_size
+    with pytest.raises(ReadError, match=rf"^{path}: {size:,} bytes: larger than any summary"):
+        read_summary(path, max_bytes=size - 1)
+    assert read_summary(path, max_bytes=size)[0].edge_count == 1
+
+
+def test_a_large_json_that_is_no_summary_is_refused_at_once(tmp_path: Path) -> None:
+    log = tmp_path / "log.json"
+    with log.open("w") as stream:  # 8 MB of one JSON object that is no summary
+        stream.write('{"log": [')
+        stream.write(",".join(['{"msg": "hello"}'] * 500_000))
+        stream.write("]}")
+    started = time.process_time()
+    with pytest.raises(ReadError, match="no netpol-discover summary"):
+        read_summary(log)
+    assert time.process_time() - started < 0.5  # not parsed: 8 MB of JSON takes longer
+    # A real summary padded past the look-ahead size (whitespace is valid JSON) still loads.
+    real = tmp_path / "padded.json"
+    text = _summary_of(FlowTable())
+    real.write_text(text[:1] + " " * (LOOK_BEFORE_READING + 10) + text[1:])
+    assert read_summary(real)[1].node_name == "n"

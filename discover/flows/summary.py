@@ -39,6 +39,17 @@ SCHEMA_VERSION = 2
 TABLE_COUNTERS = DROP_COUNTERS
 # Flow frames hold datetime64[ns], which ends in April 2262.
 MAX_EPOCH = 9_223_372_036.0
+# A summary is read whole (about 1 KB of Python objects a row), so a larger file is refused
+# before it is read. An agent's summary at its default caps (100,000 edges, as many DNS
+# rows) stays under 0.6 GB even with the longest addresses, names and CNAME chains in every
+# row (tests/test_hostile_inputs.py measures the rows); rows of usual names take far less,
+# which leaves room for summaries merged by `collect` from several agents.
+MAX_SUMMARY_BYTES = 1 << 30
+# A file larger than this must show that it is a summary in its first or last bytes (the
+# writer sorts keys, so "kind" comes after the rows; a version 0 draft has no kind) before
+# it is read whole: a 512 MB JSON log starting with '{' is refused at once.
+LOOK_BEFORE_READING = 1 << 20
+_SIGNS = (f'"{KIND}"'.encode(), b'"schema_version"')
 
 
 class SummaryError(ReadError):
@@ -190,10 +201,13 @@ def summary_from_dict(doc: object, source: str) -> tuple[FlowTable, SummaryMeta]
     return table, meta
 
 
-def read_summary(path: Path | str) -> tuple[FlowTable, SummaryMeta]:
+def read_summary(
+    path: Path | str, *, max_bytes: int = MAX_SUMMARY_BYTES
+) -> tuple[FlowTable, SummaryMeta]:
     """A summary file from disk (see `summary_from_dict`)."""
     name = str(path)
     try:
+        _check_before_reading(Path(path), max_bytes)
         text = Path(path).read_bytes().decode("utf-8-sig")
     except OSError as error:
         raise ReadError(name, f"cannot read: {error.strerror}") from error
@@ -208,6 +222,30 @@ def read_summary(path: Path | str) -> tuple[FlowTable, SummaryMeta]:
     except RecursionError:
         raise ReadError(name, "JSON nested too deeply to be a summary") from None
     return summary_from_dict(doc, name)
+
+
+def _check_before_reading(path: Path, max_bytes: int) -> None:
+    """ReadError for a file too large to be a summary, or a large one that shows no sign of
+    being one; OSError from the file system goes to the caller."""
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ReadError(
+            str(path),
+            f"{size:,} bytes: larger than any summary ({max_bytes:,} bytes at most; an agent's "
+            "summary at its default caps stays under 0.6 GB)",
+        )
+    if size <= LOOK_BEFORE_READING:
+        return
+    with path.open("rb") as stream:
+        head = stream.read(1 << 16)
+        stream.seek(max(0, size - (1 << 16)))
+        tail = stream.read()
+    if not any(sign in head or sign in tail for sign in _SIGNS):
+        raise ReadError(
+            str(path),
+            f"starts with '{{' but is no netpol-discover summary: {size:,} bytes without "
+            f'"kind": "{KIND}" near its start or end',
+        )
 
 
 def write_summary(table: FlowTable, meta: SummaryMeta, path: Path | str) -> None:
