@@ -14,6 +14,7 @@ from typing import Any
 
 from discover.errors import InventoryError
 from discover.inventory import cluster_objects as c
+from discover.inventory import fields as f
 from discover.inventory import objects as o
 from discover.inventory.fields import FieldError
 from discover.inventory.model import (
@@ -47,7 +48,8 @@ class InventoryObjectError(InventoryError):
         self.name = name
         self.field = field
         self.message = message
-        super().__init__(f"{where} ({kind} {name}): {field}: {message}")
+        shown = f"{kind} {name}" if name else kind  # a nameless object: its kind alone
+        super().__init__(f"{where} ({shown}): {field}: {message}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +118,12 @@ def build_inventory(
         out: list[Any] = []
         for obj in by_kind.get(kind, []):
             try:
+                f.object_name(obj.data)
                 out.append(fn(obj.data))
             except FieldError as error:
-                bad = InventoryObjectError(obj.where, obj.kind, obj.display_name,
-                                           error.path, error.message)
+                named = isinstance(obj.metadata.get("name"), str) and obj.metadata["name"]
+                name = obj.display_name if named else ""
+                bad = InventoryObjectError(obj.where, obj.kind, name, error.path, error.message)
                 all_notes.append(f"skipped: {bad}")
         return out
 

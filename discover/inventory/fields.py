@@ -53,6 +53,18 @@ def string(obj: Mapping[str, Any], key: str, path: str) -> str | None:
     return str(value)
 
 
+def object_name(obj: Mapping[str, Any]) -> str:
+    """`metadata.name`, which every Kubernetes object has: a nameless object would become
+    `default/` something and give `default` a policy it never asked for."""
+    metadata = mapping(obj, "metadata", "")
+    value = metadata.get("name")
+    if value is None or value == "":
+        raise FieldError("metadata.name", "missing (every Kubernetes object has a name)")
+    if not isinstance(value, str):
+        raise FieldError("metadata.name", f"expected a string, got {type(value).__name__}")
+    return value
+
+
 def integer(obj: Mapping[str, Any], key: str, path: str) -> int | None:
     value = obj.get(key)
     if value is None:
