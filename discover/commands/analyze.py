@@ -1,7 +1,8 @@
 """`netpol-discover analyze INPUT... --inventory FILE --out DIR`: the main job.
 
-Captures or agent summaries plus an inventory in; proposed NetworkPolicies, the flow table,
-FQDN dependencies, the Cilium alternative and the reports out (see DESIGN.md's contract).
+Captures, agent summaries, Hubble flow files or flows files plus an inventory in;
+proposed NetworkPolicies, the flow table, FQDN dependencies, the Cilium alternative and
+the reports out (the six files `discover/outputs.py` writes).
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from discover.commands.flows import add_inputs_argument, add_reading_options, warn
-from discover.commands.graph import (
+from discover.commands.inputs import (
+    add_inputs_argument,
     add_inventory_arguments,
+    add_reading_options,
+    inventory_source,
     load_inventory_from_args,
-    warn_inventory_problems,
+    read_traffic_from_args,
 )
 
 DESCRIPTION = """\
@@ -35,10 +38,13 @@ writes in DIR:
   report.md, report.html   what a reviewer reads
 
 INPUT is a capture, an agent summary or a Hubble flow file (`hubble observe -o json`, or
-Hubble's flow exporter; gzipped too): the proposal needs DNS answers and times, which a
-flows CSV (from `flows`) does not carry; use that with `verify` and `graph`. With Hubble
-flows only, the inventory may be left out: pods, namespaces and nodes then come from the
-flows' endpoints, and the findings say what an inventory would have added.
+Hubble's flow exporter; gzipped too), recognised by content, or a flows file (.csv or
+.parquet, as `flows -o` and analyze's flows.csv write it). A flows file carries no DNS
+answers: its external destinations get ipBlocks, not FQDN dependencies (a warning says
+so); without first_seen/last_seen, addresses map to pods as the inventory was taken
+and the window has no times. With Hubble flows only, the inventory may be left out:
+pods, namespaces and nodes then come from the flows' endpoints, and the findings say what
+an inventory would have added.
 
 examples:
   netpol-discover analyze samples/shop/capture.pcap --inventory samples/shop/inventory.json \\
@@ -62,7 +68,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_inputs_argument(parser)
+    add_inputs_argument(parser, flows_files=True)
     add_inventory_arguments(parser)
     parser.add_argument(
         "--out", required=True, type=Path, metavar="DIR", help="directory to write into"
@@ -174,8 +180,6 @@ def run(args: argparse.Namespace) -> int:
     from collections import Counter
 
     from discover.analysis import INPUT_INCOMPLETE, analyze
-    from discover.flows.progress import progress_wanted
-    from discover.flows.sources import load_inputs
     from discover.inventory.from_flows import inventory_from_flows, merge_with_inventory
     from discover.outputs import write_outputs
     from discover.synthesis.hubble_findings import hubble_findings
@@ -185,17 +189,11 @@ def run(args: argparse.Namespace) -> int:
     options = _options(args)
     layout = choose_layout(args.graph_layout)  # before the work: no dot fails fast
     # Hubble flows name their endpoints: with only those, the inventory comes from them.
-    from_flows = not (args.inventory or args.kubeconfig or args.context) and any(
-        _is_hubble(path) for path in args.inputs
-    )
+    source = inventory_source(args)
+    from_flows = not source.given and any(_is_hubble(path) for path in args.inputs)
     inventory = None if from_flows else load_inventory_from_args(args)
-    if inventory is not None:
-        warn_inventory_problems(inventory)
-    loaded = load_inputs(args.inputs, jobs=args.jobs, progress=progress_wanted(args.quiet))
-    for warning in loaded.warnings:
-        warn(warning)
-    flows = tuple(loaded.table.flow_rows())
-    dns = tuple(loaded.table.dns_rows())
+    traffic = read_traffic_from_args(args)
+    flows, dns, loaded = traffic.flows, traffic.dns, traffic.loaded
     input_findings: tuple[Finding, ...] = ()
     if loaded.hubble is not None:
         built = (inventory_from_flows(loaded.hubble, flows) if inventory is None
@@ -203,8 +201,7 @@ def run(args: argparse.Namespace) -> int:
         inventory = built.inventory
         input_findings = built.findings + hubble_findings(loaded.hubble)
     if inventory is None:
-        args.usage_error("an inventory is needed: --inventory FILE (repeatable) or "
-                         "--kubeconfig/--context for the live cluster")
+        args.usage_error(source.problem())
         return 2  # usage_error exits
     counters: Counter[str] = Counter()
     for stats in loaded.files:

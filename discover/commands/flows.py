@@ -11,6 +11,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from discover.commands.inputs import (
+    add_inputs_argument,
+    add_reading_options,
+    warn,
+)
+
 OUTPUT_SUFFIXES = (".csv", ".parquet")
 
 DESCRIPTION = """\
@@ -84,35 +90,6 @@ def add_input_arguments(parser: argparse.ArgumentParser, what: str) -> None:
     add_reading_options(parser)
 
 
-def add_inputs_argument(parser: argparse.ArgumentParser) -> None:
-    """INPUT...: what every command that reads captures and summaries takes."""
-    parser.add_argument(
-        "inputs",
-        nargs="+",
-        type=Path,
-        metavar="INPUT",
-        help="pcap, pcapng or agent summary JSON (recognised by content)",
-    )
-
-
-def add_reading_options(parser: argparse.ArgumentParser) -> None:
-    """--jobs and --quiet, for every command that reads INPUTs with `load_inputs`."""
-    parser.add_argument(
-        "-j",
-        "--jobs",
-        type=positive_int,
-        default=None,
-        metavar="N",
-        help="files read in parallel (default: one per CPU core)",
-    )
-    parser.add_argument(
-        "-q",
-        "--quiet",
-        action="store_true",
-        help="no progress bar and no summary line (warnings are still printed)",
-    )
-
-
 def output_path(text: str) -> Path:
     path = Path(text)
     if path.suffix.lower() not in OUTPUT_SUFFIXES:
@@ -120,16 +97,6 @@ def output_path(text: str) -> Path:
             f"{text!r}: the output format comes from the extension; use .csv or .parquet"
         )
     return path
-
-
-def positive_int(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return number
 
 
 def write_inputs_table(args: argparse.Namespace, table: str) -> int:
@@ -167,10 +134,6 @@ def write_inputs_table(args: argparse.Namespace, table: str) -> int:
             file=sys.stderr,
         )
     return 0
-
-
-def warn(message: str) -> None:
-    print(f"netpol-discover: warning: {message}", file=sys.stderr)
 
 
 def _s(count: int) -> str:

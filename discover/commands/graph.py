@@ -11,17 +11,20 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from discover.commands.flows import add_reading_options
+from discover.commands.inputs import (
+    add_inputs_argument,
+    add_inventory_arguments,
+    add_reading_options,
+    load_inventory_from_args,
+    read_traffic_from_args,
+)
 
 if TYPE_CHECKING:
     from discover.enrichment.workload_graph import WorkloadGraph
-    from discover.flows.flowtable import DnsRow, FlowRow
-    from discover.inventory.model import Inventory
     from reports.graph_svg import GraphLayout
 
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".json", ".svg", ".png")
 PICTURE_SUFFIXES = (".svg", ".png")
-FLOW_FILE_SUFFIXES = (".csv", ".parquet")
 
 DESCRIPTION = """\
 Resolve every observed connection edge to who talks to whom: pods to their workloads
@@ -59,8 +62,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "graph", help="write the workload graph (who talks to whom) of captures",
         description=DESCRIPTION, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
-                        help="pcap, pcapng, agent summary, or a flows .csv/.parquet file")
+    add_inputs_argument(parser, flows_files=True)
     parser.add_argument("-o", "--output", required=True, type=_output_path, metavar="FILE",
                         help="where to write the graph: .csv, .parquet or .json")
     add_inventory_arguments(parser)
@@ -74,17 +76,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.set_defaults(run=run, usage_error=parser.error)
 
 
-def add_inventory_arguments(parser: argparse.ArgumentParser) -> None:
-    """--inventory FILE... or --kubeconfig/--context: where the cluster objects come from."""
-    source = parser.add_argument_group("inventory (files, or the live API)")
-    source.add_argument("--inventory", action="append", type=Path, default=[], metavar="FILE",
-                        help="kubectl get ... -o json|yaml output; repeat for several files")
-    source.add_argument("--kubeconfig", metavar="FILE",
-                        help="read the inventory from the live cluster with this kubeconfig")
-    source.add_argument("--context", metavar="NAME",
-                        help="kubeconfig context for the live cluster (implies the live API)")
-
-
 def _output_path(text: str) -> Path:
     path = Path(text)
     if path.suffix.lower() not in OUTPUT_SUFFIXES:
@@ -92,47 +83,6 @@ def _output_path(text: str) -> Path:
             f"{text!r}: the output format comes from the extension; use .csv, .parquet "
             "or .json")
     return path
-
-
-def load_inventory_from_args(args: argparse.Namespace) -> Inventory:
-    """Files or the live API; a usage error (exit 2) for neither or both."""
-    live = args.kubeconfig is not None or args.context is not None
-    if args.inventory and live:
-        args.usage_error("use --inventory FILE or --kubeconfig/--context, not both")
-    if not args.inventory and not live:
-        args.usage_error("an inventory is needed: --inventory FILE (repeatable) or "
-                         "--kubeconfig/--context for the live cluster")
-    if args.inventory:
-        from discover.inventory.files import load_inventory_files
-
-        return load_inventory_files(args.inventory)
-    from discover.inventory.live import load_inventory_live
-
-    return load_inventory_live(args.kubeconfig, args.context)
-
-
-def read_flows(args: argparse.Namespace) -> tuple[tuple[FlowRow, ...], tuple[DnsRow, ...] | None,
-                                                  list[str]]:
-    """(flows, dns, warnings) of the inputs: flows files by extension (their rows in file
-    order), then captures and summaries through `discover.flows.sources`."""
-    from discover.flows.flowfiles import read_flow_rows
-    from discover.flows.progress import progress_wanted
-    from discover.flows.sources import load_inputs
-
-    files = [p for p in args.inputs if p.suffix.lower() in FLOW_FILE_SUFFIXES]
-    captures = [p for p in args.inputs if p.suffix.lower() not in FLOW_FILE_SUFFIXES]
-    flows = tuple(row for path in files for row in read_flow_rows(path))
-    warnings: list[str] = []
-    dns = None
-    if captures:
-        loaded = load_inputs(captures, jobs=args.jobs, progress=progress_wanted(args.quiet))
-        flows += tuple(loaded.table.flow_rows())
-        dns = tuple(loaded.table.dns_rows())
-        warnings.extend(loaded.warnings)
-    if files:
-        warnings.append("flows files carry no DNS answers: external addresses from them get "
-                        "no FQDN")
-    return flows, dns, warnings
 
 
 def graph_document(graph: WorkloadGraph) -> dict[str, Any]:
@@ -185,14 +135,6 @@ def _write_bytes(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def warn_inventory_problems(inventory: Inventory) -> None:
-    """Print the inventory notes that mean lost data (skipped objects, refused resources);
-    the others (ignored kinds, inferred owners) are for the report."""
-    for note in inventory.notes:
-        if note.startswith("skipped:") or "forbidden" in note or "unauthorized" in note:
-            print(f"netpol-discover: warning: {note}", file=sys.stderr)
-
-
 def _picture_format(args: argparse.Namespace) -> str | None:
     """"svg"/"png" when a picture is asked for (by --render or the extension), else None."""
     suffix = args.output.suffix.lower()
@@ -224,11 +166,9 @@ def run(args: argparse.Namespace) -> int:
     # PNG is always drawn by dot; an SVG by the engine chosen here, once.
     layout = choose_layout(args.graph_layout if picture == "svg" else "builtin")
     inventory = load_inventory_from_args(args)
-    flows, dns, warnings = read_flows(args)
-    for warning in warnings:
-        print(f"netpol-discover: warning: {warning}", file=sys.stderr)
-    warn_inventory_problems(inventory)
-    graph = build_graph(flows, dns, inventory)
+    traffic = read_traffic_from_args(args)
+    flows = traffic.flows
+    graph = build_graph(flows, traffic.dns, inventory)
     if picture:
         write_picture(graph, args.output, picture, layout)
     else:

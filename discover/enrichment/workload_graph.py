@@ -139,8 +139,10 @@ def build_graph(flows: Sequence[FlowRow], dns: Sequence[DnsRow] | None, inventor
                 counts.packets += packets
     graph_edges = sorted((_finish(acc, key[2], key[3]) for key, acc in edges.items()),
                          key=edge_sort_key)
-    firsts = [e.first_seen for e in graph_edges]
-    lasts = [e.last_seen for e in graph_edges]
+    # Rows without times stand at _FAR_FUTURE only to be resolved: they say nothing of
+    # when the window was.
+    firsts = [e.first_seen for e in graph_edges if e.first_seen != _FAR_FUTURE]
+    lasts = [e.last_seen for e in graph_edges if e.last_seen != _FAR_FUTURE]
     return WorkloadGraph(
         edges=tuple(graph_edges),
         window_start=min(firsts) if firsts else None,

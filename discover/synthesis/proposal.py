@@ -61,8 +61,10 @@ class Window:
 
 
 def format_time(when: datetime | None) -> str:
-    """ISO-8601 UTC with a Z, to the second; "unknown" for None."""
-    if when is None:
+    """ISO-8601 UTC with a Z, to the second; "unknown" for None and for the year 9999, the
+    time at which the workload graph places flows read without times (a flows file with
+    only the four required columns, resolved against the inventory as it was taken)."""
+    if when is None or when.year == 9999:
         return "unknown"
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
