@@ -27,6 +27,7 @@ from discover.flows.flowtable import (
     FlowTable,
     iso_time,
 )
+from discover.reading.formats import is_parquet
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,10 +75,10 @@ def read_flows_file(path: Path | str) -> pd.DataFrame:
     name = str(path)
     try:
         with open(path, "rb") as stream:
-            is_parquet = stream.read(4) == b"PAR1"
+            parquet = is_parquet(stream.read(4))
     except OSError as error:
         raise ReadError(name, f"cannot read: {error.strerror}") from error
-    raw, first_line = (_read_parquet(name), 1) if is_parquet else (_read_csv(name), 2)
+    raw, first_line = (_read_parquet(name), 1) if parquet else (_read_csv(name), 2)
     missing = [c for c in REQUIRED_FLOW_COLUMNS if c not in raw.columns]
     if missing:
         raise FlowsFileError(

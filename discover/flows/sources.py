@@ -25,14 +25,7 @@ from discover.errors import ConfigurationError, ReadError
 from discover.flows.flowtable import FlowTable
 from discover.flows.hubble_facts import HubbleFacts
 from discover.flows.progress import ByteProgress
-from discover.reading.hubble import gzip_head, looks_like_hubble
-
-PCAP_MAGICS = {bytes.fromhex(m) for m in ("a1b2c3d4", "d4c3b2a1", "a1b23c4d", "4d3cb2a1")}
-PCAPNG_MAGIC = bytes.fromhex("0a0d0d0a")
-GZIP_MAGIC = bytes.fromhex("1f8b")  # a gzipped capture: CaptureFile reads it transparently
-JSON_WHITESPACE = b" \t\r\n"
-UTF8_BOM = b"\xef\xbb\xbf"
-SNIFF_BYTES = 4096
+from discover.reading.formats import sniff_input as sniff_format  # also asked by analyze
 
 
 class NothingReadError(ReadError):
@@ -86,32 +79,6 @@ class FileResult:
     warnings: tuple[str, ...]
     window: tuple[float, float] | None
     hubble: HubbleFacts | None = None
-
-
-def sniff_format(path: Path) -> str:
-    """ "pcap", "pcapng", "pcap.gz", "summary", "hubble" or "hubble.gz", from the first
-    (decompressed) bytes; ReadError otherwise."""
-    try:
-        with open(path, "rb") as stream:
-            head = stream.read(SNIFF_BYTES)
-    except OSError as error:
-        raise ReadError(str(path), f"cannot open: {error.strerror or error}") from error
-    if head[:4] in PCAP_MAGICS:
-        return "pcap"
-    if head[:4] == PCAPNG_MAGIC:
-        return "pcapng"
-    if head[:2] == GZIP_MAGIC:
-        return "hubble.gz" if looks_like_hubble(gzip_head(path, SNIFF_BYTES)) else "pcap.gz"
-    if looks_like_hubble(head):
-        return "hubble"  # one JSON flow a line, as `hubble observe -o json` writes
-    text = head.removeprefix(UTF8_BOM).lstrip(JSON_WHITESPACE)
-    if text[:1] == b"{":
-        return "summary"
-    shown = head[:4].hex() or "nothing (empty file)"
-    raise ReadError(
-        str(path),
-        f"not a pcap, pcapng, netpol-discover summary or Hubble flow file (starts with {shown})",
-    )
 
 
 def load_inputs(

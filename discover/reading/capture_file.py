@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from discover.errors import ReadError
+from discover.reading.formats import GZIP_MAGIC
 from discover.reading.linklayer import SUPPORTED
 from discover.reading.packets import DecodeStats, Output, PacketDecoder
 from discover.reading.pcap_format import (
@@ -24,8 +25,6 @@ from discover.reading.pcap_format import (
     MAX_EXPANSION,
     RecordWalker,
 )
-
-GZIP_MAGIC = b"\x1f\x8b"
 
 
 class CaptureFile:

@@ -2,8 +2,8 @@
 
 The file is read in fixed-size chunks (never whole): a Python loop only hops from record
 header to record header; timestamps, lengths and interface ids are then gathered for the
-whole chunk at once with numpy. Formats are recognised by their magic bytes, never by the
-file name. Problems inside the file end the walk with a `FormatProblem` that says which
+whole chunk at once with numpy. Formats are recognised by their magic bytes (formats.py),
+never by the file name. Problems inside the file end the walk with a `FormatProblem` that says which
 record and which byte; everything before it is kept.
 """
 
@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from discover.errors import ReadError
+from discover.reading.formats import PCAP_MAGICS, PCAPNG_SHB, capture_kind
 
 CHUNK_BYTES = 4 << 20
 # libpcap refuses records larger than this (its MAXIMUM_SNAPLEN); bigger means corruption.
@@ -34,21 +35,10 @@ MAX_RECORD = 262144
 MAX_EXPANSION = 100
 EXPANSION_FLOOR = 64 << 20
 
-PCAP_MAGICS = {
-    # magic as read little-endian -> (byte order, fraction divisor, record header length)
-    0xA1B2C3D4: ("<", 1e6, 16),
-    0xD4C3B2A1: (">", 1e6, 16),
-    0xA1B23C4D: ("<", 1e9, 16),
-    0x4D3CB2A1: (">", 1e9, 16),
-    # Alexey Kuznetsov's patched libpcap: 8 more bytes a record (ifindex, protocol, type).
-    0xA1B2CD34: ("<", 1e6, 24),
-    0x34CDB2A1: (">", 1e6, 24),
-}
 # Times a record may carry: from the epoch to the end of year 9999, the range of datetime
 # (a pcapng timestamp whose high word is 0xFFFFFFFF says year 586524; a negative if_tsoffset
 # can go below the epoch). Out of range is a damaged record: skipped, with a warning.
 MAX_TIME = 253402300799.0
-PCAPNG_SHB = 0x0A0D0D0A
 PCAPNG_BOM = 0x1A2B3C4D
 _IDB, _OPB, _SPB, _EPB = 1, 2, 3, 6
 
@@ -89,18 +79,6 @@ class RecordBatch:
     caplens: I64Array
     linktypes: I64Array
     times: F64Array
-
-
-def sniff_format(head: bytes) -> str | None:
-    """'pcap', 'pcapng' or None, from the first four bytes."""
-    if len(head) < 4:
-        return None
-    magic = int.from_bytes(head[:4], "little")
-    if magic in PCAP_MAGICS:
-        return "pcap"
-    if magic == PCAPNG_SHB:
-        return "pcapng"
-    return None
 
 
 def _gather(data: U8Array, positions: I64Array, width: int) -> U8Array:
@@ -180,7 +158,7 @@ class RecordWalker:
     def batches(self) -> Iterator[RecordBatch]:
         self._stream_error = ""
         head = self._read()
-        kind = sniff_format(head)
+        kind = capture_kind(head)
         if kind is None:
             if self._stream_error:
                 raise CaptureHeaderError(self.path, f"cannot read: {self._stream_error}", offset=0)
