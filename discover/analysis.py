@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from discover.enrichment.resolver import Resolver
 from discover.enrichment.workload_graph import WorkloadGraph, build_graph
 from discover.errors import SynthesisError
 from discover.flows.flowtable import DnsRow, FlowRow
 from discover.flows.losses import InputLosses
 from discover.inventory.model import Inventory
 from discover.netpol import PolicyEvaluator
+from discover.netpol.cluster_evaluate import TieredEvaluator
+from discover.synthesis.cluster_policies import ClusterPolicies, cluster_policies
 from discover.synthesis.fqdn import dns_observations
 from discover.synthesis.options import SynthesisOptions
 from discover.synthesis.proposal import Finding, Proposal, Severity
@@ -64,6 +67,7 @@ class Analysis:
     proposal: Proposal
     verdicts: tuple[FlowVerdict, ...]
     changes: Changes  # what the proposal newly denies (both reports show it)
+    cluster_policies: ClusterPolicies | None = None  # cluster-policies.yaml
 
 
 def analyze(
@@ -96,8 +100,16 @@ def analyze(
     evaluator = PolicyEvaluator(proposal.policies)
     verdicts = tuple(verify_flows(flows, evaluator, inventory))
     _check_denials(verdicts, proposal)
+    # the ClusterNetworkPolicies with the proposal, checked the same way (issue 12)
+    cluster = cluster_policies(graph, proposal, inventory, options)
+    node_labels = {a: node.labels for node in inventory.nodes for a in node.addresses}
+    tiered = TieredEvaluator(evaluator.policies, cluster.manifests, node_labels)
+    # with the DNS table, so that domainNames rules see the names the clients resolved
+    combined = verify_flows(flows, tiered, inventory, resolver=Resolver(inventory, dns))
+    _check_denials(tuple(combined), proposal)
     return Analysis(graph=graph, proposal=proposal, verdicts=verdicts,
-                    changes=compute_changes(inventory, proposal, evaluator.policies))
+                    changes=compute_changes(inventory, proposal, evaluator.policies),
+                    cluster_policies=cluster)
 
 
 def _reading_findings(

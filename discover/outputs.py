@@ -17,6 +17,7 @@ from discover.flows.flowfiles import write_table
 from discover.flows.flowtable import DnsRow, FlowRow
 from discover.flows.sources import LoadedInputs
 from discover.inventory.model import Inventory
+from discover.synthesis.cluster_policies import render_cluster_policies_yaml, with_cni_finding
 from discover.synthesis.render import (
     ManifestTexts,
     render_cilium_yaml,
@@ -30,8 +31,10 @@ from reports.model import ReportInput
 from reports.tables import flows_with_verdicts
 
 FLOWS_FILE = "flows.csv"
+CLUSTER_POLICIES_FILE = "cluster-policies.yaml"
 OUTPUT_NAMES = frozenset({"policies.yaml", FLOWS_FILE, "fqdn-dependencies.yaml",
-                          "cilium-policies.yaml", "report.md", "report.html"})
+                          "cilium-policies.yaml", "report.md", "report.html",
+                          CLUSTER_POLICIES_FILE})
 
 
 def write_outputs(
@@ -50,8 +53,10 @@ def write_outputs(
     together: `out_dir` holds either the old set or the new one, never a mix."""
     proposal = analysis.proposal
     manifests = ManifestTexts(proposal.documents)  # for policies.yaml and report.html
+    cluster = analysis.cluster_policies
     report = ReportInput(
-        proposal=proposal,
+        # the reports say what cluster-policies.yaml needs; the YAML headers' counts don't
+        proposal=with_cni_finding(proposal, cluster) if cluster else proposal,
         graph=analysis.graph,
         flows=flows,
         dns=dns,
@@ -67,6 +72,8 @@ def write_outputs(
         "policies.yaml": render_policies_yaml(proposal, manifests),
         "fqdn-dependencies.yaml": render_fqdn_yaml(proposal),
         "cilium-policies.yaml": render_cilium_yaml(proposal),
+        **({CLUSTER_POLICIES_FILE: render_cluster_policies_yaml(cluster, proposal)}
+           if cluster else {}),
         "report.md": render_markdown(report),
         "report.html": render_html(report, layout),
     }

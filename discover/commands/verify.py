@@ -41,8 +41,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--policies",
         required=True,
         type=Path,
+        action="append",
         metavar="FILE",
-        help="YAML/JSON with NetworkPolicy documents (other kinds are ignored)",
+        help="YAML/JSON with NetworkPolicy and ClusterNetworkPolicy documents (other kinds "
+        "are ignored); repeat the flag for several files",
     )
     parser.add_argument(
         "--flows",
@@ -79,14 +81,19 @@ def run(args: argparse.Namespace) -> int:
     from discover.flows.flowfiles import read_flow_rows
     from discover.inventory.files import load_inventory_files
     from discover.netpol import PolicyEvaluator
-    from discover.netpol.files import load_policy_file
+    from discover.netpol.cluster_evaluate import TieredEvaluator
+    from discover.netpol.files import load_policy_files
     from discover.netpol.matrix import render_matrix, workload_matrix
     from discover.verification.verify import verify_flows
 
-    policy_file = load_policy_file(args.policies)
+    policy_file = load_policy_files(args.policies)
     flows = read_flow_rows(args.flows)
     inventory = load_inventory_files(args.inventory)
     evaluator = PolicyEvaluator(policy_file.policies)
+    if policy_file.cluster_policies:  # the tiers around NetworkPolicy
+        node_labels = {a: node.labels for node in inventory.nodes for a in node.addresses}
+        evaluator = TieredEvaluator(policy_file.policies, policy_file.cluster_policies,
+                                    node_labels)
     verdicts = verify_flows(flows, evaluator, inventory)
     for note in (*policy_file.notes, *inventory.notes):
         print(f"netpol-discover: note: {note}", file=sys.stderr)
@@ -109,7 +116,9 @@ def run(args: argparse.Namespace) -> int:
             f" ({verdict.source} -> {', '.join(verdict.destinations)}): "
             f"{verdict.reason.removeprefix('denied: ')}"
         )
-    policies = len(policy_file.policies)
+    policies = str(len(policy_file.policies))
+    if policy_file.cluster_policies:
+        policies = f"{policies} NetworkPolicies and {len(policy_file.cluster_policies)} cluster"
     if denied:
         print(f"{len(denied)} of {len(verdicts)} flows denied by {policies} policies")
     else:

@@ -50,6 +50,9 @@ class PodEndpoint:
 @dataclass(frozen=True, slots=True)
 class IpEndpoint:
     ip: IPAddress  # outside any pod (external, node)
+    # the DNS names the client resolved to this address (ClusterNetworkPolicy domainNames
+    # match them; NetworkPolicy never looks)
+    names: tuple[str, ...] = ()
 
     def label(self) -> str:
         return str(self.ip)

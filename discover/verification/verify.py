@@ -203,6 +203,8 @@ class _EndpointBuilder:
         self.namespace_labels = namespace_labels(inventory)
 
     def endpoint(self, peer: Peer, ip: IPAddress) -> Endpoint:
+        if isinstance(peer, ExternalPeer) and peer.fqdn:
+            return IpEndpoint(ip, names=(peer.fqdn,))  # for ClusterNetworkPolicy domainNames
         if not isinstance(peer, WorkloadPeer):
             return IpEndpoint(ip)  # nodes, host-network pods, external and unknown addresses
         pod = self.resolver.pod_for(peer)
