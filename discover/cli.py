@@ -22,6 +22,7 @@ COMMANDS = (
     "dns",
     "graph",
     "verify",
+    "drift",
     "inventory",
     "agent",
     "collect",

@@ -17,7 +17,7 @@ from discover.synthesis.options import SynthesisOptions
 from discover.synthesis.proposal import Finding, Severity
 from discover.synthesis.selfcheck import EndpointFactory
 
-_Checked = tuple[GraphEdge, Endpoint, Endpoint]
+Checked = tuple[GraphEdge, Endpoint, Endpoint]
 
 
 def _parse(inventory: Inventory, findings: list[Finding]) -> list[Policy]:
@@ -72,8 +72,18 @@ def audit_existing(
                     Severity.WARNING, "audit-no-default-deny", f"namespace/{namespace}",
                     f"no existing default deny for {direction.lower()} (a policy with "
                     "podSelector {} and no rules)"))
+    checked = checked_edges(inventory, edges)
+    findings.extend(_blocked_flows(policies, checked))
+    for policy in policies:
+        findings.extend(unused_rules(policy, checked))
+    return findings
+
+
+def checked_edges(inventory: Inventory, edges: Sequence[GraphEdge]) -> list[Checked]:
+    """The observed edges a policy could block, with their evaluator endpoints (also what
+    `drift` checks): traffic from a pod's own node never is."""
     factory = EndpointFactory(inventory)
-    checked: list[_Checked] = []
+    checked: list[Checked] = []
     nodes_of: dict[WorkloadRef, set[str | None]] = defaultdict(set)
     for pod in inventory.pods:
         nodes_of[pod.workload].add(pod.node_name)
@@ -83,13 +93,10 @@ def audit_existing(
         src, dst = factory.endpoint(edge.source), factory.endpoint(edge.destination)
         if src is not None and dst is not None:
             checked.append((edge, src, dst))
-    findings.extend(_blocked_flows(policies, checked))
-    for policy in policies:
-        findings.extend(_unused_rules(policy, checked))
-    return findings
+    return checked
 
 
-def _blocked_flows(policies: list[Policy], checked: list[_Checked]) -> list[Finding]:
+def _blocked_flows(policies: list[Policy], checked: list[Checked]) -> list[Finding]:
     evaluator = PolicyEvaluator(policies)
     findings = []
     for edge, src, dst in checked:
@@ -103,7 +110,7 @@ def _blocked_flows(policies: list[Policy], checked: list[_Checked]) -> list[Find
     return findings
 
 
-def _used(policy: Policy, direction: str, rule: Rule, checked: list[_Checked]) -> int:
+def _used(policy: Policy, direction: str, rule: Rule, checked: list[Checked]) -> int:
     """How many observed edges this rule alone admits, for the pods it governs."""
     single = replace(
         policy,
@@ -122,7 +129,9 @@ def _used(policy: Policy, direction: str, rule: Rule, checked: list[_Checked]) -
     return count
 
 
-def _unused_rules(policy: Policy, checked: list[_Checked]) -> list[Finding]:
+def unused_rules(policy: Policy, checked: list[Checked]) -> list[Finding]:
+    """Rules, peers and ports of `policy` that admit none of `checked` (candidates to
+    remove; `drift` lists them too)."""
     findings = []
     subject = f"networkpolicy/{policy.ref}"
     for direction in (INGRESS, EGRESS):
