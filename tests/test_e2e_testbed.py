@@ -3,7 +3,9 @@ capture with its inventory, then check the proposal three ways -- with `netpol-d
 verify`, with the project's evaluator directly, and against the ground truth: every
 connection made is allowed, a sample of connections never made is denied, and the FQDN
 dependencies found are exactly the scenario's. The same checks run on the committed shop
-sample (no root needed for that one: it is a file).
+sample (no root needed for that one: it is a file). The control-plane scenario checks
+what keeps a cluster running (issue 16): API-server watches, a webhook the API server
+calls, a host-network client of cluster DNS, the cluster DNS's upstream.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from discover.inventory.model import Inventory, Pod
 from discover.netpol.evaluate import Endpoint, IpEndpoint, PodEndpoint, PolicyEvaluator
 from discover.netpol.files import load_policy_file
 from tests.testbed.pytest_support import REPO, ScenarioRun, cached_run
+from tests.testbed.scenario import SERVICE_RANGE
 
 SAMPLE = REPO / "samples" / "shop"
 ANALYZE_MISSING = importlib.util.find_spec("discover.commands.analyze") is None
@@ -43,11 +46,11 @@ def _cli(*args: object) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=600, check=False)
 
 
-def _analyze(capture: Path, inventory: Path, out: Path) -> Path:
+def _analyze(capture: Path, inventory: Path, out: Path, *extra: str) -> Path:
     if ANALYZE_MISSING:
         pytest.skip("`netpol-discover analyze` is not in this checkout yet "
                     "(discover/commands/analyze.py)")
-    done = _cli("analyze", capture, "--inventory", inventory, "--out", out)
+    done = _cli("analyze", capture, "--inventory", inventory, "--out", out, *extra)
     assert done.returncode == 0, done.stderr
     for name in OUTPUTS:
         assert (out / name).is_file(), f"analyze did not write {name}"
@@ -68,8 +71,9 @@ class Case:
         return self.proposal / "policies.yaml"
 
 
-def _case(truth: dict[str, Any], inventory: Path, capture: Path, out: Path) -> Case:
-    proposal = _analyze(capture, inventory, out)
+def _case(truth: dict[str, Any], inventory: Path, capture: Path, out: Path,
+          *extra: str) -> Case:
+    proposal = _analyze(capture, inventory, out, *extra)
     return Case(truth, inventory, load_inventory_files([inventory]), proposal)
 
 
@@ -120,7 +124,7 @@ class _Endpoints:
     def of(self, ref: dict[str, Any] | None) -> Endpoint | None:
         if ref is None:
             return None
-        if ref["kind"] in ("external", "node"):
+        if ref["kind"] in ("external", "node", "api-server"):
             return IpEndpoint(ip_address(ref["ip"]))
         pod = self.pods.get((ref["namespace"], ref["pod"]))
         return None if pod is None else self.pod(pod)
@@ -354,3 +358,150 @@ def test_shop_sample_deleted_pod_is_not_allowed_by_its_successor(shop: Case) -> 
             verdict = evaluator.check(endpoints.pod(newsletter), endpoints.pod(pod),
                                       port.protocol, port.port)
             assert not verdict.allowed, (workload, port, verdict.reason)
+
+
+# -- what keeps the cluster running: the control-plane scenario, run here (root) ----------
+
+API_SERVER = "203.0.113.200"
+UPSTREAM_DNS = "192.0.2.53"
+# analyze's options per case; "unseen-webhook" analyzes the capture without the API
+# server's webhook calls: the webhook rule comes from the configuration, called or not.
+CONTROL_PLANE_CASES = {
+    "default": (),
+    "system": ("--include-system-namespaces",),
+    "unseen-webhook": ("--include-system-namespaces",),
+}
+
+
+@pytest.fixture(scope="module")
+def control_plane_run(tmp_path_factory: pytest.TempPathFactory) -> ScenarioRun:
+    if ANALYZE_MISSING:
+        pytest.skip("`netpol-discover analyze` is not in this checkout yet")
+    return cached_run("control-plane", tmp_path_factory.mktemp("testbed"))
+
+
+def _without_webhook_calls(capture: Path, out: Path) -> Path:
+    done = subprocess.run(["tcpdump", "-r", str(capture), "-w", str(out),
+                           f"not (host {API_SERVER} and (port 443 or port 8443))"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.fixture(scope="module", params=sorted(CONTROL_PLANE_CASES))
+def control_plane(request: pytest.FixtureRequest, control_plane_run: ScenarioRun,
+                  tmp_path_factory: pytest.TempPathFactory) -> Case:
+    name: str = request.param
+    work = tmp_path_factory.mktemp(f"control-plane-{name}")
+    capture = control_plane_run.capture
+    if name == "unseen-webhook":
+        capture = _without_webhook_calls(capture, work / "capture.pcap")
+    return _case(control_plane_run.truth, control_plane_run.inventory, capture,
+                 work / "proposal", *CONTROL_PLANE_CASES[name])
+
+
+def what_runs_the_cluster(case: Case) -> dict[str, list[Probe]]:
+    """The connections the cluster can't lose, as the wire showed them (before and after
+    DNAT): the API server calling the webhook's pods, the host-network client's lookups,
+    the cluster DNS forwarding upstream, the watches of the API server."""
+    endpoints = _Endpoints(case.inventory)
+    dns = [p for p in case.inventory.pods if p.workload.name == "coredns"]
+    found: dict[str, list[Probe]] = {"webhook": [], "host-network dns": [], "upstream": [],
+                                     "watch": []}
+    for c in case.truth["connections"]:
+        src, dst = endpoints.of(c["client"]), endpoints.of(c["resolved"])
+        if not c["ok"] or src is None or dst is None:
+            continue
+        kind = c["client"]["kind"]
+        if kind == "api-server":
+            what = "webhook"
+        elif kind == "node" and c["purpose"] == "dns":
+            what = "host-network dns"
+        elif c["resolved"]["kind"] == "api-server":
+            what = "watch"
+        else:
+            continue
+        pod_port = c["resolved"]["port"]
+        for dst_ip, port in ((c["server_address"], c["server_port"]),
+                             (c["resolved"]["ip"], pod_port)):
+            found[what].append(Probe(c["client"]["ip"], dst_ip, c["protocol"], port, src,
+                                     dst, pod_port, c["time"], f"{what}: {c['client']['ip']}"
+                                     f" -> {dst_ip}:{port}", from_node=kind == "node"))
+    at = datetime.fromisoformat(case.truth["end"]).timestamp()
+    for pod in dns:
+        found["upstream"].append(Probe(str(pod.ips[0]), UPSTREAM_DNS, "UDP", 53,
+                                       endpoints.pod(pod), IpEndpoint(ip_address(UPSTREAM_DNS)),
+                                       53, at, f"upstream: {pod.name} -> {UPSTREAM_DNS}:53"))
+    return found
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_control_plane_connections_are_on_the_wire(control_plane_run: ScenarioRun,
+                                                   tmp_path: Path) -> None:
+    """The scenario really makes each of them (else the checks below prove nothing): the
+    analysis of the full capture lists them."""
+    case = _case(control_plane_run.truth, control_plane_run.inventory,
+                 control_plane_run.capture, tmp_path / "proposal")
+    with (case.proposal / "flows.csv").open(encoding="utf-8") as stream:
+        rows = {(r["src_ip"], r["dst_ip"], r["protocol"], int(r["dst_port"]))
+                for r in csv.DictReader(stream)}
+    for what, probes in what_runs_the_cluster(case).items():
+        assert probes, what
+        # the node's own lookups are DNATed before any interface: only the pod IP shows
+        missing = [p.what for p in probes
+                   if (p.src_ip, p.dst_ip, p.protocol, p.dst_port) not in rows
+                   and not (p.from_node and ip_address(p.dst_ip) in SERVICE_RANGE)]
+        assert not missing, missing[:5]
+    watchers = {c["client"].get("workload") for c in case.truth["connections"]
+                if (c["resolved"] or {}).get("kind") == "api-server"}
+    assert watchers == {"web/config-watcher", "kube-system/coredns"}
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_control_plane_proposal_keeps_what_runs_the_cluster(control_plane: Case,
+                                                            tmp_path: Path) -> None:
+    probes = [p for group in what_runs_the_cluster(control_plane).values() for p in group]
+    if control_plane.proposal.parent.name.startswith("control-plane-unseen-webhook"):
+        with (control_plane.proposal / "flows.csv").open(encoding="utf-8") as stream:
+            assert not [r for r in csv.DictReader(stream) if r["src_ip"] == API_SERVER]
+    code, verdicts, stderr = _verify(control_plane, probes, tmp_path / "cluster.csv")
+    denied = [v for v in verdicts if not v["allowed"]]
+    assert code == 0 and not denied, (denied[:5], stderr)
+    # The evaluator alone, without verify's exemption for a node and its own pods: a
+    # host-network client on another node has none.
+    wrong = [(p.what, reason) for p, allowed, reason in _evaluate(control_plane, probes)
+             if not allowed]
+    assert not wrong, wrong[:5]
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_control_plane_every_connection_made_is_allowed(control_plane: Case,
+                                                        tmp_path: Path) -> None:
+    check_made_allowed(control_plane, tmp_path)
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_control_plane_connections_never_made_are_denied(control_plane: Case,
+                                                         tmp_path: Path) -> None:
+    check_never_made_denied(control_plane, tmp_path)
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_control_plane_system_namespaces_are_opt_in(control_plane: Case) -> None:
+    documents = [d for d in yaml.safe_load_all(control_plane.policies.read_text(
+        encoding="utf-8")) if isinstance(d, dict)]
+    in_kube_system = [d["metadata"]["name"] for d in documents
+                      if d["metadata"].get("namespace") == "kube-system"]
+    report = (control_plane.proposal / "report.md").read_text(encoding="utf-8")
+    assert "control-plane-unknown" not in report and "dns-upstream-unknown" not in report
+    if control_plane.proposal.parent.name.startswith("control-plane-default"):
+        assert not in_kube_system
+        assert "system-namespace-held-back" in report
+    else:
+        assert "coredns-netpol" in in_kube_system
+        assert "system-namespace-held-back" not in report

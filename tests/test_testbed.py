@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from discover.flows.events import ConnectionOpen
+from discover.inventory.facts import find_api_server
 from discover.inventory.files import load_inventory_files
 from discover.reading.capture_file import CaptureFile
 from tests.testbed.cluster import build_cluster
@@ -26,13 +27,13 @@ from tests.testbed.dnat import render_nat_table
 from tests.testbed.dns import hosts_file_text, parse_query_log, static_records
 from tests.testbed.ground_truth import build_ground_truth
 from tests.testbed.inventory_writer import build_inventory
-from tests.testbed.plan import EXTERNAL_AGENT, NODE_AGENT, plan_agents
+from tests.testbed.plan import API_AGENT, EXTERNAL_AGENT, NODE_AGENT, plan_agents
 from tests.testbed.pytest_support import REPO, cached_run, leftovers, processes_mentioning
 from tests.testbed.runner import RunResult, Timeline
 from tests.testbed.scenario import DOCUMENTATION_RANGES, POD_RANGE, ScenarioError
 from tests.testbed.scenario_load import SCENARIO_DIR, load_scenario
 
-SCENARIOS = ["small", "shop"]
+SCENARIOS = ["small", "shop", "control-plane"]
 
 
 # -- scenarios ----------------------------------------------------------------------------
@@ -82,6 +83,14 @@ def _small_doc() -> dict[str, Any]:
     (lambda d: d["traffic"][1]["to"].update(service="web/missing"), "traffic[1].to"),
     (lambda d: d["workloads"][0].update(colour="red"), "workloads[0]"),
     (lambda d: d["traffic"][0]["to"].update(ip="192.0.2.1"), "traffic[0].to"),
+    (lambda d: d.update(webhooks=[{"name": "w", "service": "web/missing"}]),
+     "webhooks[0].service"),
+    (lambda d: d.update(webhooks=[{"name": "w", "service": "web/api", "port": 8443}]),
+     "webhooks[0].port"),
+    (lambda d: d["traffic"][0].update(hold=10, protocol="UDP"), "traffic[0].hold"),
+    (lambda d: d.update(upstream_dns="8.8.8.8"), "upstream_dns"),
+    (lambda d: d["traffic"][0].update({"from": "api-server"}) or d["traffic"][0].update(
+        to={"workload": "web/api", "port": 8000}), "traffic[0].to"),
 ])
 def test_bad_scenarios_name_the_file_and_place(tmp_path: Path, change: Any, where: str) -> None:
     doc = _small_doc()
@@ -146,7 +155,7 @@ def test_plans_only_use_pods_alive_and_documentation_addresses(name: str) -> Non
     allowed = list(DOCUMENTATION_RANGES) + [POD_RANGE, IPv4Network("10.96.0.0/12")]
     for agent, plan in plans.items():
         for action in plan.actions:
-            if agent not in (EXTERNAL_AGENT, NODE_AGENT):
+            if agent not in (EXTERNAL_AGENT, NODE_AGENT, API_AGENT):
                 assert pods[agent].alive(action.at)
             assert action.address is not None or action.query
             if action.address is not None:
@@ -156,7 +165,9 @@ def test_plans_only_use_pods_alive_and_documentation_addresses(name: str) -> Non
                 if ip in POD_RANGE:
                     assert target is not None and target.alive(action.at), (agent, action)
             assert 0 <= action.at < cluster.scenario.duration
-    assert plans[EXTERNAL_AGENT].actions, "the external clients call the LoadBalancer"
+    if cluster.scenario.external_clients:
+        assert plans[EXTERNAL_AGENT].actions, "the external clients call the LoadBalancer"
+    assert plans[API_AGENT].listen == (("TCP", 6443),), "every cluster has an API server"
 
 
 def test_scraper_reaches_every_pod_with_a_metrics_port() -> None:
@@ -265,7 +276,8 @@ def test_inventory_loads_with_the_project_loader(tmp_path: Path) -> None:
     kinds = [item["kind"] for item in document["items"]]
     assert kinds == sorted(kinds, key=["Namespace", "Node", "Pod", "Service", "EndpointSlice",
                                        "Ingress", "Deployment", "ReplicaSet", "StatefulSet",
-                                       "DaemonSet"].index)
+                                       "DaemonSet", "ValidatingWebhookConfiguration",
+                                       "ConfigMap"].index)
     lb = next(s for s in inventory.services if s.type == "LoadBalancer")
     assert lb.load_balancer_ips == (IPv4Address("203.0.113.10"),)
     assert lb.external_traffic_policy == "Local"
@@ -281,6 +293,46 @@ def test_inventory_loads_with_the_project_loader(tmp_path: Path) -> None:
     assert inventory.ingresses and inventory.ingresses[0].backends[0].service_name == "storefront"
     assert datetime.fromisoformat(document["items"][0]["metadata"]["creationTimestamp"]
                                   .replace("Z", "+00:00")).timestamp() == int(times.setup)
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_inventory_has_the_api_server_off_the_node(tmp_path: Path, name: str) -> None:
+    """Every cluster has default/kubernetes and its EndpointSlice; here the API server is
+    a host beside the node (a managed control plane), and DNAT sends 10.96.0.1:443 there."""
+    cluster = build_cluster(load_scenario(name))
+    path = tmp_path / "inventory.json"
+    path.write_text(json.dumps(build_inventory(cluster, _timeline(cluster))), encoding="utf-8")
+    inventory = load_inventory_files([path])
+    api = find_api_server(inventory)
+    assert api.addresses == (IPv4Address("203.0.113.200"),) and api.ports == (6443,)
+    assert api.service_ips == (IPv4Address("10.96.0.1"),) and not api.on_nodes
+    assert "default" in {n.name for n in inventory.namespaces}
+    table = render_nat_table(cluster, None)
+    assert "-j DNAT --to-destination 203.0.113.200:6443" in table
+    assert re.search(r"-d 10\.96\.0\.1/32 -p tcp .*--dport 443 ", table)
+    if name == "control-plane":
+        assert [(c.kind, [(s.namespace, s.name, s.port) for s in c.services])
+                for c in inventory.api_callbacks] == [
+            ("ValidatingWebhookConfiguration", [("policy", "policy-webhook", 443)])]
+        assert [(d.upstreams, d.ports) for d in inventory.dns_forwarding] == [
+            ((IPv4Address("192.0.2.53"),), (53,))]
+    else:
+        assert not inventory.api_callbacks and not inventory.dns_forwarding
+
+
+def test_control_plane_plans_watches_webhook_calls_and_host_dns() -> None:
+    cluster = build_cluster(load_scenario("control-plane"))
+    plans = plan_agents(cluster)
+    watches = {plans[p.name].workload: a for p in cluster.pods if p.name in plans
+               for a in plans[p.name].actions if a.hold}
+    assert set(watches) == {"web/config-watcher", "kube-system/coredns"}
+    assert all(a.address == "10.96.0.1" and a.port == 443 for a in watches.values())
+    assert plans[API_AGENT].stream == (6443,)
+    assert {(a.address, a.port) for a in plans[API_AGENT].actions} == {("10.96.30.20", 443)}
+    node = plans[NODE_AGENT]
+    assert node.bind == "172.18.0.2" and node.search and all(a.query for a in node.actions)
+    # the cluster DNS forwards what is not cluster.local; the upstream has the externals
+    assert not [o for o in static_records(cluster, externals=False) if "example" in o]
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """The cluster a scenario describes, made concrete: every pod with its name, IP, labels,
-owner and lifetime, plus the kube-system objects a real cluster has (CoreDNS behind the
-kube-dns Service, a calico-node DaemonSet pod on the host network).
+owner and lifetime, plus the objects a real cluster has (CoreDNS behind the kube-dns
+Service, a calico-node DaemonSet pod on the host network, the API server's
+default/kubernetes Service, off the node at API_SERVER_IP like a managed control plane).
 
 Pure: no I/O. Names and hashes are derived from the scenario, so two runs of one scenario
 give the same pod names and IPs (times differ, of course).
@@ -15,6 +16,9 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from tests.testbed.scenario import (
+    API_SERVER_IP,
+    API_SERVER_PORT,
+    API_SERVICE_IP,
     PortSpec,
     Scenario,
     ServicePortSpec,
@@ -139,6 +143,15 @@ def kube_dns_service(scenario: Scenario) -> ServiceSpec:
     )
 
 
+def api_service() -> ServiceSpec:
+    """default/kubernetes: 443 on its ClusterIP, the API server's 6443 behind it."""
+    return ServiceSpec(
+        namespace="default", name="kubernetes", type="ClusterIP", cluster_ip=API_SERVICE_IP,
+        selector={}, ports=(ServicePortSpec("https", 443, API_SERVER_PORT, "TCP"),),
+        endpoint_ips=(API_SERVER_IP,),
+    )
+
+
 def build_cluster(scenario: Scenario) -> Cluster:
     workloads = system_workloads(scenario) + scenario.workloads
     hashes = {
@@ -156,7 +169,8 @@ def build_cluster(scenario: Scenario) -> Cluster:
             else:
                 ip = next(free)
             pods.append(_pod(scenario, workload, ordinal, ip, hashes[workload.key]))
-    declared: dict[str, Mapping[str, str]] = {DNS_NAMESPACE: {}} | dict(scenario.namespaces)
+    declared: dict[str, Mapping[str, str]] = {"default": {}, DNS_NAMESPACE: {}} | dict(
+        scenario.namespaces)
     namespaces = {
         name: {"kubernetes.io/metadata.name": name} | dict(labels)
         for name, labels in declared.items()
@@ -165,7 +179,7 @@ def build_cluster(scenario: Scenario) -> Cluster:
         scenario=scenario,
         namespaces=namespaces,
         workloads=workloads,
-        services=(kube_dns_service(scenario),) + scenario.services,
+        services=(api_service(), kube_dns_service(scenario)) + scenario.services,
         pods=tuple(pods),
         template_hashes=hashes,
     )

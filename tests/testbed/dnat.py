@@ -40,8 +40,11 @@ def render_nat_table(cluster: Cluster, at: float | None) -> str:
             proto = port.protocol.lower()
             label = f"{service.key}:{port.name or port.port}"
             svc_chain = chain_name("SVC", f"{label}/{proto}")
-            endpoints = [(p, target_port_of(port, p)) for p in pods]
-            live = [(p, n) for p, n in endpoints if n is not None]
+            endpoints = [(str(p.ip), target_port_of(port, p)) for p in pods]
+            if service.endpoint_ips:  # no selector: the addresses of its EndpointSlice
+                number = port.target_port if isinstance(port.target_port, int) else port.port
+                endpoints = [(str(ip), number) for ip in service.endpoint_ips]
+            live = [(ip, n) for ip, n in endpoints if n is not None]
             chains.append(svc_chain)
             destinations = [service.cluster_ip]
             if service.load_balancer_ip is not None:
@@ -52,16 +55,16 @@ def render_nat_table(cluster: Cluster, at: float | None) -> str:
                     f'-A KUBE-SERVICES -d {destination}/32 -p {proto} -m comment --comment '
                     f'"{label} {what}" -m {proto} --dport {port.port} -j {svc_chain}'
                 )
-            for index, (pod, number) in enumerate(live):
-                sep_chain = chain_name("SEP", f"{label}/{proto}/{pod.ip}:{number}")
+            for index, (ip, number) in enumerate(live):
+                sep_chain = chain_name("SEP", f"{label}/{proto}/{ip}:{number}")
                 chains.append(sep_chain)
                 remaining = len(live) - index
                 statistic = ("" if remaining == 1 else
                              f"-m statistic --mode random --probability {1 / remaining:.11f} ")
-                rules.append(f'-A {svc_chain} -m comment --comment "{label} -> {pod.ip}:'
+                rules.append(f'-A {svc_chain} -m comment --comment "{label} -> {ip}:'
                              f'{number}" {statistic}-j {sep_chain}')
                 rules.append(f"-A {sep_chain} -p {proto} -m {proto} -j DNAT "
-                             f"--to-destination {pod.ip}:{number}")
+                             f"--to-destination {ip}:{number}")
             if not live:
                 rules.append(f'-A {svc_chain} -m comment --comment "{label} has no endpoints"'
                              f" -j DROP")

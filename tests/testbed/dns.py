@@ -2,6 +2,9 @@
 ClusterIP's DNAT. It answers the Services' names, headless Services with pod IPs,
 StatefulSet pod names, external names (CNAME chains included), NXDOMAIN for everything
 else (so search-list misses look as they do in a cluster), and never forwards anywhere.
+In a scenario with `upstream_dns` it answers cluster.local alone and forwards every
+other name to a second dnsmasq at that address (CoreDNS's `forward .`), which holds the
+external names instead.
 
 External names live in an additional hosts file that `rotate()` rewrites and reloads
 (SIGHUP) between phases, so a name's answers move between address sets during a run.
@@ -38,8 +41,8 @@ def dnsmasq_binary() -> str:
     return found
 
 
-def static_records(cluster: Cluster) -> list[str]:
-    """dnsmasq options for the in-cluster names and the CNAME chains."""
+def static_records(cluster: Cluster, externals: bool = True) -> list[str]:
+    """dnsmasq options for the in-cluster names and (`externals`) the CNAME chains."""
     options: list[str] = []
     for service in sorted(cluster.services, key=lambda s: s.key):
         if service.cluster_ip is not None:
@@ -50,7 +53,7 @@ def static_records(cluster: Cluster) -> list[str]:
             options.append(f"--host-record={service.fqdn},{pod.ip}")
             if pod.workload.kind == "StatefulSet":
                 options.append(f"--host-record={pod.name}.{service.fqdn},{pod.ip}")
-    for external in cluster.scenario.externals:
+    for external in cluster.scenario.externals if externals else ():
         if external.name is None:
             continue
         names = (external.name, *external.cname_chain)
@@ -85,28 +88,48 @@ class ClusterDns:
         self.hosts = workdir / "dns-hosts"
         self.workdir = workdir
         self.processes: list[subprocess.Popen[str]] = []
-        self.logs: list[Path] = []
+        self.logs: list[Path] = []  # the CoreDNS pods' query logs
+        self.upstream_log: Path | None = None
         self.phase = 0
+
+    def _argv(self, address: str, log: Path) -> list[str]:
+        return [
+            dnsmasq_binary(), "--no-daemon", "--conf-file=/dev/null", "--no-resolv",
+            "--no-hosts", "--bind-interfaces", f"--listen-address={address}",
+            "--port=53", "--user=root", "--pid-file=", f"--local-ttl={LOCAL_TTL}",
+            "--log-queries=extra", f"--log-facility={log}",
+        ]
 
     def start(self, pod: PodPlan, namespace: str) -> None:
         self.hosts.write_text(hosts_file_text(self.cluster, self.phase), encoding="utf-8")
         log = self.workdir / f"dnsmasq-{pod.name}.log"
         self.logs.append(log)
-        argv = [
-            dnsmasq_binary(), "--no-daemon", "--conf-file=/dev/null", "--no-resolv",
-            "--no-hosts", "--bind-interfaces", f"--listen-address={pod.ip}",
-            "--port=53", "--user=root", "--pid-file=", f"--local-ttl={LOCAL_TTL}",
-            "--log-queries=extra", f"--log-facility={log}",
-            f"--addn-hosts={self.hosts}", "--address=/#/",
-            *static_records(self.cluster),
-        ]
-        process = self.sandbox.start(namespace, argv, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        upstream = self.cluster.scenario.upstream_dns
+        if upstream is None:
+            names = [f"--addn-hosts={self.hosts}", "--address=/#/",
+                     *static_records(self.cluster)]
+        else:  # cluster.local here, never forwarded; the rest to the upstream
+            names = ["--local=/cluster.local/", f"--server={upstream}",
+                     *static_records(self.cluster, externals=False)]
+        process = self.sandbox.start(namespace, self._argv(str(pod.ip), log) + names,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.processes.append(process)
+
+    def start_upstream(self, namespace: str) -> None:
+        """The resolver the cluster DNS forwards to: the external names, NXDOMAIN else."""
+        upstream = self.cluster.scenario.upstream_dns
+        assert upstream is not None
+        self.hosts.write_text(hosts_file_text(self.cluster, self.phase), encoding="utf-8")
+        self.upstream_log = self.workdir / "dnsmasq-upstream.log"
+        cnames = [o for o in static_records(self.cluster) if o.startswith("--cname=")]
+        argv = self._argv(str(upstream), self.upstream_log) + [
+            f"--addn-hosts={self.hosts}", "--address=/#/", *cnames]
+        self.processes.append(self.sandbox.start(namespace, argv, stdout=subprocess.DEVNULL,
+                                                 stderr=subprocess.DEVNULL))
 
     def wait_started(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
-        for log in self.logs:
+        for log in self.logs + ([self.upstream_log] if self.upstream_log else []):
             while not log.exists() or "started" not in log.read_text(errors="replace"):
                 if time.monotonic() > deadline:
                     raise TestbedError("dnsmasq", f"did not start; its log: {log}")

@@ -13,8 +13,8 @@ from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any
 
 from tests.testbed.cluster import Cluster, PodPlan
-from tests.testbed.plan import EXTERNAL_AGENT, NODE_AGENT
-from tests.testbed.scenario import POD_RANGE
+from tests.testbed.plan import API_AGENT, EXTERNAL_AGENT, NODE_AGENT
+from tests.testbed.scenario import API_SERVER_IP, POD_RANGE
 
 if TYPE_CHECKING:
     from tests.testbed.runner import RunResult, Timeline
@@ -52,6 +52,8 @@ class _Truth:
                     self.accepts.setdefault(key, []).append((agent, record))
 
     def client(self, agent: str, src: str | None) -> dict[str, Any]:
+        if agent == API_AGENT:
+            return {"kind": "api-server", "name": "kube-apiserver", "ip": str(API_SERVER_IP)}
         if agent == NODE_AGENT:
             node = self.cluster.scenario.node
             return {"kind": "node", "name": node.name, "ip": str(node.ip)}
@@ -83,6 +85,8 @@ class _Truth:
         if not candidates:
             return None
         _, agent, record = min(candidates, key=lambda c: c[0])
+        if agent == API_AGENT:
+            return {"kind": "api-server", "ip": record["local"], "port": record["lport"]}
         if agent == EXTERNAL_AGENT:
             names = sorted(str(e.name) for e in self.cluster.scenario.externals
                            if e.name is not None and IPv4Address(record["local"])

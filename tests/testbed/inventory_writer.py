@@ -1,6 +1,10 @@
 """What `kubectl get namespaces,nodes,pods,services,endpointslices,ingresses,deployments,
-replicasets,statefulsets,daemonsets -A -o json` would print at the end of the run: a v1
-List with the API's field shapes, the IPs actually used and the real creation times.
+replicasets,statefulsets,daemonsets,validatingwebhookconfigurations -A -o json` and
+`kubectl get -n kube-system configmap/coredns -o json` would print at the end of the run:
+a v1 List with the API's field shapes, the IPs actually used and the real creation times.
+Like every cluster's, it has the default/kubernetes Service and its EndpointSlice (the
+API server's address, off the node here); the coredns ConfigMap is there when the
+scenario's cluster DNS forwards (`upstream_dns`).
 
 Like a snapshot taken after the run, it lacks the workloads deleted during it; a pod that
 took over a deleted pod's IP has a creationTimestamp after that deletion.
@@ -14,13 +18,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from tests.testbed.cluster import Cluster, PodPlan, k8s_suffix, k8s_uid, target_port_of
-from tests.testbed.scenario import ServiceSpec, WorkloadSpec
+from tests.testbed.scenario import API_SERVICE, ServiceSpec, WebhookSpec, WorkloadSpec
 
 if TYPE_CHECKING:
     from tests.testbed.runner import Timeline
 
 KIND_ORDER = ("Namespace", "Node", "Pod", "Service", "EndpointSlice", "Ingress", "Deployment",
-              "ReplicaSet", "StatefulSet", "DaemonSet")
+              "ReplicaSet", "StatefulSet", "DaemonSet", "ValidatingWebhookConfiguration",
+              "ConfigMap")
 
 
 def rfc3339(epoch: float) -> str:
@@ -179,6 +184,8 @@ class _Writer:
             "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
             "internalTrafficPolicy": "Cluster",
         }
+        if not service.selector:  # default/kubernetes: its EndpointSlice is made by hand
+            del spec["selector"]
         status: dict[str, Any] = {"loadBalancer": {}}
         if service.type == "LoadBalancer":
             spec["externalTrafficPolicy"] = service.external_traffic_policy or "Cluster"
@@ -189,12 +196,60 @@ class _Writer:
                                                     "ipMode": "VIP"}]}}
         labels = {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"} \
             if service.key == "kube-system/kube-dns" else {"app": service.name}
+        if service.key == API_SERVICE:
+            labels = {"component": "apiserver", "provider": "kubernetes"}
         return {"apiVersion": "v1", "kind": "Service",
                 "metadata": self.meta("Service", service.name, service.namespace, self.setup,
                                       labels),
                 "spec": spec, "status": status}
 
+    def api_endpoint_slice(self, service: ServiceSpec) -> dict[str, Any]:
+        """The API server keeps this one itself: named like the Service, no owner, its
+        endpoints the API servers' addresses (on no node here)."""
+        meta = self.meta("EndpointSlice", service.name, service.namespace, self.setup,
+                         {"kubernetes.io/service-name": service.name})
+        return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": meta, "addressType": "IPv4",
+                "endpoints": [{"addresses": [str(ip)], "conditions": {"ready": True}}
+                              for ip in service.endpoint_ips],
+                "ports": [{**({"name": p.name} if p.name else {}), "port": p.target_port,
+                           "protocol": p.protocol} for p in service.ports]}
+
+    def webhook_configuration(self, hook: WebhookSpec) -> dict[str, Any]:
+        namespace, name = hook.service.split("/")
+        return {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": self.meta("ValidatingWebhookConfiguration", hook.name, None,
+                                  self.setup, generation=1),
+            "webhooks": [{
+                "name": f"{hook.name}.testbed.example.com",
+                "admissionReviewVersions": ["v1"], "sideEffects": "None",
+                "failurePolicy": "Fail", "matchPolicy": "Equivalent", "timeoutSeconds": 10,
+                "namespaceSelector": {}, "objectSelector": {},
+                "clientConfig": {"service": {"namespace": namespace, "name": name,
+                                             "port": hook.port, "path": hook.path}},
+                "rules": [{"apiGroups": ["apps"], "apiVersions": ["v1"],
+                           "operations": ["CREATE", "UPDATE"], "resources": ["deployments"],
+                           "scope": "*"}],
+            }],
+        }
+
+    def coredns_config_map(self) -> dict[str, Any]:
+        upstream = self.cluster.scenario.upstream_dns
+        corefile = (".:53 {\n    errors\n    health {\n       lameduck 5s\n    }\n    ready\n"
+                    "    kubernetes cluster.local in-addr.arpa ip6.arpa {\n"
+                    "       pods insecure\n       fallthrough in-addr.arpa ip6.arpa\n"
+                    "       ttl 30\n    }\n    prometheus :9153\n"
+                    f"    forward . {upstream} {{\n       max_concurrent 1000\n    }}\n"
+                    "    cache 30\n    loop\n    reload\n    loadbalance\n}\n")
+        return {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": self.meta("ConfigMap", "coredns", "kube-system", self.setup),
+                "data": {"Corefile": corefile}}
+
     def endpoint_slice(self, service: ServiceSpec) -> dict[str, Any]:
+        if service.endpoint_ips:
+            return self.api_endpoint_slice(service)
         pods = [p for p in self.cluster.endpoints(service) if self.alive(p)]
         endpoints, ports = [], []
         for pod in pods:
@@ -308,5 +363,8 @@ def build_inventory(cluster: Cluster, times: Timeline) -> dict[str, Any]:
     controllers = [o for w in cluster.workloads if writer.workload_alive(w)
                    for o in writer.controllers(w)]
     items += sorted(controllers, key=lambda o: KIND_ORDER.index(o["kind"]))
+    items += [writer.webhook_configuration(h) for h in cluster.scenario.webhooks]
+    if cluster.scenario.upstream_dns is not None:
+        items.append(writer.coredns_config_map())
     return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""},
             "items": items}

@@ -22,6 +22,7 @@ from ipaddress import IPv4Address
 from discover.errors import DiscoverError
 
 GATEWAY = "169.254.1.1"
+SERVICE_RANGE = "10.96.0.0/12"  # scenario.SERVICE_RANGE: every ClusterIP
 NETNS_DIR = "/run/netns"
 
 
@@ -82,6 +83,11 @@ class Sandbox:
         run(["ip", "-n", node, "addr", "add", f"{node_ip}/32", "dev", "lo"])
         run(["ip", "netns", "exec", node, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1",
              "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"])
+        # A process of the node itself (a host-network pod) dialing a ClusterIP needs a
+        # route before OUTPUT's DNAT picks the pod (a real node's default route does
+        # that); this one never carries a packet to a Service port, the DNAT re-routes
+        # it first (no dummy link: not every kernel has the module).
+        run(["ip", "-n", node, "route", "add", SERVICE_RANGE, "dev", "lo"])
         self.node = node
         return node
 

@@ -1,5 +1,6 @@
 """The traffic a scenario makes, expanded into timed actions per agent (one agent a pod
-namespace, plus one for the external hosts). Pure: the runner ships each plan as JSON to
+namespace, one for the external hosts, one for the API server host, one for the node when
+it makes connections). Pure: the runner ships each plan as JSON to
 `traffic.py` running inside the namespace.
 """
 
@@ -9,10 +10,19 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tests.testbed.cluster import Cluster, PodPlan, target_port_of
-from tests.testbed.scenario import ScenarioError, ServiceSpec, TrafficSpec
+from tests.testbed.scenario import (
+    API_SERVER_IP,
+    API_SERVER_PORT,
+    API_SERVER_SOURCE,
+    API_SERVICE,
+    ScenarioError,
+    ServiceSpec,
+    TrafficSpec,
+)
 
 EXTERNAL_AGENT = "external"
-NODE_AGENT = "node"  # kubelet-like probes from the node's own address
+NODE_AGENT = "node"  # kubelet-like probes and host-network clients, from the node's address
+API_AGENT = API_SERVER_SOURCE  # the API server host: serves watches, calls webhooks
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +36,7 @@ class Action:
     pick: int = 0  # which of the answers to use (round robin over ticks)
     source: str | None = None  # source address to bind (external clients, the node)
     dns_tcp: bool = False  # resolve `query` over TCP
+    hold: float | None = None  # keep the connection open this long (a watch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +47,8 @@ class AgentPlan:
     listen: tuple[tuple[str, int], ...]  # (protocol, port)
     search: tuple[str, ...]
     actions: tuple[Action, ...]
+    stream: tuple[int, ...] = ()  # TCP ports answered as a watch: kept open, data sent on
+    bind: str | None = None  # the address its DNS queries come from (the node's)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,7 +70,7 @@ def plan_agents(cluster: Cluster) -> dict[str, AgentPlan]:
                     actions.setdefault(agent, []).append(
                         Action(action.at, action.traffic, action.protocol, action.port,
                                action.address, action.query, action.pick, source,
-                               item.target.dns_tcp))
+                               item.target.dns_tcp, item.hold))
     plans: dict[str, AgentPlan] = {}
     for pod in cluster.pods:
         if pod.host_network:
@@ -74,10 +87,19 @@ def plan_agents(cluster: Cluster) -> dict[str, AgentPlan]:
         agent=EXTERNAL_AGENT, namespace=None, workload=None, listen=tuple(ext_listen),
         search=(), actions=tuple(sorted(actions.get(EXTERNAL_AGENT, []), key=lambda a: a.at)),
     )
+    plans[API_AGENT] = AgentPlan(
+        agent=API_AGENT, namespace=None, workload=None, listen=(("TCP", API_SERVER_PORT),),
+        search=(), actions=tuple(sorted(actions.get(API_AGENT, []), key=lambda a: a.at)),
+        stream=(API_SERVER_PORT,),
+    )
     if actions.get(NODE_AGENT):
+        node_actions = tuple(sorted(actions[NODE_AGENT], key=lambda a: a.at))
+        # a host-network pod (dnsPolicy ClusterFirstWithHostNet) resolves through the
+        # cluster DNS like a pod of its namespace, from the node's address
         plans[NODE_AGENT] = AgentPlan(
-            agent=NODE_AGENT, namespace=None, workload=None, listen=(), search=(),
-            actions=tuple(sorted(actions[NODE_AGENT], key=lambda a: a.at)),
+            agent=NODE_AGENT, namespace=None, workload=None, listen=(),
+            search=search_list("kube-system") if any(a.query for a in node_actions) else (),
+            actions=node_actions, bind=str(scenario.node.ip),
         )
     return plans
 
@@ -90,6 +112,8 @@ def _clients(cluster: Cluster, item: TrafficSpec
         return [(EXTERNAL_AGENT, str(client.ip), None, 0.0)]
     if item.source == NODE_AGENT:
         return [(NODE_AGENT, str(cluster.scenario.node.ip), None, 0.0)]
+    if item.source == API_AGENT:
+        return [(API_AGENT, str(API_SERVER_IP), None, 0.0)]
     pods = [p for p in cluster.pods_of(item.source) if not p.host_network]
     return [(p.name, None, p, 0.29 * i) for i, p in enumerate(pods)]
 
@@ -113,6 +137,10 @@ def _targets(cluster: Cluster, item: TrafficSpec, index: int, client: PodPlan | 
     if target.service is not None:
         service = cluster.service(target.service)
         port = _service_port(cluster, service, target.port, where)
+        if service.key == API_SERVICE or (client is None and item.source == API_AGENT):
+            # by its ClusterIP, no DNS: pods take the API server's from the environment
+            # (KUBERNETES_SERVICE_HOST), the API server resolves a webhook's Service itself
+            return [Action(at, index, item.protocol, port.port, str(service.cluster_ip))]
         backends = [p for p in cluster.endpoints(service, at)]
         if not backends:
             return []

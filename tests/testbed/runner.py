@@ -30,8 +30,8 @@ from tests.testbed.dns import ClusterDns, parse_query_log
 from tests.testbed.ground_truth import build_ground_truth
 from tests.testbed.inventory_writer import build_inventory
 from tests.testbed.netns import Sandbox, TestbedError
-from tests.testbed.plan import EXTERNAL_AGENT, NODE_AGENT, AgentPlan, plan_agents
-from tests.testbed.scenario import Scenario
+from tests.testbed.plan import API_AGENT, EXTERNAL_AGENT, NODE_AGENT, AgentPlan, plan_agents
+from tests.testbed.scenario import API_SERVER_IP, Scenario
 
 REPO = Path(__file__).resolve().parents[2]
 START_DELAY = 0.5  # seconds between "go" and the traffic's time zero
@@ -139,13 +139,18 @@ class _Run:
         for index, pod in enumerate(initial):
             self.add_pod(pod, index)
         ext_addresses = sorted({a for e in scenario.externals for a in e.all_addresses}
-                               | {c.ip for c in scenario.external_clients})
+                               | {c.ip for c in scenario.external_clients}
+                               | ({scenario.upstream_dns} if scenario.upstream_dns else set()))
         ext_ns, _ = self.sandbox.attach("ext", ext_addresses, seed=f"{scenario.name}/ext")
         dropped = sorted({a for e in scenario.externals if e.drop for a in e.all_addresses})
         if dropped:  # a firewall in front of them: what is sent to them gets no answer
             rules = "".join(f"-A INPUT -d {a}/32 -j DROP\n" for a in dropped)
             load_nat_table(ext_ns, self.iptables,
                            f"*filter\n:INPUT ACCEPT [0:0]\n{rules}COMMIT\n")
+        # the API server, off the node (a managed control plane): its own host
+        api_ns, _ = self.sandbox.attach("api", [API_SERVER_IP], seed=f"{scenario.name}/api")
+        if scenario.upstream_dns is not None:
+            self.dns.start_upstream(ext_ns)
         for pod in initial:
             if pod.runs_dns:
                 self.dns.start(pod, self.pod_ns[pod.name])
@@ -153,6 +158,7 @@ class _Run:
         for pod in initial:
             self.start_agent(pod.name, self.pod_ns[pod.name])
         self.start_agent(EXTERNAL_AGENT, ext_ns)
+        self.start_agent(API_AGENT, api_ns)
         if NODE_AGENT in self.plans:
             self.start_agent(NODE_AGENT, self.node)
         for name in list(self.agents):

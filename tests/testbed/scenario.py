@@ -22,6 +22,16 @@ DOCUMENTATION_RANGES = (
     IPv4Network("203.0.113.0/24"),
 )
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+# The API server, off the node like a managed control plane's: a test host at a
+# documentation address behind the default/kubernetes Service, in every scenario.
+API_SERVER_IP = IPv4Address("203.0.113.200")
+API_SERVER_PORT = 6443
+API_SERVICE_IP = IPv4Address("10.96.0.1")
+API_SERVICE = "default/kubernetes"
+# Objects every cluster has, which traffic may name besides the scenario's own.
+SYSTEM_WORKLOADS = ("kube-system/coredns",)
+SYSTEM_SERVICES = (API_SERVICE, "kube-system/kube-dns")
+API_SERVER_SOURCE = "api-server"  # a traffic source: the API server host (webhook calls)
 
 
 class ScenarioError(ConfigurationError):
@@ -79,6 +89,9 @@ class ServiceSpec:
     ports: tuple[ServicePortSpec, ...]
     load_balancer_ip: IPv4Address | None = None
     external_traffic_policy: str | None = None
+    # A Service without selector whose EndpointSlice names these addresses (the API
+    # server's default/kubernetes); DNAT sends its ClusterIP there.
+    endpoint_ips: tuple[IPv4Address, ...] = ()
 
     @property
     def key(self) -> str:
@@ -144,11 +157,23 @@ class TrafficSpec:
     every: float  # seconds between connections
     start: float = 0.0
     stop: float | None = None
+    hold: float | None = None  # seconds the client keeps the connection open (a watch)
 
     @property
     def from_external(self) -> str | None:
         return self.source.removeprefix("external:") if self.source.startswith("external:") \
             else None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSpec:
+    """A ValidatingWebhookConfiguration whose one webhook the API server calls at the
+    Service `service` ("ns/name") on `port` (a Service port)."""
+
+    name: str
+    service: str
+    port: int = 443
+    path: str = "/validate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +201,10 @@ class Scenario:
     dns_ip: IPv4Address
     dns_replicas: int
     capture_pod: str | None = None  # "ns/name": its first pod's eth0 is captured too
+    webhooks: tuple[WebhookSpec, ...] = ()
+    # The resolver the cluster DNS forwards what is not cluster.local to (a second
+    # dnsmasq there, in the coredns ConfigMap's `forward .`); None: it answers alone.
+    upstream_dns: IPv4Address | None = None
     snaplen: int = 512
     notes: tuple[str, ...] = field(default_factory=tuple)
 

@@ -14,9 +14,13 @@ from typing import Any, TypeVar
 import yaml
 
 from tests.testbed.scenario import (
+    API_SERVER_IP,
+    API_SERVER_SOURCE,
     DOCUMENTATION_RANGES,
     POD_RANGE,
     SERVICE_RANGE,
+    SYSTEM_SERVICES,
+    SYSTEM_WORKLOADS,
     WORKLOAD_KINDS,
     ExternalClientSpec,
     ExternalSpec,
@@ -29,6 +33,7 @@ from tests.testbed.scenario import (
     ServiceSpec,
     TargetSpec,
     TrafficSpec,
+    WebhookSpec,
     WorkloadSpec,
     as_ipv4,
     in_documentation_range,
@@ -120,7 +125,7 @@ class _Parser:
         top = self.mapping(doc, "top level", {
             "name", "duration", "rotate_every", "snaplen", "node", "cluster_dns",
             "capture_pod", "namespaces", "workloads", "services", "ingresses", "externals",
-            "external_clients", "traffic",
+            "external_clients", "traffic", "webhooks", "upstream_dns",
         })
         node = self.mapping(top.get("node"), "node", {"name", "ip", "pod_cidr", "provider_id"})
         dns = self.mapping(top.get("cluster_dns", {}), "cluster_dns", {"ip", "replicas"})
@@ -153,6 +158,17 @@ class _Parser:
             externals=self.each(top, "externals", self.external),
             external_clients=self.each(top, "external_clients", self.external_client),
             traffic=self.each(top, "traffic", self.traffic),
+            webhooks=self.each(top, "webhooks", self.webhook),
+            upstream_dns=None if top.get("upstream_dns") is None else as_ipv4(
+                top["upstream_dns"], self.path, "upstream_dns"),
+        )
+
+    def webhook(self, value: Any, where: str) -> WebhookSpec:
+        doc = self.mapping(value, where, {"name", "service", "port", "path"})
+        return WebhookSpec(
+            name=str(doc.get("name")), service=str(doc.get("service")),
+            port=int(self.number(doc.get("port", 443), f"{where}.port")),
+            path=str(doc.get("path", "/validate")),
         )
 
     def workload(self, value: Any, where: str) -> WorkloadSpec:
@@ -240,7 +256,8 @@ class _Parser:
         return ExternalClientSpec(str(doc["name"]), as_ipv4(doc.get("ip"), self.path, where))
 
     def traffic(self, value: Any, where: str) -> TrafficSpec:
-        doc = self.mapping(value, where, {"from", "to", "protocol", "every", "start", "stop"})
+        doc = self.mapping(value, where, {"from", "to", "protocol", "every", "start", "stop",
+                                          "hold"})
         to = self.mapping(doc.get("to"), f"{where}.to", {
             "service", "workload", "external", "ip", "load_balancer", "every_pod", "port",
             "resolve", "dns_tcp",
@@ -269,6 +286,7 @@ class _Parser:
             every=self.number(doc.get("every", 1), f"{where}.every"),
             start=self.number(doc.get("start", 0), f"{where}.start"),
             stop=self.optional_number(doc.get("stop"), f"{where}.stop"),
+            hold=self.optional_number(doc.get("hold"), f"{where}.hold"),
         )
 
 
@@ -288,6 +306,18 @@ def check_scenario(scenario: Scenario) -> None:
     keys = [w.key for w in scenario.workloads]
     if len(set(keys)) != len(keys):
         raise fail("workloads", "duplicate ns/name")
+    if API_SERVER_IP in {a for e in scenario.externals for a in e.all_addresses} | {
+            c.ip for c in scenario.external_clients} or scenario.upstream_dns == API_SERVER_IP:
+        raise fail("externals", f"{API_SERVER_IP} is the API server's address")
+    if scenario.upstream_dns is not None and not in_documentation_range(scenario.upstream_dns):
+        raise fail("upstream_dns", "must be in a documentation range")
+    service_keys = [s.key for s in scenario.services] + list(SYSTEM_SERVICES)
+    for i, hook in enumerate(scenario.webhooks):
+        where = f"webhooks[{i}]"
+        _lookup([s.key for s in scenario.services], hook.service, fail, f"{where}.service")
+        service = next(s for s in scenario.services if s.key == hook.service)
+        if not any(p.port == hook.port and p.protocol == "TCP" for p in service.ports):
+            raise fail(f"{where}.port", f"{hook.service} has no TCP port {hook.port}")
     for i, w in enumerate(scenario.workloads):
         where = f"workloads[{i}]"
         if w.namespace not in scenario.namespaces:
@@ -333,12 +363,19 @@ def check_scenario(scenario: Scenario) -> None:
             if t.from_external not in clients:
                 raise fail(f"{where}.from", f"no external client {t.from_external!r}")
         elif t.source == "node":
-            if t.target.workload is None and t.target.ip is None:
-                raise fail(f"{where}.to", "the node probes pods by IP: use workload or ip")
+            if t.target.workload is None and t.target.ip is None and \
+                    t.target.external is None:
+                raise fail(f"{where}.to", "the node probes pods by IP (workload, ip) or "
+                                          "resolves an external (a host-network client)")
+        elif t.source == API_SERVER_SOURCE:
+            if t.target.service is None:
+                raise fail(f"{where}.to", "the API server calls a Service (a webhook)")
         else:
-            _lookup(keys, t.source, fail, f"{where}.from")
+            _lookup(keys + list(SYSTEM_WORKLOADS), t.source, fail, f"{where}.from")
+        if t.hold is not None and (t.protocol != "TCP" or t.hold <= 0):
+            raise fail(f"{where}.hold", "a held connection is TCP, for > 0 seconds")
         if t.target.service is not None:
-            _lookup([s.key for s in scenario.services], t.target.service, fail, f"{where}.to")
+            _lookup(service_keys, t.target.service, fail, f"{where}.to")
         if t.target.workload is not None:
             _lookup(keys, t.target.workload, fail, f"{where}.to")
         if t.target.external is not None:

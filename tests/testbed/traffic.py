@@ -28,6 +28,7 @@ import dns.rcode
 import dns.rdatatype
 
 CONNECT_TIMEOUT = 2.0  # generous: CI machines are busy; a healthy connect takes ms
+WATCH_EVERY = 0.5  # seconds between the events a watch sends
 NDOTS = 5
 IP_PKTINFO = 8  # from <linux/in.h>; Python 3.11's socket module lacks the name
 
@@ -44,7 +45,9 @@ class Log:
             self._file.flush()
 
 
-def serve_tcp(port: int, log: Log) -> socket.socket:
+def serve_tcp(port: int, log: Log, stream: bool = False) -> socket.socket:
+    """One answer a connection, then close; with `stream`, a watch: the answer's chunks
+    keep coming every WATCH_EVERY seconds until the client goes."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("0.0.0.0", port))
@@ -55,8 +58,14 @@ def serve_tcp(port: int, log: Log) -> socket.socket:
             conn.settimeout(CONNECT_TIMEOUT)
             try:
                 conn.recv(4096)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close"
-                             b"\r\n\r\nok")
+                if not stream:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: "
+                                 b"close\r\n\r\nok")
+                    return
+                conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                while True:
+                    conn.sendall(b"13\r\n{\"type\":\"BOOKMARK\"}\r\n")
+                    time.sleep(WATCH_EVERY)
             except OSError:
                 pass
 
@@ -101,10 +110,12 @@ def _pktinfo_destination(ancillary: list[tuple[int, int, bytes]]) -> str | None:
 class Resolver:
     """A pod's resolver: search list for names with fewer than NDOTS dots, A records only."""
 
-    def __init__(self, server: str, search: list[str], log: Log) -> None:
+    def __init__(self, server: str, search: list[str], log: Log,
+                 bind: str | None = None) -> None:
         self.server = server
         self.search = search
         self.log = log
+        self.bind = bind or "0.0.0.0"
 
     def candidates(self, name: str) -> list[str]:
         if name.endswith("."):
@@ -127,7 +138,7 @@ class Resolver:
                                   "server": self.server, "transport": "TCP" if tcp else "UDP"}
         with socket.socket(socket.AF_INET, kind) as sock:
             sock.settimeout(CONNECT_TIMEOUT)
-            sock.bind(("0.0.0.0", 0))
+            sock.bind((self.bind, 0))
             record.update(sport=sock.getsockname()[1], time=time.time())
             try:
                 if tcp:
@@ -169,6 +180,11 @@ def connect(action: dict[str, Any], resolver: Resolver | None, log: Log) -> None
             return
         address = sorted(answers)[action["pick"] % len(answers)]
     kind = socket.SOCK_STREAM if action["protocol"] == "TCP" else socket.SOCK_DGRAM
+    if action.get("hold"):
+        # a watch lives beside the pod's other connections: its own thread
+        threading.Thread(target=watch, args=(action, address, record, log),
+                         daemon=True).start()
+        return
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.settimeout(CONNECT_TIMEOUT)
         sock.bind((action["source"] or "0.0.0.0", 0))
@@ -193,13 +209,40 @@ def connect(action: dict[str, Any], resolver: Resolver | None, log: Log) -> None
     log.write(**record, ok=True, error=None)
 
 
+def watch(action: dict[str, Any], address: str, record: dict[str, Any], log: Log) -> None:
+    """A long-lived connection (an API watch, a pool): connect, ask once, then read what
+    the server sends for `hold` seconds. Logged once connected: the agent may be stopped
+    while it still runs."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(CONNECT_TIMEOUT)
+        sock.bind((action["source"] or "0.0.0.0", 0))
+        src, sport = sock.getsockname()
+        record.update(time=time.time(), dst=address, src=src, sport=sport)
+        try:
+            sock.connect((address, action["port"]))
+            record["src"] = sock.getsockname()[0]
+            sock.sendall(b"GET /api/v1/endpoints?watch=true HTTP/1.1\r\n\r\n")
+        except OSError as error:
+            log.write(**record, ok=False, error=str(error))
+            return
+        log.write(**record, ok=True, error=None)
+        until = time.monotonic() + float(action["hold"])
+        try:
+            while time.monotonic() < until and sock.recv(4096):
+                pass
+        except OSError:
+            pass
+
+
 def main(argv: list[str]) -> int:
     plan = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     log = Log(Path(argv[1]))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    _sockets = [serve_tcp(port, log) if proto == "TCP" else serve_udp(port, log)
+    stream = set(plan.get("stream") or ())
+    _sockets = [serve_tcp(port, log, port in stream) if proto == "TCP" else serve_udp(port, log)
                for proto, port in plan["listen"]]
-    resolver = Resolver(plan["dns_server"], plan["search"], log) if plan["search"] else None
+    resolver = (Resolver(plan["dns_server"], plan["search"], log, plan.get("bind"))
+                if plan["search"] else None)
     print("ready", flush=True)
     line = sys.stdin.readline().split()
     if len(line) != 2 or line[0] != "go":
