@@ -161,6 +161,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="write a proposal even if it cuts cluster DNS, its upstreams, the API server's "
         "watchers or webhook backends (critical findings say which)",
     )
+    parser.add_argument(
+        "--rollout",
+        action="store_true",
+        help="also write DIR/rollout/: rollout.md (the order to enforce, one namespace a "
+        "stage, what to watch, how to roll back) and each stage's policies, plain and in "
+        "the CNI's dry-run form where it has one",
+    )
     add_graph_layout_argument(parser)
     add_reading_options(parser)
     parser.set_defaults(run=run, usage_error=parser.error)
@@ -209,6 +216,13 @@ def run(args: argparse.Namespace) -> int:
     by_input = {stats.path: stats.counters for stats in loaded.files}
     result = analyze(flows, dns, inventory, options, counters, by_input, input_findings)
     written = write_outputs(args.out, result, loaded, inventory, flows, dns, layout)
+    if args.rollout:
+        from discover.verification.rollout import plan_rollout
+        from reports.rollout_report import write_rollout
+
+        plan = plan_rollout(result.proposal, result.graph.edges, inventory,
+                            options.system_namespaces)
+        written += write_rollout(args.out / "rollout", plan)
     if not args.quiet:
         proposal = result.proposal
         print(
