@@ -12,7 +12,9 @@ from discover.escaping.markdown_text import md_code, md_text
 from discover.inventory.model import WorkloadRef
 from discover.synthesis.proposal import EdgeDecision, Proposal, Severity, format_time
 from discover.verification.changes import Changes
+from discover.verification.convergence import assess_convergence
 from reports.changes import documents_by_workload
+from reports.learning_md import learning_lines
 from reports.model import ReportInput, sorted_findings, summarize
 
 WORKLOADS_LISTED = 12  # per namespace; the rest is counted
@@ -148,6 +150,8 @@ def render_markdown(report: ReportInput) -> str:
         *(_changes(report, changes) if proposal.documents else
           ["Nothing: no policy is proposed (no traffic of workloads in scope)."]),
         "",
+        *_learning(report),
+        "",
         "## Needs a human decision",
         "",
         *_decision_lines(proposal),
@@ -158,6 +162,12 @@ def render_markdown(report: ReportInput) -> str:
         lines[-1:-1] = [f"Reading gave {len(summary.warnings)} warning(s); see "
                         "`report.html`.", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _learning(report: ReportInput) -> list[str]:
+    convergence = assess_convergence(report.graph.edges, report.inventory,
+                                     report.proposal.window)
+    return learning_lines(convergence)
 
 
 def _decision_lines(proposal: Proposal) -> list[str]:
