@@ -23,6 +23,7 @@ from discover.synthesis.cluster_policies import ClusterPolicies, cluster_policie
 from discover.synthesis.fqdn import dns_observations
 from discover.synthesis.options import SynthesisOptions
 from discover.synthesis.proposal import Finding, Proposal, Severity
+from discover.synthesis.selfcheck import ProposalBlocksFlowError
 from discover.synthesis.synthesize import propose
 from discover.verification.changes import Changes, compute_changes
 from discover.verification.invariants import check_invariants
@@ -30,21 +31,6 @@ from discover.verification.verify import FlowVerdict, verify_flows
 
 # The rule id of the finding that an input missed traffic.
 INPUT_INCOMPLETE = "input-incomplete"
-
-
-class ProposalDeniesObservedFlowError(SynthesisError):
-    """The proposal would block flows that were observed and meant to be allowed."""
-
-    def __init__(self, verdicts: list[FlowVerdict]) -> None:
-        self.verdicts = verdicts
-        shown = "; ".join(
-            f"{v.src_ip} -> {v.dst_ip} {v.protocol}/{v.dst_port}: {v.reason}" for v in verdicts[:3]
-        )
-        more = f"; and {len(verdicts) - 3} more" if len(verdicts) > 3 else ""
-        super().__init__(
-            f"the proposal denies {len(verdicts)} observed flow(s) it should allow "
-            f"(a bug, please report it): {shown}{more}"
-        )
 
 
 class InvariantBrokenError(SynthesisError):
@@ -173,4 +159,6 @@ def _check_denials(verdicts: tuple[FlowVerdict, ...], proposal: Proposal) -> Non
         and (v.src_ip, v.dst_ip, v.protocol, v.dst_port) not in denied_on_purpose
     ]
     if unexpected:
-        raise ProposalDeniesObservedFlowError(unexpected)
+        raise ProposalBlocksFlowError(
+            [f"{v.src_ip} -> {v.dst_ip} {v.protocol}/{v.dst_port}: {v.reason}" for v in unexpected]
+        )

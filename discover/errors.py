@@ -1,7 +1,18 @@
 """The project's exceptions: one base class, a few categories, data carried as fields.
 
-Specific errors live next to the code that raises them and subclass one of these.
-The command line catches `DiscoverError` only and prints `str(error)` on one line.
+    DiscoverError
+    ├── ReadError            an input (capture, summary, flows or policy file) can't be read
+    ├── FieldError           one field of a document is unusable (the reader adds the file)
+    ├── InventoryError       the inventory (files or live API) is unusable
+    │   └── ClusterUnreachableError   the Kubernetes API could not be used
+    ├── SynthesisError       no proposal, or one that fails its own verification
+    ├── ConfigurationError   options or settings that contradict each other or name missing things
+    └── OutputError          results not delivered: a file or directory not written, a socket
+                             not bound
+
+Specific errors live next to the code that raises them and subclass one of these; the two
+above that several packages raise live here. The command line catches `DiscoverError` only
+and prints `str(error)` on one line.
 """
 
 from __future__ import annotations
@@ -33,8 +44,29 @@ class ReadError(DiscoverError):
         super().__init__(f"{where}: {message}")
 
 
+class FieldError(DiscoverError):
+    """One field of a document (a Kubernetes object, a summary) is unusable: `path` is where
+    in the document (`status.podIP`, `flows[3].dst_port`), `message` what is wrong. The
+    reader that knows the file turns it into its own error naming the file."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}")
+
+
 class InventoryError(DiscoverError):
     """The cluster inventory (files or live API) is unusable."""
+
+
+class ClusterUnreachableError(InventoryError):
+    """The Kubernetes API could not be used (not reached, or it refused): for the live
+    inventory and for `collect` alike. `where` is the server or what was being done."""
+
+    def __init__(self, where: str, message: str) -> None:
+        self.where = where
+        self.message = message
+        super().__init__(f"{where}: {message}")
 
 
 class SynthesisError(DiscoverError):
@@ -43,3 +75,14 @@ class SynthesisError(DiscoverError):
 
 class ConfigurationError(DiscoverError):
     """Options or settings that contradict each other or name missing things."""
+
+
+class OutputError(DiscoverError):
+    """Results could not be delivered: a file or directory not written (full disk, no such
+    directory, unknown format), a socket not bound. `path` names the file, directory or
+    address."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}")

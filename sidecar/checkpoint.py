@@ -18,18 +18,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from discover.errors import ConfigurationError, ReadError
+from discover.errors import OutputError, ReadError
 
 CHECKPOINT_NAME = "summary.json"
 
 
-class StateDirError(ConfigurationError):
+class StateDirError(OutputError):
     """The state directory can't be created or written."""
 
     def __init__(self, path: Path, reason: str) -> None:
-        self.path = path
+        super().__init__(f"state directory {path}", reason)
+        self.path = path  # type: ignore[assignment]  # the directory itself, not its text
         self.reason = reason
-        super().__init__(f"state directory {path}: {reason}")
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -22,20 +22,11 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from discover.errors import ConfigurationError
+from discover.errors import ClusterUnreachableError
 
 DEFAULT_SELECTOR = "app.kubernetes.io/name=netpol-discover"
 DEFAULT_PORT = 9808
 DEFAULT_TIMEOUT = 30.0
-
-
-class ClusterAccessError(ConfigurationError):
-    """The agent pods could not be listed."""
-
-    def __init__(self, what: str, reason: str) -> None:
-        self.what = what
-        self.reason = reason
-        super().__init__(f"{what}: {reason}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +69,8 @@ def list_agent_pods(core: Any, namespace: str, selector: str) -> list[AgentPod]:
         listing = core.list_namespaced_pod(namespace, label_selector=selector, _request_timeout=30)
     except (ApiException, HTTPError, OSError) as error:
         reason = getattr(error, "reason", None) or str(error)
-        raise ClusterAccessError(f"listing pods in {namespace} ({selector})", reason) from error
+        where = f"listing pods in {namespace} ({selector})"
+        raise ClusterUnreachableError(where, reason) from error
     pods = []
     for item in listing.items:
         status = item.status

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Protocol
 
-from discover.errors import ConfigurationError
+from discover.errors import ConfigurationError, OutputError
 from sidecar import metrics
 
 log = logging.getLogger(__name__)
@@ -54,12 +54,12 @@ class AgentView(Protocol):
     def inventory_json(self) -> bytes | None: ...
 
 
-class ListenError(ConfigurationError):
+class ListenError(OutputError):
     def __init__(self, host: str, port: int, reason: str) -> None:
+        super().__init__(f"{host}:{port}", f"cannot listen: {reason}")
         self.host = host
         self.port = port
         self.reason = reason
-        super().__init__(f"cannot listen on {host}:{port}: {reason}")
 
 
 def parse_listen(value: str, option: str = "--listen") -> tuple[str, int]:

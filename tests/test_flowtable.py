@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from discover.errors import ConfigurationError, ReadError
+from discover.errors import ReadError
 from discover.flows.events import (
     ConnectionOpen,
     DirectionEvidence,
@@ -413,7 +413,7 @@ def test_missing_and_binary_files(tmp_path: Path) -> None:
 
 
 def test_write_table_refuses_unknown_extensions_and_missing_directories(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match=r"flows\.xlsx: unknown output format"):
+    with pytest.raises(OutputError, match=r"flows\.xlsx: unknown output format"):
         write_table(sample_frame(), tmp_path / "flows.xlsx")
     with pytest.raises(OutputError, match="cannot write"):
         write_table(sample_frame(), tmp_path / "missing" / "flows.csv")

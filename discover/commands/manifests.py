@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from discover.commands import agent
-from discover.errors import ConfigurationError
+from discover.errors import ConfigurationError, OutputError
 
 DESCRIPTION = """\
 Print ready-to-apply YAML for the capture agent.
@@ -31,12 +31,11 @@ examples:
 """
 
 
-class ManifestWriteError(ConfigurationError):
+class ManifestWriteError(OutputError):
     """The output file could not be written."""
 
     def __init__(self, path: str, reason: str) -> None:
-        self.path = path
-        super().__init__(f"{path}: cannot write the manifests: {reason}")
+        super().__init__(path, f"cannot write the manifests: {reason}")
 
 
 def _duration(text: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from discover.atomic import replace_file
-from discover.errors import ConfigurationError, ReadError
+from discover.errors import OutputError, ReadError
 from discover.flows.events import DirectionEvidence, Outcome, Protocol
 from discover.flows.flowtable import (
     CNAME_SEPARATOR,
@@ -44,14 +44,6 @@ class FlowsFileError(ReadError):
     def __init__(self, path: str, message: str, *, line: int | None = None) -> None:
         self.line = line
         super().__init__(path, message if line is None else f"line {line}: {message}")
-
-
-class OutputError(ConfigurationError):
-    """An output file that can't be written (unknown extension, missing directory...)."""
-
-    def __init__(self, path: str, message: str) -> None:
-        self.path = path
-        super().__init__(f"{path}: {message}")
 
 
 def read_flow_rows(path: Path | str) -> tuple[FlowRow, ...]:

@@ -12,16 +12,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from discover.errors import FieldError as FieldError  # re-exported: objects.py raises f.FieldError
 from discover.inventory.model import IPAddress, IPNetwork
-
-
-class FieldError(ValueError):
-    """One field of one object is unusable: `path` is where in the object, e.g. status.podIP."""
-
-    def __init__(self, path: str, message: str) -> None:
-        self.path = path
-        self.message = message
-        super().__init__(f"{path}: {message}")
 
 
 def mapping(obj: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:

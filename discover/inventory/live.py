@@ -27,17 +27,11 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from discover.errors import InventoryError
+from discover.errors import ClusterUnreachableError, InventoryError
 from discover.inventory.build import RawObject, build_inventory
 from discover.inventory.cluster_objects import DNS_CONFIG_MAPS, DNS_CONFIG_NAMESPACE
 from discover.inventory.live_watch import PodWatcher
 from discover.inventory.model import Inventory
-
-
-class ClusterUnreachableError(InventoryError):
-    def __init__(self, server: str, message: str) -> None:
-        self.server = server
-        super().__init__(f"{server}: {message}")
 
 
 @dataclass(frozen=True, slots=True)

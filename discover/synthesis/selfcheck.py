@@ -22,7 +22,7 @@ class ProposalBlocksFlowError(SynthesisError):
         self.flows = flows
         shown = "; ".join(flows[:5]) + (f"; and {len(flows) - 5} more" if len(flows) > 5 else "")
         super().__init__(f"the proposal blocks {len(flows)} observed flow(s) it meant to "
-                         f"allow (a bug): {shown}")
+                         f"allow (a bug, please report it): {shown}")
 
 
 class EndpointFactory:
