@@ -1,7 +1,7 @@
 """Cluster scale: `analyze` end to end and stage by stage at several cluster sizes.
 
     python benchmarks/bench_scale.py [--sizes 500,5000,20000] [--timeout 600]
-        [--mem-limit-gb 12] [--edges-per-workload 20] [--keep DIR] [--profile] [--no-stages]
+        [--mem-limit-gb 12] [--edges-per-workload 20] [--keep DIR] [--profile SIZES] [--no-stages]
 
 For each size W (workloads; W x 20 workload edges by default) it generates a cluster with
 `make_cluster.py`, then, each in a child process of its own with the same --timeout and
@@ -15,7 +15,7 @@ address-space limit (--mem-limit-gb, RLIMIT_AS):
   (discover/commands/analyze.py, discover/analysis.py, discover/outputs.py): wall time,
   the peak RSS during the stage (VmHWM, reset before each stage through
   /proc/self/clear_refs) and the RSS after it;
-- with --profile: the end-to-end command once more under cProfile
+- with --profile SIZES, at those sizes: the end-to-end command once more under cProfile
   (DIR/W/analyze.prof) and its top functions by cumulative and by own time.
 
 A child past --timeout is killed with its process group and reported as "timeout"; one
@@ -82,11 +82,14 @@ def run_child(argv: list[str], timeout: float, mem_limit_gb: float | None,
         if limit is not None:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
+    # this checkout first, ahead of an editable install that may point at another one
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
     out_path = log_prefix.with_suffix(".stdout")
     err_path = log_prefix.with_suffix(".stderr")
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=ROOT,
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=ROOT, env=env,
                                 start_new_session=True, preexec_fn=limit_memory)
         timed_out = False
         while True:
@@ -269,7 +272,8 @@ def bench_size(workloads: int, args: argparse.Namespace, base: Path) -> SizeResu
     generated = subprocess.run(
         [python, str(ROOT / "benchmarks" / "make_cluster.py"), str(size_dir), "--workloads",
          str(workloads), "--edges-per-workload", str(args.edges_per_workload), "--seed",
-         str(args.seed)], cwd=ROOT, capture_output=True, text=True, check=False)
+         str(args.seed)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, check=False)
     result.generate_s = time.perf_counter() - start
     if generated.returncode != 0:
         raise SystemExit(f"make_cluster.py failed: {generated.stderr.strip()}")
@@ -305,7 +309,7 @@ def bench_size(workloads: int, args: argparse.Namespace, base: Path) -> SizeResu
         if stages.status not in ("ok", "timeout"):
             _say("  " + "\n  ".join(stages.stderr.strip().splitlines()[-5:]))
         _say(_stage_table(result.stages))
-    if args.profile:
+    if workloads in args.profile_sizes:
         prof = size_dir / "analyze.prof"
         profiled = run_child([python, "-m", "cProfile", "-o", str(prof),
                               *analyze_argv(size_dir)], args.timeout, args.mem_limit_gb,
@@ -443,8 +447,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="address-space limit of each child, GB (default 12; 0: none)")
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="generate into DIR and keep the inputs, outputs and logs")
-    parser.add_argument("--profile", action="store_true",
-                        help="also run analyze under cProfile at each size")
+    parser.add_argument("--profile", default="", metavar="SIZES",
+                        help="also run analyze under cProfile at these sizes (e.g. 500)")
     parser.add_argument("--profile-lines", type=int, default=30)
     parser.add_argument("--no-stages", action="store_true",
                         help="only the end-to-end run")
@@ -453,6 +457,10 @@ def main(argv: list[str] | None = None) -> int:
         sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     except ValueError:
         parser.error(f"--sizes {args.sizes!r}: expected comma-separated integers")
+    try:
+        args.profile_sizes = {int(s) for s in args.profile.split(",") if s.strip()}
+    except ValueError:
+        parser.error(f"--profile {args.profile!r}: expected comma-separated integers")
     if not sizes or min(sizes) < 2:
         parser.error("--sizes: at least one size of at least 2 workloads")
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:
