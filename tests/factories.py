@@ -9,6 +9,7 @@ from ipaddress import ip_address
 
 from discover.enrichment.peers import ExternalPeer, GraphEdge, NodePeer, Peer, WorkloadPeer
 from discover.enrichment.workload_graph import UndeclaredPort, WorkloadGraph
+from discover.flows.events import Protocol
 from discover.inventory.model import (
     ContainerPort,
     Inventory,
@@ -39,7 +40,7 @@ def make_pod(
     host_network: bool = False,
     images: Iterable[str] = (),
 ) -> Pod:
-    """A pod of `workload`; `ports` as (port, protocol, name)."""
+    """A pod of `workload`; `ports` as (port, protocol, name), the protocol as its text."""
     suffix = f"-{index}" if kind == "StatefulSet" else f"-5d8f7-{index:05d}"
     return Pod(
         namespace=namespace,
@@ -50,7 +51,7 @@ def make_pod(
         workload=ref(namespace, workload, kind),
         node_name=node,
         host_network=host_network,
-        ports=tuple(ContainerPort(p, proto, name, "main") for p, proto, name in ports),
+        ports=tuple(ContainerPort(p, Protocol(proto), name, "main") for p, proto, name in ports),
         images=tuple(images),
     )
 
@@ -100,10 +101,10 @@ def node_peer(ip: str, node: str | None = None) -> NodePeer:
 
 
 def make_edge(
-    source: Peer, destination: Peer, port: int, *, protocol: str = "TCP",
+    source: Peer, destination: Peer, port: int, *, protocol: Protocol | str = Protocol.TCP,
     port_name: str | None = None, connections: int = 3,
 ) -> GraphEdge:
-    return GraphEdge(source, destination, protocol, port, port_name, connections,
+    return GraphEdge(source, destination, Protocol(protocol), port, port_name, connections,
                      connections * 10, T0, T1)
 
 

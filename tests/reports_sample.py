@@ -61,8 +61,8 @@ EXT_IP, CLIENT_IP = ip_address("192.0.2.7"), ip_address("203.0.113.9")
 
 def _edge(source: Peer, destination: Peer, src_ip: IPAddress, dst_ip: IPAddress, port: int,
           connections: int) -> GraphEdge:
-    return GraphEdge(source, destination, "TCP", port, None, connections, connections * 10,
-                     T0, T1, (FlowKey(src_ip, dst_ip, "TCP", port),))
+    return GraphEdge(source, destination, Protocol.TCP, port, None, connections,
+                     connections * 10, T0, T1, (FlowKey(src_ip, dst_ip, Protocol.TCP, port),))
 
 
 def tiny_report(evil: str = EVIL) -> ReportInput:
@@ -90,7 +90,7 @@ def tiny_report(evil: str = EVIL) -> ReportInput:
     deny = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
             "metadata": {"name": "default-deny", "namespace": "ns-a"},
             "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}
-    dependency = FqdnDependency(WEB, f"{evil}.example.com", (evil,), (PortUse("TCP", 443),),
+    dependency = FqdnDependency(WEB, f"{evil}.example.com", (evil,), (PortUse(Protocol.TCP, 443),),
                                 (EXT_IP,), (30,), True, 2, T0, T1,
                                 FqdnHandling(FqdnMode.ANY_IP))
     proposal = Proposal(
@@ -139,7 +139,7 @@ def big_report(namespaces: int = 20, per_namespace: int = 10) -> ReportInput:
     ips = {ref: ip_address(f"10.{20 + i // 250}.{i % 250}.10") for i, ref in enumerate(every)}
     pods = tuple(
         Pod(ref.namespace, f"{ref.name}-0", f"uid-{i}", {"app": ref.name}, (ips[ref],), ref,
-            ports=(ContainerPort(8080, name="http"), ContainerPort(53, "UDP", "dns"),
+            ports=(ContainerPort(8080, name="http"), ContainerPort(53, Protocol.UDP, "dns"),
                    ContainerPort(9090, name="metrics")))
         for i, ref in enumerate(every))
     names = sorted({ref.namespace for ref in every})
@@ -149,12 +149,13 @@ def big_report(namespaces: int = 20, per_namespace: int = 10) -> ReportInput:
             for ref in every}
     edges = []
 
-    def add(src: WorkloadRef, dst: WorkloadRef, port: int, protocol: str = "TCP") -> None:
+    def add(src: WorkloadRef, dst: WorkloadRef, port: int,
+            protocol: Protocol = Protocol.TCP) -> None:
         edges.append(GraphEdge(peer[src], peer[dst], protocol, port, None, 4, 40, T0, T1,
                                (FlowKey(ips[src], ips[dst], protocol, port),)))
 
     for index, ref in enumerate(refs):
-        add(ref, dns_ref, 53, "UDP")
+        add(ref, dns_ref, 53, Protocol.UDP)
         add(scraper, ref, 9090)
         position = index % per_namespace
         if position + 1 < per_namespace:
@@ -164,8 +165,8 @@ def big_report(namespaces: int = 20, per_namespace: int = 10) -> ReportInput:
         if position == 3:
             fqdn = ExternalPeer(ip_address(f"192.0.2.{index % 250}"),
                                 f"api{index % 7}.example.com")
-            edges.append(GraphEdge(peer[ref], fqdn, "TCP", 443, None, 2, 20, T0, T1,
-                                   (FlowKey(ips[ref], fqdn.ip, "TCP", 443),)))  # type: ignore[arg-type]
+            edges.append(GraphEdge(peer[ref], fqdn, Protocol.TCP, 443, None, 2, 20, T0, T1,
+                                   (FlowKey(ips[ref], fqdn.ip, Protocol.TCP, 443),)))
     graph = WorkloadGraph(tuple(edges), T0, T1, ())
     proposal = propose(graph, inventory, SynthesisOptions())
     flows = tuple(

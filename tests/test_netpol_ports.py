@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from discover.flows.events import Protocol
 from discover.inventory.model import ContainerPort
 from discover.netpol.ports import (
     ConnectionSet,
@@ -24,12 +25,12 @@ ranges = st.lists(
     st.tuples(st.integers(1, 40), st.integers(0, 8)).map(lambda t: (t[0], t[0] + t[1])),
     max_size=5,
 )
-sets = st.lists(st.tuples(st.sampled_from(["TCP", "UDP", "SCTP"]), ranges), max_size=3).map(
+sets = st.lists(st.tuples(st.sampled_from(list(Protocol)), ranges), max_size=3).map(
     lambda pairs: ConnectionSet.of((p, tuple(r)) for p, r in pairs)
 )
 
 
-def members(conns: ConnectionSet) -> set[tuple[str, int]]:
+def members(conns: ConnectionSet) -> set[tuple[Protocol, int]]:
     return {
         (p, port) for p, rs in conns.ports.items() for lo, hi in rs for port in range(lo, hi + 1)
     }
@@ -40,7 +41,8 @@ def test_union_and_intersection_match_brute_force(a: ConnectionSet, b: Connectio
     assert members(a.union(b)) == members(a) | members(b)
     assert members(a.intersection(b)) == members(a) & members(b)
     for protocol, port in members(a):
-        assert a.contains(protocol.lower(), port)
+        assert a.contains(protocol, port)
+        assert not a.contains(protocol, 49)  # the ranges end at 48
 
 
 @given(ranges)

@@ -24,7 +24,7 @@ from discover.enrichment.peers import (
     ServiceRef,
     WorkloadPeer,
 )
-from discover.flows.events import IPAddress
+from discover.flows.events import IPAddress, Protocol
 from discover.flows.flowtable import DnsRow
 from discover.inventory.facts import NODELOCAL_DNS, facts_for
 from discover.inventory.index import released, unmapped
@@ -42,7 +42,7 @@ from discover.inventory.ranges import cluster_ranges
 Resolved = tuple[Peer, int, str | None]
 
 
-def declared_port(pod: Pod, port: int, protocol: str) -> ContainerPort | None:
+def declared_port(pod: Pod, port: int, protocol: Protocol) -> ContainerPort | None:
     return next((c for c in pod.ports if c.port == port and c.protocol == protocol), None)
 
 
@@ -99,9 +99,8 @@ class Resolver:
 
     # ----------------------------------------------------------- destinations
 
-    def resolve_destination(self, ip: IPAddress, protocol: str, port: int, when: datetime,
+    def resolve_destination(self, ip: IPAddress, protocol: Protocol, port: int, when: datetime,
                             client_ip: IPAddress | None = None) -> list[Resolved]:
-        protocol = protocol.upper()
         ip = unmapped(ip)
         client_ip = unmapped(client_ip) if client_ip is not None else None
         pod_peers = self._pod_peers(ip, when)
@@ -165,7 +164,7 @@ class Resolver:
         return [EarlierPodPeer(ip, note=found.note)]
 
     def _node_peer(self, ip: IPAddress, node: Node | None,
-                   serving: tuple[str, int] | None) -> NodePeer:
+                   serving: tuple[Protocol, int] | None) -> NodePeer:
         name = node.name if node else None
         host_pods = self._host_pods.get(ip, [])
         if serving is not None:
@@ -182,7 +181,7 @@ class Resolver:
             name = host_pods[0].node_name
         return NodePeer(ip, name)
 
-    def _host_port_name(self, ip: IPAddress, protocol: str, port: int) -> str | None:
+    def _host_port_name(self, ip: IPAddress, protocol: Protocol, port: int) -> str | None:
         for pod in sorted(self._host_pods.get(ip, []), key=lambda p: p.name):
             declared = declared_port(pod, port, protocol)
             if declared is not None:
@@ -218,7 +217,7 @@ class Resolver:
             return ExternalPeer(ip)
         return ExternalPeer(ip, match.name, match.cname_chain, note=match.note)
 
-    def _via_load_balancer(self, lb: Service, ip: IPAddress, protocol: str, port: int,
+    def _via_load_balancer(self, lb: Service, ip: IPAddress, protocol: Protocol, port: int,
                            when: datetime) -> list[Resolved]:
         """Like a ClusterIP: the load balancer (or kube-proxy for in-cluster clients) DNATs to
         the backends, so a capture sees the same connection to the LB IP and to the pod,
@@ -232,7 +231,7 @@ class Resolver:
                      name) for peer, target, name in expanded]
         return [(LoadBalancerPeer(ip, note=label), port, None)]
 
-    def _via_service(self, service: Service, ip: IPAddress, protocol: str, port: int,
+    def _via_service(self, service: Service, ip: IPAddress, protocol: Protocol, port: int,
                      when: datetime) -> list[Resolved]:
         sport = _service_port(service, protocol, port)
         label = f"Service {service.namespace}/{service.name}"
@@ -258,7 +257,7 @@ class Resolver:
         return sorted(((p, t, n) for (p, t), n in out.items()),
                       key=lambda r: (r[0].label(), r[1]))
 
-    def _backends(self, service: Service, sport: ServicePort, protocol: str,
+    def _backends(self, service: Service, sport: ServicePort, protocol: Protocol,
                   when: datetime) -> list[Resolved]:
         """(peer, target port, port name) of every backend at `when`.
 
@@ -311,11 +310,11 @@ def _numeric(target: int | str | None, port: int) -> int:
     return target if isinstance(target, int) else port
 
 
-def _service_port(service: Service, protocol: str, port: int) -> ServicePort | None:
+def _service_port(service: Service, protocol: Protocol, port: int) -> ServicePort | None:
     return next((p for p in service.ports if p.port == port and p.protocol == protocol), None)
 
 
-def _target_for(pod: Pod, sport: ServicePort, protocol: str) -> tuple[int, str | None] | None:
+def _target_for(pod: Pod, sport: ServicePort, protocol: Protocol) -> tuple[int, str | None] | None:
     """The port `pod` listens on for `sport`, and its declared name; None when a named
     targetPort is not declared by this pod (the Service sends it nothing)."""
     target = sport.target_port

@@ -107,7 +107,7 @@ def pod_to_dict(pod: Pod) -> Json:
         container: Json = {"name": name}
         if i < len(pod.images):
             container["image"] = pod.images[i]
-        ports = [{"containerPort": p.port, "protocol": p.protocol, **({"name": p.name}
+        ports = [{"containerPort": p.port, "protocol": str(p.protocol), **({"name": p.name}
                                                                        if p.name else {})}
                  for p in pod.ports if p.container == name]
         if ports:
@@ -191,7 +191,7 @@ def dns_forwarding_to_dict(forwarding: DnsForwarding) -> Json:
 def service_to_dict(svc: Service) -> Json:
     ports = []
     for p in svc.ports:
-        port: Json = {"port": p.port, "protocol": p.protocol}
+        port: Json = {"port": p.port, "protocol": str(p.protocol)}
         if p.name:
             port["name"] = p.name
         if p.target_port is not None:
@@ -230,7 +230,7 @@ def endpoint_slice_to_dict(s: EndpointSlice) -> Json:
             "metadata": _meta(s.name, s.namespace, labels),
             "addressType": "IPv6" if first is not None and first.version == 6 else "IPv4",
             "endpoints": endpoints,
-            "ports": [{"port": p.port, "protocol": p.protocol, **({"name": p.name}
+            "ports": [{"port": p.port, "protocol": str(p.protocol), **({"name": p.name}
                                                                    if p.name else {})}
                       for p in s.ports]}
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import ip_address
 
+from discover.flows.events import Protocol
 from discover.inventory.index import PodIndex
 from discover.inventory.model import Inventory, IPAddress, Node, Pod, Service, WorkloadRef
 
@@ -90,7 +91,7 @@ def find_api_server(inventory: Inventory) -> ApiServer:
     for piece in inventory.endpoint_slices:
         if piece.namespace != namespace or piece.service_name != name:
             continue
-        ports.update(p.port for p in piece.ports if p.protocol == "TCP")
+        ports.update(p.port for p in piece.ports if p.protocol == Protocol.TCP)
         for endpoint in piece.endpoints:
             addresses.extend(a for a in endpoint.addresses if a not in addresses)
     if service is not None and not ports:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from discover.errors import FieldError as FieldError  # re-exported: objects.py raises f.FieldError
+from discover.flows.events import Protocol
 from discover.inventory.model import IPAddress, IPNetwork
 
 
@@ -43,6 +44,18 @@ def string(obj: Mapping[str, Any], key: str, path: str) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise FieldError(_join(path, key), f"expected a string, got {type(value).__name__}")
     return str(value)
+
+
+def protocol(obj: Mapping[str, Any], key: str, path: str) -> Protocol:
+    """A port's protocol: TCP when absent (the API's default); the API server accepts only
+    TCP, UDP and SCTP (upper case here, as kubectl would have been told)."""
+    text = string(obj, key, path)
+    if not text:
+        return Protocol.TCP
+    try:
+        return Protocol(text.upper())
+    except ValueError:
+        raise FieldError(_join(path, key), f"expected TCP, UDP or SCTP, got {text!r}") from None
 
 
 def object_name(obj: Mapping[str, Any]) -> str:

@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from discover.flows.events import IPAddress, Outcome
+from discover.flows.events import IPAddress, Outcome, Protocol
 from discover.flows.flowtable import FlowRow
 from discover.flows.hubble_facts import EndpointSighting, HubbleFacts
 from discover.inventory.model import ContainerPort, Inventory, Namespace, Node, Pod, WorkloadRef
@@ -155,16 +155,16 @@ def merge_with_inventory(inventory: Inventory, facts: HubbleFacts,
 # -- internals ----------------------------------------------------------------------------
 
 
-def _served_ports(flows: Sequence[FlowRow]) -> dict[IPAddress, set[tuple[int, str]]]:
-    served: dict[IPAddress, set[tuple[int, str]]] = {}
+def _served_ports(flows: Sequence[FlowRow]) -> dict[IPAddress, set[tuple[int, Protocol]]]:
+    served: dict[IPAddress, set[tuple[int, Protocol]]] = {}
     for row in flows:
         if row.outcome in (Outcome.COMPLETED, Outcome.UNKNOWN):
-            served.setdefault(row.dst_ip, set()).add((row.dst_port, row.protocol.value))
+            served.setdefault(row.dst_ip, set()).add((row.dst_port, row.protocol))
     return served
 
 
 def _pods(endpoints: Sequence[EndpointSighting],
-          served: dict[IPAddress, set[tuple[int, str]]]) -> tuple[tuple[Pod, ...], set[str]]:
+          served: dict[IPAddress, set[tuple[int, Protocol]]]) -> tuple[tuple[Pod, ...], set[str]]:
     latest: dict[tuple[str, str], EndpointSighting] = {}
     ips: dict[tuple[str, str], set[IPAddress]] = {}
     for sighting in endpoints:

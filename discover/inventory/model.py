@@ -13,6 +13,8 @@ from datetime import datetime
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Any
 
+from discover.flows.events import Protocol
+
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
 
@@ -48,7 +50,7 @@ class Node:
 @dataclass(frozen=True, slots=True)
 class ContainerPort:
     port: int
-    protocol: str = "TCP"
+    protocol: Protocol = Protocol.TCP
     name: str | None = None
     container: str = ""
 
@@ -89,7 +91,7 @@ class ProbePort:
 @dataclass(frozen=True, slots=True)
 class ServicePort:
     port: int
-    protocol: str = "TCP"
+    protocol: Protocol = Protocol.TCP
     name: str | None = None
     target_port: int | str | None = None  # int, a container port name, or None (= port)
     node_port: int | None = None
@@ -113,7 +115,7 @@ class Service:
 @dataclass(frozen=True, slots=True)
 class EndpointPort:
     port: int
-    protocol: str = "TCP"
+    protocol: Protocol = Protocol.TCP
     name: str | None = None
 
 

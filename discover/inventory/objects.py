@@ -82,7 +82,7 @@ def _container_ports(spec: Raw) -> tuple[tuple[ContainerPort, ...], tuple[str, .
                 raise f.FieldError(ppath + ".containerPort", "missing")
             ports.append(ContainerPort(
                 port=number,
-                protocol=(f.string(port, "protocol", ppath) or "TCP").upper(),
+                protocol=f.protocol(port, "protocol", ppath),
                 name=f.string(port, "name", ppath),
                 container=str(container.get("name", "")),
             ))
@@ -187,7 +187,7 @@ def parse_service(obj: Raw) -> Service:
             raise f.FieldError(path + ".port", "missing")
         ports.append(ServicePort(
             port=number,
-            protocol=(f.string(port, "protocol", path) or "TCP").upper(),
+            protocol=f.protocol(port, "protocol", path),
             name=f.string(port, "name", path),
             target_port=f.int_or_name(port, "targetPort", path),
             node_port=f.port_number(port, "nodePort", path),
@@ -228,7 +228,7 @@ def _endpoint_ports(values: list[Any], path: str) -> tuple[EndpointPort, ...]:
         number = f.port_number(port, "port", ppath)
         if number is None:
             continue  # a null port means "all ports": nothing to map
-        ports.append(EndpointPort(number, (f.string(port, "protocol", ppath) or "TCP").upper(),
+        ports.append(EndpointPort(number, f.protocol(port, "protocol", ppath),
                                   f.string(port, "name", ppath)))
     return tuple(ports)
 

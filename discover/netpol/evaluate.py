@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from discover.flows.events import Protocol
 from discover.inventory.model import ContainerPort, IPAddress, NetworkPolicy
 from discover.netpol.ipblock import IpBlock
 from discover.netpol.policy import EGRESS, INGRESS, PeerSpec, Policy, Rule, parse_policy
@@ -99,8 +100,7 @@ class PolicyEvaluator:
         """Every ipBlock of every rule of that direction (to split external ranges)."""
         return [block for policy in self.policies for block in policy.ip_blocks(direction)]
 
-    def check(self, src: Endpoint, dst: Endpoint, protocol: str, port: int) -> Verdict:
-        protocol = protocol.upper()
+    def check(self, src: Endpoint, dst: Endpoint, protocol: Protocol, port: int) -> Verdict:
         if _same_pod(src, dst):
             return Verdict(True, f"allowed: {src.label()} to itself (a pod can't block itself)")
         what = f"{protocol} {port}"
@@ -122,7 +122,13 @@ class PolicyEvaluator:
     # -- one direction ---------------------------------------------------------------
 
     def _side(
-        self, pod: Endpoint, peer: Endpoint, direction: str, protocol: str, port: int, what: str
+        self,
+        pod: Endpoint,
+        peer: Endpoint,
+        direction: str,
+        protocol: Protocol,
+        port: int,
+        what: str,
     ) -> _Side:
         word = "egress" if direction == EGRESS else "ingress"
         if not isinstance(pod, PodEndpoint):
@@ -169,7 +175,7 @@ class PolicyEvaluator:
         rule: Rule,
         peer: Endpoint,
         destination: Endpoint,
-        protocol: str,
+        protocol: Protocol,
         port: int,
     ) -> bool:
         if not _rule_selects(policy, rule, peer):

@@ -11,10 +11,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from discover.flows.events import Protocol
 from discover.inventory.model import ContainerPort
 from discover.netpol.selectors import InvalidPolicyError
 
-PROTOCOLS = ("SCTP", "TCP", "UDP")  # what NetworkPolicy can express, in output order
+# What NetworkPolicy can express, in output order.
+PROTOCOLS: tuple[Protocol, ...] = (Protocol.SCTP, Protocol.TCP, Protocol.UDP)
 MIN_PORT = 1
 MAX_PORT = 65535
 PORT_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
@@ -56,7 +58,7 @@ def format_ranges(ranges: PortRanges) -> str:
 class ConnectionSet:
     """Allowed (protocol, port) pairs. `ports` maps a protocol to its ranges; absent = none."""
 
-    ports: Mapping[str, PortRanges]
+    ports: Mapping[Protocol, PortRanges]
 
     @classmethod
     def none(cls) -> ConnectionSet:
@@ -67,8 +69,8 @@ class ConnectionSet:
         return cls({protocol: ALL_PORTS for protocol in PROTOCOLS})
 
     @classmethod
-    def of(cls, pairs: Iterable[tuple[str, PortRanges]]) -> ConnectionSet:
-        collected: dict[str, list[tuple[int, int]]] = {}
+    def of(cls, pairs: Iterable[tuple[Protocol, PortRanges]]) -> ConnectionSet:
+        collected: dict[Protocol, list[tuple[int, int]]] = {}
         for protocol, ranges in pairs:
             collected.setdefault(protocol, []).extend(ranges)
         return cls({p: normalize(r) for p, r in collected.items() if r})
@@ -84,8 +86,8 @@ class ConnectionSet:
                 out[protocol] = both
         return ConnectionSet(out)
 
-    def contains(self, protocol: str, port: int) -> bool:
-        return any(low <= port <= high for low, high in self.ports.get(protocol.upper(), ()))
+    def contains(self, protocol: Protocol, port: int) -> bool:
+        return any(low <= port <= high for low, high in self.ports.get(protocol, ()))
 
     @property
     def is_all(self) -> bool:
@@ -112,7 +114,7 @@ class ConnectionSet:
 class RulePort:
     """One `ports` entry of a rule: protocol (default TCP), a number, a name or nothing."""
 
-    protocol: str
+    protocol: Protocol
     port: int | str | None = None
     end_port: int | None = None
 
@@ -129,7 +131,7 @@ class RulePort:
         for container_port in destination_ports or ():
             # Container port names are unique in a pod; the protocol must agree too.
             if container_port.name == self.port:
-                if container_port.protocol.upper() == self.protocol:
+                if container_port.protocol == self.protocol:
                     return ((container_port.port, container_port.port),)
                 return ()
         return ()
@@ -170,7 +172,7 @@ def parse_rule_port(raw: Any, *, policy: str, field: str) -> RulePort:
         if not isinstance(port, int):
             raise InvalidPolicyError(policy, f"{field}.endPort", "endPort needs a numeric port")
         end_port = _port_number(end_port, policy, f"{field}.endPort", port)
-    return RulePort(protocol, port, end_port)
+    return RulePort(Protocol(protocol), port, end_port)
 
 
 def _port_number(raw: Any, policy: str, field: str, low: int) -> int:

@@ -61,7 +61,7 @@ def _declared_udp(context: SynthesisContext, edge: GraphEdge) -> bool:
     destination = edge.destination
     if not isinstance(destination, WorkloadPeer):
         return False
-    return any(p.port == edge.port and p.protocol == Protocol.UDP.value
+    return any(p.port == edge.port and p.protocol == Protocol.UDP
                for p in context.declared_ports(destination.workload))
 
 

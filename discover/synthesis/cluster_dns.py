@@ -9,6 +9,7 @@ from ipaddress import ip_network
 from typing import Any
 
 from discover.enrichment.peers import GraphEdge, WorkloadPeer
+from discover.flows.events import Protocol
 from discover.inventory.facts import DNS_POD_LABELS, NODELOCAL_DNS, facts_for
 from discover.inventory.model import Inventory, WorkloadRef
 from discover.synthesis.context import SynthesisContext, ip_peer, namespace_selector
@@ -26,7 +27,8 @@ class ClusterDns:
     node_local: bool  # NodeLocal DNSCache was used
 
     def port_specs(self) -> set[PortSpec]:
-        return {PortSpec(protocol, port) for port in self.ports for protocol in ("TCP", "UDP")}
+        return {PortSpec(protocol, port) for port in self.ports
+                for protocol in (Protocol.TCP, Protocol.UDP)}
 
 
 def is_dns_edge(edge: GraphEdge) -> bool:

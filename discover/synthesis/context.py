@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from discover.enrichment.peers import GraphEdge, NodePeer, Peer, WorkloadPeer, workload_of
+from discover.flows.events import Protocol
 from discover.inventory.facts import facts_for
 from discover.inventory.model import ContainerPort, Inventory, Pod, WorkloadRef
 from discover.synthesis.drafts import PolicyDraft
@@ -146,7 +147,7 @@ class SynthesisContext:
         ports = {port for pod in self.pods_by_workload.get(workload, []) for port in pod.ports}
         return tuple(sorted(ports, key=lambda p: (p.port, p.protocol, p.name or "")))
 
-    def named_port(self, workload: WorkloadRef, protocol: str, port: int) -> PortSpec:
+    def named_port(self, workload: WorkloadRef, protocol: Protocol, port: int) -> PortSpec:
         """A port of the workload's pods, with the name its container gives it (if any)."""
         name = next((p.name for p in self.declared_ports(workload)
                      if p.port == port and p.protocol == protocol and p.name), None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from discover.enrichment.peers import GraphEdge, workload_of
+from discover.flows.events import Protocol
 from discover.inventory.facts import ApiServer
 from discover.inventory.model import CalledService, Service, WorkloadRef
 from discover.synthesis.cluster_dns import ClusterDns
@@ -58,7 +59,7 @@ def plan_api_server_egress(context: SynthesisContext, workload: WorkloadRef) -> 
         "egress", API_RULE, api_server_peers(api), use_names=False,
         reason=f"API server (default/kubernetes endpoints): {reason} watches it",
     )
-    rule.ports.update(PortSpec("TCP", port) for port in api.ports)
+    rule.ports.update(PortSpec(Protocol.TCP, port) for port in api.ports)
 
 
 def report_unseen_api_clients(context: SynthesisContext, writers: Sequence[WorkloadRef],
@@ -185,7 +186,8 @@ def plan_dns_control_plane(context: SynthesisContext, dns: ClusterDns,
                 "egress", "dns-upstreams", [ip_peer(a) for a in upstreams], use_names=False,
                 reason="its upstream resolvers ("
                 + ", ".join(f.config_map for f in forwarding) + " forward)",
-            ).ports.update(PortSpec(proto, port) for port in ports for proto in ("UDP", "TCP"))
+            ).ports.update(PortSpec(proto, port) for port in ports
+                           for proto in (Protocol.UDP, Protocol.TCP))
             continue
         observed = any(workload_of(e.source) == workload and e.port in (53, 853)
                        and workload_of(e.destination) not in dns.workloads for e in edges)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import ip_network
 
+from discover.flows.events import Protocol
 from discover.inventory.facts import service_selects
 from discover.inventory.model import Inventory, IPNetwork, Pod, Service, WorkloadRef
 from discover.synthesis.options import Cloud
@@ -59,7 +60,7 @@ def detect_cloud(inventory: Inventory) -> tuple[Cloud, str]:
 @dataclass(frozen=True, slots=True)
 class LoadBalancerExposure:
     service: Service
-    target_ports: tuple[tuple[str, int], ...]  # (protocol, pod port)
+    target_ports: tuple[tuple[Protocol, int], ...]  # (protocol, pod port)
 
     @property
     def preserves_client_ip(self) -> bool:
@@ -70,13 +71,13 @@ class LoadBalancerExposure:
 class IngressExposure:
     ingress: str  # "ns/name"
     service: Service
-    target_ports: tuple[tuple[str, int], ...]
+    target_ports: tuple[tuple[Protocol, int], ...]
 
 
 def _target_ports(service: Service, pods: list[Pod], port_ref: int | str | None = None
-                   ) -> tuple[tuple[str, int], ...]:
+                   ) -> tuple[tuple[Protocol, int], ...]:
     """The pod ports behind the Service's ports (all, or the one `port_ref` names)."""
-    found: set[tuple[str, int]] = set()
+    found: set[tuple[Protocol, int]] = set()
     for service_port in service.ports:
         if port_ref is not None and port_ref not in (service_port.port, service_port.name):
             continue
@@ -124,7 +125,7 @@ class Exposures:
                     )
         self.controllers = ingress_controllers(pods_by_workload)
 
-    def load_balancer_ports(self, workload: WorkloadRef) -> dict[tuple[str, int],
+    def load_balancer_ports(self, workload: WorkloadRef) -> dict[tuple[Protocol, int],
                                                                  LoadBalancerExposure]:
         return {
             port: exposure

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from discover.enrichment.peers import ExternalPeer, GraphEdge, WorkloadPeer, workload_of
 from discover.errors import ConfigurationError
+from discover.flows.events import Protocol
 from discover.flows.flowtable import DnsRow, utc_time
 from discover.inventory.model import IPAddress, WorkloadRef
 from discover.synthesis.cidrs import ClusterCidrs
@@ -137,13 +138,13 @@ def proxy_workload(context: SynthesisContext, proxy: ProxyRef) -> WorkloadRef:
 def proxy_ports(context: SynthesisContext, proxy: ProxyRef, workload: WorkloadRef,
                 edges: Sequence[GraphEdge]) -> set[PortSpec]:
     if proxy.port is not None:
-        return {PortSpec("TCP", proxy.port)}
+        return {PortSpec(Protocol.TCP, proxy.port)}
     seen = {PortSpec(e.protocol, e.port, e.port_name) for e in edges
-            if workload_of(e.destination) == workload and e.protocol == "TCP"}
+            if workload_of(e.destination) == workload and e.protocol == Protocol.TCP}
     if seen:
         return seen
     declared = {PortSpec(p.protocol, p.port, p.name) for p in context.declared_ports(workload)
-                if p.protocol == "TCP"}
+                if p.protocol == Protocol.TCP}
     if not declared:
         raise EgressProxyError(proxy, "its pods declare no TCP port: name it as NS/NAME:PORT")
     return declared

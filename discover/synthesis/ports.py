@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from discover.flows.events import Protocol
+
 # A run of at least this many contiguous numeric ports (same protocol) becomes a range:
 # fewer are listed one by one, which keeps the rule exact.
 MIN_RANGE = 8
@@ -16,7 +18,7 @@ MIN_RANGE = 8
 class PortSpec:
     """One observed destination port; `name` only when the destination pod declares it."""
 
-    protocol: str
+    protocol: Protocol
     port: int
     name: str | None = None
 
@@ -27,8 +29,8 @@ class PortSpec:
 
 def port_entries(specs: Iterable[PortSpec], *, use_names: bool = True) -> list[dict[str, Any]]:
     """The `ports` list of a rule, sorted: named ports first by name, then numbers."""
-    named: set[tuple[str, str]] = set()
-    numbers: dict[str, set[int]] = {}
+    named: set[tuple[str, Protocol]] = set()
+    numbers: dict[Protocol, set[int]] = {}
     for spec in specs:
         if use_names and spec.name:
             named.add((spec.name, spec.protocol))
@@ -37,7 +39,7 @@ def port_entries(specs: Iterable[PortSpec], *, use_names: bool = True) -> list[d
     entries: list[dict[str, Any]] = [
         {"protocol": str(protocol), "port": name} for name, protocol in sorted(named)
     ]
-    numeric: list[tuple[int, str, int | None]] = []
+    numeric: list[tuple[int, Protocol, int | None]] = []
     for protocol, ports in numbers.items():
         for start, end in _runs(sorted(ports)):
             if end - start + 1 >= MIN_RANGE:
@@ -45,7 +47,7 @@ def port_entries(specs: Iterable[PortSpec], *, use_names: bool = True) -> list[d
             else:
                 numeric.extend((number, protocol, None) for number in range(start, end + 1))
     for first, protocol, last in sorted(numeric, key=lambda item: (item[0], item[1])):
-        # str(): a manifest holds plain strings (a flow's protocol is a `Protocol`)
+        # str(): a manifest holds plain strings (PyYAML can't represent a `Protocol`)
         entry: dict[str, Any] = {"protocol": str(protocol), "port": first}
         if last is not None:
             entry["endPort"] = last

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from discover.flows.events import Protocol
 from discover.inventory.model import IPAddress, WorkloadRef
 from discover.synthesis.cni import CniDetection
 from discover.synthesis.context import SynthesisContext, ip_peer
@@ -63,7 +64,7 @@ def plan_probes(context: SynthesisContext, writers: Sequence[WorkloadRef],
         for pod in pods:
             sources.update(nodes.get(pod.node_name or "", ()) if pod.node_name in nodes
                            else context.facts.node_addresses)
-        ports = {context.named_port(workload, "TCP", p.port) for pod in pods
+        ports = {context.named_port(workload, Protocol.TCP, p.port) for pod in pods
                  for p in pod.probes if isinstance(p.port, int)}
         if not sources or not ports:
             continue

@@ -11,6 +11,7 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from discover.enrichment.peers import GraphEdge
+from discover.flows.events import Protocol
 from discover.inventory.model import WorkloadRef
 from discover.synthesis.options import Cloud, FqdnMode
 
@@ -71,7 +72,7 @@ def format_time(when: datetime | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PortUse:
-    protocol: str
+    protocol: Protocol
     port: int
 
     def __str__(self) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from discover.enrichment.peers import workload_of
+from discover.flows.events import Protocol
 from discover.inventory.facts import ClusterFacts, facts_for
 from discover.inventory.model import Inventory, IPAddress, Pod, WorkloadRef
 from discover.netpol.evaluate import Endpoint, IpEndpoint, PodEndpoint, PolicyEvaluator
@@ -24,7 +25,7 @@ class Check:
     invariant: str  # dns-reachable, dns-upstream, api-server-watchers, webhook-backends
     source: Endpoint
     destination: Endpoint
-    protocol: str
+    protocol: Protocol
     port: int
 
 
@@ -51,13 +52,14 @@ def _checks(proposal: Proposal, inventory: Inventory, api_egress: bool) -> Itera
         for workload in sorted(resolvers):
             client = _pod(facts, workload)
             if client is not None:
-                yield Check("dns-reachable", _pod_endpoint(inventory, client), target, "UDP", 53)
+                yield Check("dns-reachable", _pod_endpoint(inventory, client), target,
+                            Protocol.UDP, 53)
         for address in facts.node_addresses:  # host-network clients
-            yield Check("dns-reachable", IpEndpoint(address), target, "UDP", 53)
+            yield Check("dns-reachable", IpEndpoint(address), target, Protocol.UDP, 53)
         for forwarding in inventory.dns_forwarding:
             for upstream in forwarding.upstreams:
                 for port in forwarding.ports:
-                    yield Check("dns-upstream", target, IpEndpoint(upstream), "UDP", port)
+                    yield Check("dns-upstream", target, IpEndpoint(upstream), Protocol.UDP, port)
     api = facts.api_server
     if not api.known:
         return  # the control-plane-unknown findings say it
@@ -69,7 +71,8 @@ def _checks(proposal: Proposal, inventory: Inventory, api_egress: bool) -> Itera
         pod = _pod(facts, workload)
         if pod is not None:
             yield Check("dns-upstream" if is_dns else "api-server-watchers",
-                        _pod_endpoint(inventory, pod), IpEndpoint(first), "TCP", api.ports[0])
+                        _pod_endpoint(inventory, pod), IpEndpoint(first), Protocol.TCP,
+                        api.ports[0])
     services = {(s.namespace, s.name): s for s in inventory.services}
     for callback in inventory.api_callbacks:
         for ref in callback.services:
