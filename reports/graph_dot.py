@@ -126,16 +126,17 @@ def dot_source(service: ServiceGraph) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_dot(source: str, fmt: str) -> bytes:
-    """`dot -T<fmt>` on the source; GraphvizError when dot is missing, fails or hangs."""
+def run_dot(source: str, fmt: str, timeout_s: float = DOT_TIMEOUT_S) -> bytes:
+    """`dot -T<fmt>` on the source; GraphvizError when dot is missing, fails or runs
+    longer than `timeout_s` (then it is killed)."""
     path = dot_path()
     if path is None:
         raise GraphvizError("the dot command is not installed (Debian package graphviz)")
     try:
         done = subprocess.run([path, f"-T{fmt}"], input=source.encode(), capture_output=True,
-                              timeout=DOT_TIMEOUT_S, check=False)
+                              timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired as error:
-        raise GraphvizError(f"dot took longer than {DOT_TIMEOUT_S} s") from error
+        raise GraphvizError(f"dot took longer than {timeout_s:g} s") from error
     if done.returncode != 0:
         detail = done.stderr.decode(errors="replace").strip().splitlines()
         raise GraphvizError(f"dot exited with {done.returncode}: "
@@ -143,9 +144,9 @@ def run_dot(source: str, fmt: str) -> bytes:
     return done.stdout
 
 
-def svg_by_dot(service: ServiceGraph) -> str:
+def svg_by_dot(service: ServiceGraph, timeout_s: float = DOT_TIMEOUT_S) -> str:
     """The graph as an inline `<svg>` element: no XML prologue or comments, our tooltips."""
-    svg = run_dot(dot_source(service), "svg").decode()
+    svg = run_dot(dot_source(service), "svg", timeout_s).decode()
     titles = {node.id: node.title for node in service.nodes}
     titles.update({link.id: link.title for link in service.links})
     titles.update({f"ns-{token(ns)}": f"namespace {ns}" for ns in service.namespaces()})

@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from discover.enrichment.workload_graph import WorkloadGraph
 from discover.synthesis.proposal import Proposal
-from reports.graph_dot import GraphvizError, dot_version, svg_by_dot
+from reports.graph_dot import DOT_TIMEOUT_S, GraphvizError, dot_version, svg_by_dot
 from reports.graph_layout import svg_by_builtin_layout
 from reports.graph_model import ServiceGraph, build_service_graph
 
@@ -63,10 +63,12 @@ class RenderedSvg:
     engine: str  # "graphviz version 2.43.0 (0)" or BUILTIN (with why)
 
 
-def render_service_svg(service: ServiceGraph, layout: GraphLayout) -> RenderedSvg:
+def render_service_svg(service: ServiceGraph, layout: GraphLayout,
+                       timeout_s: float = DOT_TIMEOUT_S) -> RenderedSvg:
+    """`timeout_s`: how long `dot` may take before the built-in layout draws instead."""
     if layout.engine is LayoutEngine.GRAPHVIZ:
         try:
-            return RenderedSvg(svg_by_dot(service), layout.description)
+            return RenderedSvg(svg_by_dot(service, timeout_s), layout.description)
         except GraphvizError as error:  # failed or out of time on this graph
             return RenderedSvg(svg_by_builtin_layout(service), f"{BUILTIN} ({error.reason})")
     return RenderedSvg(svg_by_builtin_layout(service), layout.description)

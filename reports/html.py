@@ -5,7 +5,9 @@ inputs give the same bytes (no time of the run is printed)."""
 from __future__ import annotations
 
 from discover.flows.flowtable import utc_time
+from discover.inventory.model import WorkloadRef
 from discover.synthesis.proposal import Finding, Proposal, Severity, format_time
+from reports.graph_drilldown import namespace_drilldown, strongest_links
 from reports.graph_model import (
     ServiceGraph,
     build_service_graph,
@@ -13,7 +15,7 @@ from reports.graph_model import (
     namespace_overview,
 )
 from reports.graph_style import token
-from reports.graph_svg import GraphLayout, render_service_svg
+from reports.graph_svg import BUILTIN_LAYOUT, GraphLayout, render_service_svg
 from reports.html_util import (
     Cell,
     asset,
@@ -37,6 +39,13 @@ from reports.model import (
 from reports.resolved_flows import resolve_flows
 
 OVERVIEW_ABOVE = 40  # workloads: past this many, a namespace overview graph comes first
+# workloads: past this many, no picture of them all (unreadable, and Graphviz needs minutes
+# for it): the overview and one namespace at a time
+WORKLOAD_GRAPH_UP_TO = 150
+DOT_DRILLDOWNS_UP_TO = 20  # namespaces: more get the built-in layout (one dot run each)
+REPORT_DOT_TIMEOUT_S = 20.0  # then the built-in layout draws that picture, and says so
+OVERVIEW_LINKS_UP_TO = 400  # links between namespaces drawn in the overview
+DRILLDOWN_BYTES = 2_000_000  # of one-namespace pictures in the page (report.html < 10 MB)
 FLOW_ROWS_SHOWN = 2000
 FQDN_ADVICE = {
     "any-ip": "NetworkPolicy cannot name hosts: egress is allowed to any address outside "
@@ -199,13 +208,21 @@ def _graph_section(report: ReportInput, layout: GraphLayout) -> str:
         # Hub links (every namespace to kube-system's DNS, the scraper to every namespace)
         # say nothing at this level.
         overview, _ = drawable(namespace_overview(service), max_nodes=0)
-        rendered = render_service_svg(overview, layout)
+        overview, weak = strongest_links(overview, OVERVIEW_LINKS_UP_TO)
+        rendered = render_service_svg(overview, layout, REPORT_DOT_TIMEOUT_S)
         parts.append("<h3>Namespaces</h3>")
         parts.append(_graph_controls("graph-overview", overview, False))
         parts.append(f'<div class="graph-box" id="graph-overview">{rendered.svg}</div>')
+        if weak:
+            parts.append(f'<p class="muted">{weak:,} links between namespaces with the fewest '
+                         f"connections are not drawn (the {OVERVIEW_LINKS_UP_TO} with the most, "
+                         "and every flagged one, are).</p>")
+        if workloads > WORKLOAD_GRAPH_UP_TO:
+            parts.append(_namespace_drilldowns(service, layout, rendered.engine))
+            return "".join(parts + _idle_note(idle) + ["</section>"])
         parts.append("<h3>Workloads</h3>")
     service, omitted = drawable(service)
-    rendered = render_service_svg(service, layout)
+    rendered = render_service_svg(service, layout, REPORT_DOT_TIMEOUT_S)
     parts.append(_graph_controls("graph-workloads", service, True))
     parts.append(_legend())
     parts.append(f'<div class="graph-box" id="graph-workloads">{rendered.svg}</div>')
@@ -213,12 +230,65 @@ def _graph_section(report: ReportInput, layout: GraphLayout) -> str:
         parts.append(f'<p class="muted">{omitted} links of hubs (every workload to the '
                      "cluster DNS, a scraper to every workload) are not drawn at this size; "
                      "the flow and policy tables have them.</p>")
-    if idle:
-        parts.append('<p class="muted">No traffic seen for: ' + ", ".join(
-            f"{esc(w)}" for w in idle) + ".</p>")
+    parts.extend(_idle_note(idle))
     parts.append(f'<p class="muted">Layout: {esc(rendered.engine)}. {len(service.nodes)} '
                  f"nodes, {len(service.links)} links from {len(report.graph.edges)} "
                  "workload edges.</p></section>")
+    return "".join(parts)
+
+
+def _idle_note(idle: list[WorkloadRef]) -> list[str]:
+    if not idle:
+        return []
+    return ['<p class="muted">No traffic seen for: ' + ", ".join(f"{esc(w)}" for w in idle)
+            + ".</p>"]
+
+
+def _namespace_drilldowns(service: ServiceGraph, layout: GraphLayout, overview: str) -> str:
+    """Past WORKLOAD_GRAPH_UP_TO workloads: one picture per namespace, picked from a list.
+    Only the first is in the page's DOM; the others wait in inert <template>s. Graphviz
+    draws them while there are few (and none has run out of time), else the built-in
+    layout, which takes milliseconds."""
+    namespaces = service.namespaces()
+    engine = layout if len(namespaces) <= DOT_DRILLDOWNS_UP_TO else BUILTIN_LAYOUT
+    pictures = []
+    engines = set()
+    undrawn: list[str] = []
+    size = 0
+    for index, namespace in enumerate(namespaces):
+        if size > DRILLDOWN_BYTES:
+            undrawn.append(namespace)
+            pictures.append(f'<p class="muted">The picture of {esc(namespace)} is not in '
+                            "this page (the pictures' size budget is spent): its workloads' "
+                            "sections below list every edge.</p>")
+            continue
+        drill = namespace_drilldown(service, namespace, f"d{index}")
+        rendered = render_service_svg(drill, engine, REPORT_DOT_TIMEOUT_S)
+        size += len(rendered.svg)
+        if rendered.engine != engine.description:  # dot ran out of time: no more tries
+            engine = BUILTIN_LAYOUT
+        engines.add(rendered.engine)
+        box = f"graph-ns-{token(namespace)}"
+        pictures.append(_graph_controls(box, drill, False)
+                        + f'<div class="graph-box" id="{esc(box)}">{rendered.svg}</div>')
+    options = "".join(f'<option value="{index}">{esc(ns)}</option>'
+                      for index, ns in enumerate(namespaces))
+    parts = ["<h3>Workloads of one namespace</h3>",
+             f'<p class="muted">{sum(1 for n in service.nodes if n.namespace is not None):,} '
+             "workloads are too many for one readable picture: pick a namespace to see its "
+             "workloads, what they call outside and the other namespaces (one node each) "
+             "they talk to.</p>",
+             f'<div class="graph-tools"><label>namespace <select data-drilldown="graph-drill">'
+             f"{options}</select></label></div>", _legend(),
+             f'<div id="graph-drill">{pictures[0] if pictures else ""}</div>']
+    parts.extend(f'<template data-drilldown-for="graph-drill" data-index="{index}">'
+                 f"{picture}</template>" for index, picture in enumerate(pictures) if index)
+    if undrawn:
+        parts.append(f'<p class="muted">{len(undrawn)} of {len(namespaces)} namespaces have no '
+                     f"picture in this page (about {DRILLDOWN_BYTES // 1_000_000} MB of pictures "
+                     "at most): " + ", ".join(esc(ns) for ns in undrawn) + ".</p>")
+    parts.append(f'<p class="muted">Layout: {esc(overview)} (namespaces); '
+                 f"{esc('; '.join(sorted(engines)))} (one namespace).</p>")
     return "".join(parts)
 
 

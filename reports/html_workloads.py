@@ -13,7 +13,10 @@ from discover.synthesis.render import ManifestTexts
 from discover.verification.changes import Changes, WorkloadChange
 from reports.changes import documents_by_workload, external_peers
 from reports.html_util import Cell, anchor, badge, code, data_table, esc, number, text
+from reports.html_workloads_data import workload_finder, workload_rows
 from reports.model import ReportInput, inventory_workloads, observed_workloads
+
+WORKLOADS_INLINE_UP_TO = 150  # workloads whose sections are written out in the page
 
 
 def _document_block(document: PolicyDocument, manifests: ManifestTexts,
@@ -130,6 +133,8 @@ def namespaces_section(report: ReportInput, changes: Changes) -> str:
         if finding.severity.value != "info":
             flagged[finding.subject].append(finding.rule)
     namespaces = sorted({w.namespace for w in workloads} | set(proposal.namespaces))
+    # Past this many, sections come from data on demand (reports/html_workloads_data.py).
+    large = len(workloads) > WORKLOADS_INLINE_UP_TO
     parts = ['<section id="namespaces"><h2>Policies per namespace and workload</h2>']
     if changes.note:
         parts.append(f'<p class="muted">{esc(changes.note)}</p>')
@@ -155,6 +160,9 @@ def namespaces_section(report: ReportInput, changes: Changes) -> str:
         if summary:
             parts.append('<ul class="changes">' + "".join(f"<li>{esc(s)}</li>"
                                                          for s in summary) + "</ul>")
+        if large:
+            parts.append("</div>")
+            continue
         for document in ns_docs:
             parts.append(_document_block(document, manifests))
         for ref in in_ns:
@@ -162,8 +170,20 @@ def namespaces_section(report: ReportInput, changes: Changes) -> str:
                                          decisions.get(ref, []), changes.by_workload.get(ref),
                                          flagged.get(str(ref), []), ref in seen, manifests))
         parts.append("</div>")
+    if large:
+        parts.append(_large_note(len(workloads)))
+        parts.append(workload_finder(workload_rows(
+            workloads, documents, decisions, changes.by_workload, flagged, seen), namespaces))
     parts.append("</section>")
     return "".join(parts)
+
+
+def _large_note(count: int) -> str:
+    return (f'<p class="muted">{count:,} workloads: each one\'s section (its observed edges '
+            "with the rule or reason that decides them, what it newly denies, what stays "
+            "open outside the cluster) is drawn when you find it below. The policies' rules "
+            "with their evidence and the YAML are in policies.yaml (documents named in each "
+            "section); the default denies are the same for every namespace.</p>")
 
 
 def _namespace_changes(changes: list[WorkloadChange]) -> list[str]:

@@ -127,13 +127,15 @@ def tiny_report(evil: str = EVIL) -> ReportInput:
                        compute_changes(inventory, proposal))
 
 
-def big_report(namespaces: int = 20, per_namespace: int = 10) -> ReportInput:
+def big_report(namespaces: int = 20, per_namespace: int = 10,
+               name_prefix: str = "") -> ReportInput:
     """A synthetic cluster of namespaces x per_namespace workloads (one pod each): a chain
     of calls inside each namespace, a call into the next namespace, DNS for everybody,
-    one scraper, a few external names; the proposal comes from the real `propose`."""
+    one scraper, a few external names; the proposal comes from the real `propose`.
+    `name_prefix` starts every workload name of the teams (hostile text in tests)."""
     dns_ref = WorkloadRef("kube-system", "Deployment", "coredns")
     scraper = WorkloadRef("monitoring", "StatefulSet", "prometheus")
-    refs = [WorkloadRef(f"team-{n:02d}", "Deployment", f"svc-{i:02d}")
+    refs = [WorkloadRef(f"team-{n:02d}", "Deployment", f"{name_prefix}svc-{i:02d}")
             for n in range(namespaces) for i in range(per_namespace)]
     every = [dns_ref, scraper, *refs]
     ips = {ref: ip_address(f"10.{20 + i // 250}.{i % 250}.10") for i, ref in enumerate(every)}

@@ -4,16 +4,18 @@ nothing is loaded from anywhere, the same inputs give the same bytes."""
 from __future__ import annotations
 
 import html
+import json
 import re
 import time
 from functools import cache
 from html.parser import HTMLParser
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from discover.enrichment.peers import WorkloadPeer
+from discover.enrichment.peers import WorkloadPeer, workload_of
 from reports import graph_dot
 from reports.graph_svg import choose_layout
 from reports.html import render_html
@@ -159,8 +161,8 @@ def test_builtin_layout_named_when_dot_is_missing(monkeypatch: pytest.MonkeyPatc
     assert 'id="graph-workloads"' in page
 
 
-def test_two_hundred_workloads_stay_legible() -> None:
-    report = big_report(namespaces=20, per_namespace=10)
+def test_a_hundred_and_forty_workloads_stay_legible() -> None:
+    report = big_report(namespaces=14, per_namespace=10)
     started = time.monotonic()
     page = render_html(report, LAYOUT)
     assert time.monotonic() - started < 60  # hub links would make dot take minutes
@@ -169,9 +171,59 @@ def test_two_hundred_workloads_stay_legible() -> None:
     ids = {attrs.get("id") for _, attrs in collector.tags}
     assert {"graph-overview", "graph-workloads"} <= ids  # namespaces first, then workloads
     classes = [attrs.get("class") or "" for tag, attrs in collector.tags if tag == "g"]
-    assert sum("kind-workload" in c.split() for c in classes) == 202 + 22  # + overview
+    assert sum("kind-workload" in c.split() for c in classes) == 142 + 16  # + overview
     assert "links of hubs (every workload to the cluster DNS" in page
-    assert sum(1 for c in classes if "namespace" in c.split()) == 22
+    assert sum(1 for c in classes if "namespace" in c.split()) == 16
+    assert page.count('<details class="wl"') == 142  # every section written out
+
+
+def test_past_the_threshold_one_namespace_at_a_time_and_sections_from_data() -> None:
+    report = big_report(namespaces=16, per_namespace=10)  # 162 workloads
+    page = render_html(report, LAYOUT)
+    collector = _Collector()
+    collector.feed(page)
+    ids = [attrs.get("id") for _, attrs in collector.tags]
+    assert "graph-overview" in ids and "graph-workloads" not in ids
+    assert "graph-drill" in ids
+    # one picture live, one <template> for each other namespace
+    assert page.count('<template data-drilldown-for="graph-drill"') == 18 - 1
+    assert '<details class="wl"' not in page
+    data = _workload_data(page)
+    assert len(data["workloads"]) == 162
+    strings = data["strings"]
+    names = {"/".join(strings[i] for i in row[:3]) for row in data["workloads"]}
+    assert "team-03/deployment/svc-04" in names
+    row = next(r for r in data["workloads"]
+               if [strings[i] for i in r[:3]] == ["team-03", "deployment", "svc-04"])
+    peers = {strings[row[8][k + 1]] for k in range(0, len(row[8]), 5)}
+    assert {"team-03/deployment/svc-03", "team-03/deployment/svc-05",
+            "monitoring/statefulset/prometheus"} <= peers
+    decided = sum(len(r[8]) // 5 for r in data["workloads"])
+    assert decided == sum(1 for d in report.proposal.decisions
+                          if workload_of(d.edge.destination if d.direction == "ingress"
+                                         else d.edge.source) is not None)
+
+
+def test_workload_data_can_not_end_its_script() -> None:
+    """Names from the cluster in the page's JSON: no '</script' or '<!--' gets through,
+    and the JSON reads back to the names."""
+    evil = "</script><script>alert(1)</script><!--"
+    report = big_report(namespaces=16, per_namespace=10, name_prefix=evil)
+    page = render_html(report, LAYOUT)
+    start = page.index('<script type="application/json" id="workload-data">')
+    end = page.index("</script>", start)
+    body = page[start:end]
+    assert "</" not in body.split(">", 1)[1] and "<!--" not in body
+    data = _workload_data(page)
+    assert any(s.startswith(evil) for s in data["strings"])
+    assert page.count("<script") == 2  # the data and the page's script, nothing injected
+
+
+def _workload_data(page: str) -> dict[str, Any]:
+    start = page.index('<script type="application/json" id="workload-data">')
+    start = page.index(">", start) + 1
+    data: dict[str, Any] = json.loads(page[start:page.index("</script>", start)])
+    return data
 
 
 def test_an_empty_analysis_still_renders() -> None:

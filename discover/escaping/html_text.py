@@ -18,3 +18,13 @@ def script_element(source: str) -> str:
     (which switches the HTML parser into an escaped state) can't appear inside it."""
     guarded = source.replace("</", "<\\/").replace("<!--", "<\\!--")
     return "<script>" + guarded + "</script>"
+
+
+def json_script_element(element_id: str, json_text: str) -> str:
+    """A <script type="application/json"> element holding a JSON document. Every "<" is
+    written as the JSON escape \\u003c, so neither "</script" nor "<!--" can appear
+    inside and JSON.parse still reads the same strings ("<\\!--", which guards a script,
+    is no JSON)."""
+    guarded = json_text.replace("<", "\\u003c")
+    return (f'<script type="application/json" id="{html_text(element_id)}">{guarded}'
+            "</script>")
