@@ -1,4 +1,4 @@
-"""Write what `analyze` found into its output directory (the DESIGN.md contract).
+"""Write what `analyze` found into its output directory (the files of OUTPUT_NAMES).
 
 The six files are written into a temporary directory beside the output directory and
 swapped in as a set (`discover/atomic.py`), so a failed run never leaves a half-written
@@ -46,7 +46,7 @@ def write_outputs(
     dns: Sequence[DnsRow],
     layout: GraphLayout = BUILTIN_LAYOUT,
 ) -> list[Path]:
-    """Write the contract's six files into `out_dir`; the paths, in a stable order.
+    """Write the files of OUTPUT_NAMES into `out_dir`; the paths, in a stable order.
     `layout` draws report.html's service graph (`analyze` passes the one it chose).
 
     All six are written into a new directory beside `out_dir`, synced, and swapped in

@@ -110,10 +110,10 @@ def test_analyze_accepts_it_and_allows_every_flow(
     documents = [d for d in yaml.safe_load_all((out / "policies.yaml").read_text()) if d]
     deny = {d["metadata"]["namespace"] for d in documents
             if d["metadata"]["name"] == "default-deny"}
-    # the workloads' namespaces; kube-system only when asked (DESIGN.md, ingress rule 1)
+    # the workloads' namespaces get a default deny; kube-system only when asked
     assert deny == {"team-0000", "team-0001", "team-0002"}
     assert len(documents) == len(deny) + WORKLOADS  # and a policy a workload
-    # the contract's verify: every observed flow allowed by the proposal
+    # verify: every observed flow allowed by the proposal
     assert main(["verify", "--policies", str(out / "policies.yaml"), "--flows",
                  str(out / "flows.csv"), "--inventory", str(path / "inventory.json")]) == 0
     assert len((out / "flows.csv").read_text().splitlines()) == counts["edges"] + 1

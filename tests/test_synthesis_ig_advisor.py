@@ -1,5 +1,6 @@
 """Behaviour next to Inspektor Gadget's network policy advisor, on its own recorded events
-and golden policies (../shared/corpora/inspektor-gadget-advisor, v2022-old-advisor).
+and golden policies (the testdata of its 2022 advisor, in the public corpora the `corpora`
+fixture finds; skipped where they are absent).
 
 Their events become an inventory and a workload graph; then, with both sets of policies
 in the evaluator: every recorded connection is allowed by both, and ours never allows a

@@ -1,4 +1,5 @@
-"""One case per rule of a good proposal (DESIGN.md), each with a golden YAML file in
+"""One case per rule of a good proposal (README: default deny, LoadBalancer sources,
+declared ports, consumers only, cluster DNS, egress by destination), each with a golden YAML file in
 tests/data/synthesis/ (regenerate: UPDATE_GOLDEN=1 pytest tests/test_synthesis_rules.py),
 a targeted assertion, and schema validation of every NetworkPolicy it produces."""
 

@@ -1,7 +1,7 @@
 """Address -> the DNS name a client resolved to it shortly before a flow.
 
 The FQDN of an external address is what that very client asked (never a reverse lookup):
-rows of the DNS table (contract 4) with the same client and address whose answer came at or
+rows of the DNS table (`DnsRow`s) with the same client and address whose answer came at or
 before the flow. A row aggregates repeated answers between first_seen and last_seen, so an
 answer was valid at time t when first_seen <= t and t <= last_seen + ttl. Among valid rows
 the one answered most recently wins; if none is valid any more (clients and connection

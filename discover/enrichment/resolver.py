@@ -1,4 +1,5 @@
-"""Enrichment: an IP address seen at a time -> what it was (contract 8).
+"""Enrichment: an IP address seen at a time -> what it was (pod and workload, Service
+backends on the targetPort, node, load balancer, cluster DNS, or an external address).
 
 Addresses are asked as IPv4 when they come IPv4-mapped (::ffff:10.244.0.5). Order of
 questions for an address: a pod's (by time, see `inventory/index.py`), a Service

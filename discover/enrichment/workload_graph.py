@@ -1,4 +1,5 @@
-"""The workload graph: flow-table rows (contract 4) resolved into who talks to whom (contract 8).
+"""The workload graph: the flow table's `FlowRow`s resolved by the `Resolver` into who talks
+to whom.
 
 Each flow row is resolved at its first and last time and whenever a pod took either of its
 addresses in between (an IP that changed owner during the row gives an edge for each owner,

@@ -1,5 +1,5 @@
-"""Flow tables on disk: flows files read back (CSV or Parquet, only the contract's four
-columns required), frames and tables written by extension.
+"""Flow tables on disk: flows files read back (CSV or Parquet; only src_ip, dst_ip,
+protocol and dst_port required), frames and tables written by extension.
 
 Kept apart from `flowtable.py` so that the in-memory table knows nothing of files; the
 commands, `verify` and the reports come here to read and write.

@@ -25,7 +25,8 @@ from discover.flows.flowtable import (
 
 
 def flows_frame(rows: Sequence[FlowRow]) -> pd.DataFrame:
-    """FLOW_COLUMNS with the contract's dtypes, rows in the order given (unknown times NaT)."""
+    """FLOW_COLUMNS with the column types of docs/tables.md, rows in the order given
+    (unknown times NaT)."""
     return pd.DataFrame(
         {
             "src_ip": pd.Series([str(r.src_ip) for r in rows], dtype="str"),
@@ -44,7 +45,7 @@ def flows_frame(rows: Sequence[FlowRow]) -> pd.DataFrame:
 
 
 def dns_frame(rows: Sequence[DnsRow]) -> pd.DataFrame:
-    """DNS_COLUMNS with the contract's dtypes, rows in the order given."""
+    """DNS_COLUMNS with the column types of docs/tables.md, rows in the order given."""
     return pd.DataFrame(
         {
             "client_ip": pd.Series([str(r.client_ip) for r in rows], dtype="str"),

@@ -1,5 +1,5 @@
 """Policy synthesis: the workload graph and the inventory in, least-privilege
-NetworkPolicies, FQDN dependencies, Cilium alternatives and findings out (contract 10).
+NetworkPolicies, FQDN dependencies, Cilium alternatives and findings out.
 
 `propose(graph, inventory, options, dns=())` is pure (no I/O, no clock) and deterministic.
 What it writes, and the decisions a reviewer should know:

@@ -1,6 +1,7 @@
 """Audit of the NetworkPolicies the cluster already has, against what was observed:
 namespaces without a default deny, rules (peers, ports) nothing observed used, and observed
-flows they would block. The evaluator (contract 9) decides every question."""
+flows they would block. The NetworkPolicy evaluator (`discover/netpol/`) decides every
+question."""
 
 from __future__ import annotations
 

@@ -13,7 +13,8 @@ from discover.inventory.facts import service_selects
 from discover.inventory.model import Inventory, IPNetwork, Pod, Service, WorkloadRef
 from discover.synthesis.options import Cloud
 
-# Sources of a cloud load balancer as the backend pods see them (the reference's rule 3).
+# Sources of a cloud load balancer as the backend pods see them: a workload behind a
+# LoadBalancer Service accepts only these (and preserved client addresses), never any IP.
 PROVIDER_RANGES: dict[Cloud, tuple[IPNetwork, ...]] = {
     # Google Front Ends (proxies) and health checks
     Cloud.GKE: (ip_network("35.191.0.0/16"), ip_network("130.211.0.0/22")),

@@ -72,8 +72,9 @@ class ProxyRef:
 @dataclass(frozen=True, slots=True)
 class SynthesisOptions:
     """Choices for `propose`. `fqdn_mode` None means: proxy when an egress proxy is given,
-    else any-ip (the reference's fallback). Empty CIDR tuples mean: take them from the
-    inventory. An empty `namespaces` means every namespace."""
+    else any-ip (egress to any address outside the pod and Service ranges, on the port).
+    Empty CIDR tuples mean: take them from the inventory. An empty `namespaces` means every
+    namespace."""
 
     cloud: Cloud = Cloud.AUTO
     fqdn_mode: FqdnMode | None = None

@@ -1,5 +1,5 @@
 """The proposal proves itself: every edge it meant to allow must pass the NetworkPolicy
-evaluator (contract 9). A proposal that blocks an observed flow it claims to allow is a
+evaluator (`discover/netpol/`). A proposal that blocks an observed flow it claims to allow is a
 bug, and fails loudly."""
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Verification: would these NetworkPolicies allow the flows that were observed?
 
 Each flow's addresses are resolved to endpoints at the flow's time with the enrichment
-Resolver (contract 8): a pod IP becomes the pod (its labels, namespace labels, container
-ports), anything else an IP endpoint. A flow to a Service ClusterIP is a flow to the
-Service's backing pods on the targetPort, and is allowed only if allowed for every backend.
+Resolver (`discover/enrichment/resolver.py`): a pod IP becomes the pod (its labels,
+namespace labels, container ports), anything else an IP endpoint. A flow to a Service
+ClusterIP is a flow to the Service's backing pods on the targetPort, and is allowed only
+if allowed for every backend.
 
 Two exemptions the Kubernetes docs state and the evaluator can't see on its own:
 traffic between a pod and the node it runs on is always allowed, and host-network pods
@@ -35,7 +36,8 @@ from discover.netpol.evaluate import Endpoint
 
 
 class EndpointResolver(typing.Protocol):
-    """What verification needs of the enrichment Resolver (contract 8)."""
+    """What verification needs of the enrichment Resolver: the peer an address was at a
+    time, as a source and as a destination on a protocol and port."""
 
     def resolve_source(self, ip: IPAddress, when: datetime) -> Peer: ...
 
