@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from discover.flows.flowtable import utc_time
 from discover.inventory.model import WorkloadRef
+from discover.synthesis.options import FqdnMode
 from discover.synthesis.proposal import Finding, Proposal, Severity, format_time
 from reports.graph_drilldown import namespace_drilldown, strongest_links
 from reports.graph_model import (
@@ -47,12 +48,12 @@ REPORT_DOT_TIMEOUT_S = 20.0  # then the built-in layout draws that picture, and 
 OVERVIEW_LINKS_UP_TO = 400  # links between namespaces drawn in the overview
 DRILLDOWN_BYTES = 2_000_000  # of one-namespace pictures in the page (report.html < 10 MB)
 FLOW_ROWS_SHOWN = 2000
-FQDN_ADVICE = {
-    "any-ip": "NetworkPolicy cannot name hosts: egress is allowed to any address outside "
+FQDN_ADVICE: dict[FqdnMode, str] = {
+    FqdnMode.ANY_IP: "NetworkPolicy cannot name hosts: egress is allowed to any address outside "
               "the pod and service ranges on the port seen. Restrict it with an egress "
               "proxy allowlist (fqdn:port) or the CiliumNetworkPolicy toFQDNs alternative.",
-    "proxy": "Egress goes to the egress proxy only; add fqdn:port to the proxy's allowlist.",
-    "pin": "Pinned to the addresses seen as ipBlocks: breaks when the name's addresses "
+    FqdnMode.PROXY: "Egress goes to the egress proxy only; add fqdn:port to the proxy's allowlist.",
+    FqdnMode.PIN: "Pinned to the addresses seen as ipBlocks: breaks when the name's addresses "
            "move; prefer an egress proxy or the CiliumNetworkPolicy alternative.",
 }
 
@@ -316,7 +317,7 @@ def _fqdn_section(proposal: Proposal) -> str:
     if not proposal.fqdn_dependencies:
         parts.append('<p class="muted">No workload reached an external name.</p></section>')
         return "".join(parts)
-    advice = FQDN_ADVICE.get(proposal.fqdn_mode, "")
+    advice = FQDN_ADVICE[proposal.fqdn_mode] if proposal.fqdn_mode is not None else ""
     parts.append(f"<p>Handled as <b>{esc(proposal.fqdn_mode)}</b>. {esc(advice)}</p>")
     if proposal.egress_proxy:
         parts.append(f"<p>Egress proxy: <code>{esc(proposal.egress_proxy)}</code></p>")
