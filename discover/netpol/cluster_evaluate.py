@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
 
+from discover.flows.events import Protocol
 from discover.inventory.model import ContainerPort, IPAddress, NetworkPolicy
 from discover.netpol.cluster_policy import (
     ACCEPT,
@@ -70,8 +71,7 @@ class TieredEvaluator(PolicyEvaluator):
 
     # -- one connection ----------------------------------------------------------------
 
-    def check(self, src: Endpoint, dst: Endpoint, protocol: str, port: int) -> Verdict:
-        protocol = protocol.upper()
+    def check(self, src: Endpoint, dst: Endpoint, protocol: Protocol, port: int) -> Verdict:
         if _same_pod(src, dst):
             return Verdict(True, f"allowed: {src.label()} to itself (a pod can't block itself)")
         sides = [self._decide(src, dst, EGRESS, protocol, port),
@@ -80,7 +80,7 @@ class TieredEvaluator(PolicyEvaluator):
             return Verdict(True, "allowed: " + "; ".join(text for _, text in sides))
         return Verdict(False, "denied: " + "; ".join(text for ok, text in sides if not ok))
 
-    def _decide(self, pod: Endpoint, peer: Endpoint, direction: str, protocol: str,
+    def _decide(self, pod: Endpoint, peer: Endpoint, direction: str, protocol: Protocol,
                 port: int) -> tuple[bool, str]:
         word = "egress" if direction == EGRESS else "ingress"
         if not isinstance(pod, PodEndpoint):
@@ -100,7 +100,7 @@ class TieredEvaluator(PolicyEvaluator):
         return True, f"{word} of {pod.label()}: not isolated{passed}"
 
     def _tier(self, tier: str, pod: PodEndpoint, peer: Endpoint, destination: Endpoint,
-              direction: str, protocol: str, port: int) -> _Decision | None:
+              direction: str, protocol: Protocol, port: int) -> _Decision | None:
         """The first decision of the tier's priority groups that decides, or None."""
         for priority, group in groupby(self._subjects(tier, pod), key=lambda p: p.priority):
             found = []
@@ -219,11 +219,11 @@ def domain_matches(pattern: str, name: str) -> bool:
     return name == pattern
 
 
-def _named(ports: Sequence[ContainerPort] | None, name: str) -> list[tuple[str, int]]:
+def _named(ports: Sequence[ContainerPort] | None, name: str) -> list[tuple[Protocol, int]]:
     return [(p.protocol, p.port) for p in ports or () if p.name == name]
 
 
-def _rule_port_matches(rule: ClusterRule, destination: Endpoint, protocol: str,
+def _rule_port_matches(rule: ClusterRule, destination: Endpoint, protocol: Protocol,
                        port: int) -> bool:
     if not rule.protocols:
         return True
@@ -242,7 +242,7 @@ def _rule_set(rule: ClusterRule, destination: Endpoint) -> ConnectionSet:
     if not rule.protocols:
         return ConnectionSet.all()
     ports = destination.ports if isinstance(destination, PodEndpoint) else None
-    pairs: list[tuple[str, tuple[tuple[int, int], ...]]] = []
+    pairs: list[tuple[Protocol, tuple[tuple[int, int], ...]]] = []
     for entry in rule.protocols:
         if entry.name is not None:
             pairs += [(proto, ((number, number),)) for proto, number in _named(ports, entry.name)]

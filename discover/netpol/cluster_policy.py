@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from discover.flows.events import Protocol
 from discover.inventory.model import IPNetwork
 from discover.netpol.ports import MAX_PORT, MIN_PORT
 from discover.netpol.selectors import InvalidPolicyError, LabelSelector
@@ -46,7 +47,7 @@ DOMAIN_NAME = re.compile(
     r"^(\*\.)?([a-zA-z0-9]([-a-zA-Z0-9_]*[a-zA-Z0-9])?\.)+[a-zA-z0-9]([-a-zA-Z0-9_]*"
     r"[a-zA-Z0-9])?\.?$"
 )
-_PROTOCOL_KEYS = {"tcp": "TCP", "udp": "UDP", "sctp": "SCTP"}
+_PROTOCOL_KEYS = {"tcp": Protocol.TCP, "udp": Protocol.UDP, "sctp": Protocol.SCTP}
 
 
 class InvalidClusterPolicyError(InvalidPolicyError):
@@ -95,7 +96,7 @@ class ClusterPeer:
 class ClusterPort:
     """A `protocols` entry: a protocol with port ranges (empty: every port), or a name."""
 
-    protocol: str | None  # None for a named port (any protocol the container port has)
+    protocol: Protocol | None  # None for a named port (any protocol the container port has)
     ranges: tuple[tuple[int, int], ...] = ()
     name: str | None = None
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from discover.enrichment.peers import WorkloadPeer
 from discover.enrichment.workload_graph import WorkloadGraph
+from discover.flows.events import Protocol
 from discover.inventory.facts import SYSTEM_NAMESPACES
 from discover.inventory.model import Inventory, WorkloadRef
 from discover.netpol.cluster_policy import API_VERSION, DOMAIN_NAME, KIND, MAX_RULES
@@ -144,7 +145,7 @@ def _baseline(graph: WorkloadGraph, inventory: Inventory, selectors: SelectorTab
     if peers:
         egress.append({"name": "cluster-dns", "action": "Accept", "to": peers,
                        "protocols": _ports([PortUse(p, n) for n in ports
-                                            for p in ("TCP", "UDP")])})
+                                            for p in (Protocol.TCP, Protocol.UDP)])})
     egress.append({"name": "default-deny", "action": "Deny",
                    "to": [{"namespaces": {}}, {"networks": ["0.0.0.0/0", "::/0"]}]})
     ingress = [{"name": "default-deny", "action": "Deny", "from": [{"namespaces": {}}]}]
