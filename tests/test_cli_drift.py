@@ -15,9 +15,9 @@ from discover.cli import main
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "samples" / "shop"
 INVENTORY = str(SAMPLE / "inventory.json")
-# catalog -> cart:8080, which the first window never saw
-NEW_ROW = ("10.244.0.7,10.244.0.10,TCP,8080,3,30,2026-11-26T04:40:00.000000Z,"
-           "2026-11-26T04:40:05.000000Z,syn,completed")
+# catalog -> cart:8080, which the first window never saw (at the window's end, when the
+# inventory's pods hold those addresses)
+NEW_ROW = "10.244.0.7,10.244.0.10,TCP,8080,3,30,{time},{time},syn,completed"
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +32,10 @@ def _second_window(proposal: Path, tmp_path: Path) -> Path:
     lines = (proposal / "flows.csv").read_text(encoding="utf-8").splitlines()
     header = ",".join(lines[0].split(",")[:10])
     rows = [",".join(line.split(",")[:10]) for line in lines[1:]]
+    end = max(row.split(",")[7] for row in rows)  # last_seen
     flows = tmp_path / "window2.csv"
-    flows.write_text("\n".join([header, *rows, NEW_ROW]) + "\n", encoding="utf-8")
+    flows.write_text("\n".join([header, *rows, NEW_ROW.format(time=end)]) + "\n",
+                     encoding="utf-8")
     return flows
 
 

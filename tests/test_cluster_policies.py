@@ -122,7 +122,8 @@ def test_the_baseline_closes_analysed_and_new_namespaces_not_system_ones(out: Pa
     assert baseline["spec"]["tier"] == "Baseline"
     expression = baseline["spec"]["subject"]["namespaces"]["matchExpressions"][0]
     assert expression["operator"] == "NotIn"
-    assert expression["values"] == ["kube-node-lease", "kube-public", "kube-system"]
+    # 'default' exists (default/kubernetes lives there) but has no workload: not analysed
+    assert expression["values"] == ["default", "kube-node-lease", "kube-public", "kube-system"]
     egress = baseline["spec"]["egress"]
     assert [r["action"] for r in egress] == ["Accept", "Deny"]
     assert egress[0]["to"][0]["pods"]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}

@@ -33,8 +33,9 @@ DNS_NAMESPACE = "kube-system"
 DNS_WORKLOAD = "coredns"
 CNI_WORKLOAD = "calico-node"
 # A pod counts as alive for traffic this long after its creation and until this long before
-# its deletion, so that no planned connection races its pod's netns coming or going.
-ALIVE_AFTER_CREATE = 0.3
+# its deletion, so that no planned connection races its pod's netns coming or going (or
+# its program starting: a Python start takes most of a second on a busy machine).
+ALIVE_AFTER_CREATE = 1.0
 ALIVE_BEFORE_DELETE = 0.6
 
 
