@@ -219,7 +219,8 @@ def child_main(mode: str, listing: Path, out: Path) -> None:
 
 
 def run_mode(mode: str, listing: Path, out: Path) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # A fixed hash seed: the children's reprs (sets inside) compare across processes.
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "0"}
     done = subprocess.run([sys.executable, __file__, "--child", mode, str(listing), str(out)],
                           capture_output=True, text=True, env=env, cwd=ROOT, check=False)
     if done.returncode != 0:

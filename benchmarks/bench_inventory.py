@@ -1,6 +1,6 @@
 """Loading a big inventory file: `kubectl get ... -A -o json` of 100,000 pods (~500 MB).
 
-    python benchmarks/bench_inventory.py [--pods 100000] [--keep FILE] [--yaml]
+    python benchmarks/bench_inventory.py [--pods 100000] [--keep FILE [--reuse]] [--yaml]
 
 It writes one List the way kubectl prints it (4-space indent, sorted keys): namespaces,
 nodes, Deployments with their ReplicaSets (10 pods each) and a ClusterIP Service each, and
@@ -235,7 +235,8 @@ MODES = {"json.loads only": mode_json_loads, "whole document (before)": mode_bef
 
 
 def run_mode(mode: str, path: Path) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # A fixed hash seed: the children's reprs (sets inside) compare across processes.
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "0"}
     done = subprocess.run([sys.executable, __file__, "--child", mode, str(path)],
                           capture_output=True, text=True, env=env, cwd=ROOT, check=False)
     if done.returncode != 0:
@@ -259,13 +260,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pods", type=int, default=100_000)
     parser.add_argument("--keep", type=Path, default=None, help="write the JSON file here")
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --keep: measure the file already there, if any")
     parser.add_argument("--yaml", action="store_true", help="also load it as YAML")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-inventory-") as scratch:
         path = args.keep or Path(scratch) / "inventory.json"
         start = time.perf_counter()
-        inventory = make_inventory(args.pods)
-        path.write_text(json.dumps(inventory, indent=4, sort_keys=True) + "\n")
+        if args.reuse and path.exists() and not args.yaml:
+            inventory = json.loads(path.read_text())
+        else:
+            inventory = make_inventory(args.pods)
+            path.write_text(json.dumps(inventory, indent=4, sort_keys=True) + "\n")
         objects = len(inventory["items"])
         print(f"{args.pods:,} pods, {objects:,} objects: {path.stat().st_size / MB:,.0f} MB "
               f"of JSON ({path.stat().st_size / objects / 1024:.1f} KB an object), written in "

@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from discover import __version__
-from discover.errors import ReadError
+from discover.errors import OutputError, ReadError
 from discover.flows.events import DirectionEvidence, IPAddress, Outcome, Protocol
-from discover.flows.flowfiles import OutputError
 from discover.flows.flowtable import (
     DNS_COLUMNS,
     DROP_COUNTERS,
