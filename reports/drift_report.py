@@ -98,7 +98,7 @@ def _denied_section(title: str, items: Sequence[DeniedEdge], intro: str) -> list
                      f"{md_text(item.reason)}")
         for fix in item.fixes:
             what = ("create the policy analyze proposes" if fix.create is not None
-                    else f"add a {fix.direction.lower()} rule")
+                    else f"add an {fix.direction.lower()} rule")
             lines.append(f"  - change {md_code('networkpolicy/' + fix.ref)}: {what}")
         if item.no_fix:
             lines.append(f"  - no patch: {md_text(item.no_fix)}")
