@@ -385,20 +385,23 @@ def test_the_documented_example_is_a_valid_summary() -> None:
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 65535), st.floats(0, 4e9)),
+        st.tuples(st.integers(0, 2**128 - 1), st.integers(0, 65535), st.floats(0, 4e9),
+                  st.sampled_from(list(Protocol)), st.sampled_from(list(DirectionEvidence))),
         max_size=5,
     ),
     st.lists(st.text(max_size=12), max_size=3),
     st.text(max_size=12),
 )
 def test_summary_text_is_the_bytes_of_the_whole_document(
-    edges: list[tuple[int, int, float]], chain: list[str], node: str
+    edges: list[tuple[int, int, float, Protocol, DirectionEvidence]], chain: list[str], node: str
 ) -> None:
     # Any rows (none at all too) and any text, line breaks and quotes included.
     table = FlowTable()
-    for address, port, time in edges:
+    for address, port, time, protocol, evidence in edges:
         table.add(ConnectionOpen(time, ip_address(address), 1, ip_address("10.0.0.1"), port,
-                                 Protocol.TCP, DirectionEvidence.SYN))  # fmt: skip
+                                 protocol, evidence))  # fmt: skip
+        table.add(EdgePackets(time, time + 1, ip_address("fd00::1"), ip_address(address),
+                              protocol, port, 3))  # fmt: skip
         table.add(DnsAnswer(time, ip_address(address), ip_address("10.96.0.10"), "a.example",
                             tuple(chain), (DnsRecordAddress(ip_address("192.0.2.1"), port),),
                             Protocol.UDP))  # fmt: skip

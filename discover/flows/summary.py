@@ -267,9 +267,9 @@ def summary_text(table: FlowTable, meta: SummaryMeta) -> Iterator[str]:
     value nested `level` deep is its own dump with each line break followed by `level`
     indents, and the dump of a string never holds a raw line break."""
     head = _summary_head(table, meta)
-    rows: dict[str, Iterator[dict[str, Any]]] = {
-        "flows": map(_flow_dict, table.flow_rows()),
-        "dns": map(_dns_dict, table.dns_rows()),
+    rows: dict[str, Iterator[str]] = {
+        "flows": map(_flow_text, table.flow_rows()),
+        "dns": (_nested_dump(_dns_dict(row), 2) for row in table.dns_rows()),
     }
     yield "{"
     for index, key in enumerate(sorted([*head, *rows])):
@@ -278,11 +278,29 @@ def summary_text(table: FlowTable, meta: SummaryMeta) -> Iterator[str]:
             yield _nested_dump(head[key], 1)
             continue
         empty = True
-        for item in rows[key]:
-            yield ("[\n  " if empty else ",\n  ") + _nested_dump(item, 2)
+        for text in rows[key]:
+            yield ("[\n  " if empty else ",\n  ") + text
             empty = False
         yield "[]" if empty else "\n ]"
     yield "\n}\n"
+
+
+# A flow row as json.dumps(indent=1, sort_keys=True) writes it two levels deep. Its strings
+# are IP addresses, times and enum values, which JSON never escapes: a format is ~10x
+# faster than json's Python encoder (the indenting one) on a million rows.
+_FLOW_TEXT = (
+    '{\n   "connections": %d,\n   "direction": "%s",\n   "dst_ip": "%s",\n   "dst_port": %d,'
+    '\n   "first_seen": "%s",\n   "last_seen": "%s",\n   "outcome": "%s",\n   "packets": %d,'
+    '\n   "protocol": "%s",\n   "src_ip": "%s"\n  }'
+)
+
+
+def _flow_text(row: FlowRow) -> str:
+    return _FLOW_TEXT % (
+        row.connections, row.direction.value, row.dst_ip, row.dst_port,
+        time_text(row.first_seen), time_text(row.last_seen), row.outcome.value, row.packets,
+        row.protocol.value, row.src_ip,
+    )
 
 
 def _nested_dump(value: object, level: int) -> str:
