@@ -381,7 +381,6 @@ def test_the_documented_example_is_a_valid_summary() -> None:
     assert table.edge_count == 2
 
 
-
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(
