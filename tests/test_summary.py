@@ -202,8 +202,8 @@ def test_migrate_leaves_current_documents_alone() -> None:
         ),
         (
             lambda d: d["flows"][0].update(direction="guess"),
-            "flows[0].direction: expected one of syn, init, syn-ack, init-ack, established, udp-first, "
-            "inferred, got 'guess'",
+            "flows[0].direction: expected one of syn, init, syn-ack, init-ack, established, "
+            "flow-log, udp-first, inferred, got 'guess'",
         ),
         (
             lambda d: d["flows"][0].update(first_seen="2099-01-01T00:00:00Z"),

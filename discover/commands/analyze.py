@@ -243,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _is_hubble(path: Path) -> bool:
     from discover.errors import ReadError
-    from discover.flows.sources import sniff_format
+    from discover.reading.formats import sniff_input as sniff_format
 
     try:
         return sniff_format(path).startswith("hubble")

@@ -116,7 +116,7 @@ def write_graph(graph: WorkloadGraph, path: Path) -> None:
 
     if path.suffix.lower() == ".json":
         from discover.atomic import replace_file
-        from discover.flows.flowfiles import OutputError
+        from discover.errors import OutputError
 
         text = json.dumps(graph_document(graph), indent=2) + "\n"
         try:
@@ -148,7 +148,7 @@ def _picture_format(args: argparse.Namespace) -> str | None:
 
 def write_picture(graph: WorkloadGraph, path: Path, fmt: str, layout: GraphLayout) -> None:
     from discover.atomic import replace_file
-    from discover.flows.flowfiles import OutputError
+    from discover.errors import OutputError
     from reports.graph_render import render_graph
 
     picture = render_graph(graph, None, fmt, layout)

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     import yaml
 
-    from discover.flows.flowfiles import OutputError
+    from discover.errors import OutputError
     from discover.inventory.dump import inventory_to_dict
     from discover.inventory.live import load_inventory_live
 
