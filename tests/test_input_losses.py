@@ -21,8 +21,8 @@ from discover.synthesis.proposal import Severity
 
 REPO = Path(__file__).resolve().parent.parent
 INVENTORY = REPO / "samples" / "shop" / "inventory.json"
-# Inside the shop sample's capture, so that its pods hold these IPs.
-T = datetime(2026, 11, 26, 4, 39, 15, tzinfo=UTC).timestamp()
+# Inside the recorded sample's window, so the inventory's pods hold these addresses.
+T = datetime(2026, 12, 4, 19, 56, 50, tzinfo=UTC).timestamp()
 INGRESS = IPv4Address("10.244.0.4")  # ingress-nginx controller
 STOREFRONT = IPv4Address("10.244.0.5")  # shop/storefront
 

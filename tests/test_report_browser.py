@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from discover.enrichment.peers import workload_of
 from reports.graph_svg import choose_layout
 from reports.html import render_html
 from tests.reports_sample import big_report, shop_report
@@ -204,8 +205,8 @@ def test_sample_report_in_chromium(browser: DevTools, tmp_path: Path) -> None:
         (REPO / "docs" / "report.png").write_bytes(png)
 
     # The graph is drawn: every workload of the sample is a node with a real size.
-    workloads = {str(p.workload) for e in report.graph.edges for p in (e.source, e.destination)
-                 if p.workload is not None}
+    workloads = {str(w) for e in report.graph.edges for p in (e.source, e.destination)
+                 if (w := workload_of(p)) is not None}
     boxes = browser.evaluate(session, """
         Array.from(document.querySelectorAll('#graph-workloads g.node.kind-workload'))
           .map(g => { const r = g.getBoundingClientRect(); return [r.width, r.height]; })""")
@@ -222,7 +223,7 @@ def test_sample_report_in_chromium(browser: DevTools, tmp_path: Path) -> None:
         input.value = 'coredns'; input.dispatchEvent(new Event('input'));
         return Array.from(document.querySelectorAll('#flows-table tbody tr'))
           .filter(r => r.style.display !== 'none').length; })()""")
-    expected = int((report.flows["dst_port"] == 53).sum())
+    expected = sum(1 for row in report.flows if row.dst_port == 53)
     assert 0 < shown <= flows and shown >= expected // 2
     order = browser.evaluate(session, """(() => {
         const headers = Array.from(document.querySelectorAll('#flows-table th'));

@@ -179,7 +179,8 @@ def test_a_failing_dot_falls_back_and_says_why(monkeypatch: pytest.MonkeyPatch) 
     def fail(source: str, fmt: str) -> bytes:
         raise GraphvizError("dot took longer than 60 s")
 
-    monkeypatch.setattr(graph_svg, "svg_by_dot", lambda service: fail("", "svg").decode())
+    monkeypatch.setattr(graph_svg, "svg_by_dot",
+                        lambda _service, _timeout: fail("", "svg").decode())
     report = tiny_report()
     layout = GraphLayout(LayoutEngine.GRAPHVIZ, "graphviz version 0")
     rendered = render_service_svg(build_service_graph(report.graph, report.proposal), layout)
