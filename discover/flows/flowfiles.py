@@ -8,6 +8,7 @@ commands, `verify` and the reports come here to read and write.
 from __future__ import annotations
 
 import csv
+import enum
 from collections.abc import Callable, Iterable
 from ipaddress import IPv6Address, ip_address
 from pathlib import Path
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-_DIRECTIONS = frozenset(e.value for e in DirectionEvidence)
-_OUTCOMES = frozenset(e.value for e in Outcome)
 _PROTOCOLS = frozenset(p.value for p in Protocol)
 
 
@@ -229,24 +228,23 @@ def _parse_count(value: object) -> int:
     return _parse_int(value, 0, 2**63 - 1, "a count (an integer >= 0)")
 
 
-def _parse_direction(value: object) -> str:
+def _parse_word(value: object, words: type[enum.StrEnum], default: enum.StrEnum) -> str:
+    """A column of enum words (direction, outcome): empty is the default, case ignored."""
     text = str(value).strip().lower()
     if not text:
-        return DirectionEvidence.INFERRED.value
-    if text not in _DIRECTIONS:
-        choices = ", ".join(e.value for e in DirectionEvidence)
+        return default.value
+    if text not in {word.value for word in words}:
+        choices = ", ".join(word.value for word in words)
         raise ValueError(f"expected one of {choices}, got {value!r}")
     return text
+
+
+def _parse_direction(value: object) -> str:
+    return _parse_word(value, DirectionEvidence, DirectionEvidence.INFERRED)
 
 
 def _parse_outcome(value: object) -> str:
-    text = str(value).strip().lower()
-    if not text:
-        return Outcome.UNKNOWN.value
-    if text not in _OUTCOMES:
-        choices = ", ".join(e.value for e in Outcome)
-        raise ValueError(f"expected one of {choices}, got {value!r}")
-    return text
+    return _parse_word(value, Outcome, Outcome.UNKNOWN)
 
 
 def _parse_times(
